@@ -1,0 +1,90 @@
+package eventstore
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// ReadStreamOptions selects a page of one stream. The zero value reads the
+// stream forward from its first event, up to DefaultReadLimit events.
+type ReadStreamOptions struct {
+	// From is exclusive. Forward: versions > From. Backward: versions < From,
+	// where From 0 means "from the last event".
+	From     int64
+	Backward bool
+	Limit    int // 1..MaxReadLimit; 0 means DefaultReadLimit
+}
+
+// ReadAllOptions selects a page of the global log, in position order.
+type ReadAllOptions struct {
+	After        int64    // exclusive position; 0 = from the start
+	Types        []string // only these event types; empty = all
+	StreamPrefix string   // only streams whose id starts with this
+	Limit        int      // 1..MaxReadLimit; 0 means DefaultReadLimit
+}
+
+// Read limits.
+const (
+	DefaultReadLimit = 100
+	MaxReadLimit     = 1000
+)
+
+// SubscribeOptions selects what a subscription delivers. Every matching
+// committed event is delivered exactly once, in position order.
+type SubscribeOptions struct {
+	// AfterPosition is exclusive; nil means live from the current head.
+	// Ignored when StreamID is set.
+	AfterPosition *int64
+	// StreamID restricts the subscription to one stream.
+	StreamID string
+	// AfterVersion is exclusive and used with StreamID; nil means live from now.
+	AfterVersion *int64
+	Types        []string
+	StreamPrefix string
+	// MaxLag, when > 0, makes Recv fail with ErrSubscriberTooSlow once the
+	// subscriber is more than MaxLag positions behind the head.
+	MaxLag int64
+}
+
+// Verification is the result of checking a stream's hash chain.
+type Verification struct {
+	OK                 bool
+	CheckedEvents      int
+	FirstBrokenVersion int64  // 0 when OK
+	Reason             string // empty when OK
+}
+
+// Snapshot is a projection's state of one stream at one version.
+type Snapshot struct {
+	StreamID      string
+	Projection    string
+	SchemaVersion int
+	Version       int64
+	Position      int64
+	RecordedAt    time.Time
+	State         json.RawMessage
+}
+
+// SnapshotQuery asks for the latest snapshot at or before a point.
+type SnapshotQuery struct {
+	StreamID      string
+	Projection    string
+	SchemaVersion int // snapshots of other schema versions are never returned
+	At            At  // Now, AtVersion, AtPosition or AtTime
+}
+
+// Stats are counters and gauges for metrics.
+type Stats struct {
+	HeadPosition   int64
+	Streams        int
+	ResidentEvents int
+	ResidentBytes  int64
+	Hits, Misses   uint64 // image reads served from memory / from the store
+	Appends        uint64 // successful appends (not counting idempotent replays)
+	Conflicts      uint64 // appends rejected with ErrWrongExpectedVersion
+	Batches        uint64 // group-commit round trips
+	BatchedAppends uint64 // appends written in those round trips
+	StoreErrors    uint64
+	Subscribers    int64
+	Ready          bool
+}

@@ -1,0 +1,125 @@
+package eventstore
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// snapshotDoc is a stored snapshot. Its _id makes saving idempotent.
+type snapshotDoc struct {
+	ID            string    `bson:"_id"` // stream|projection|schemaVersion|version
+	Stream        string    `bson:"stream"`
+	Projection    string    `bson:"projection"`
+	SchemaVersion int       `bson:"schemaVersion"`
+	Version       int64     `bson:"version"`
+	Position      int64     `bson:"position"`
+	RecordedAt    time.Time `bson:"recordedAt"`
+	RecordedAtNs  int64     `bson:"recordedAtNs"`
+	State         string    `bson:"state"` // JSON text
+}
+
+type snapKey struct {
+	stream, projection string
+	schema             int
+}
+
+// snapshotIndex holds every snapshot in memory, per key sorted by version,
+// so loading one never reads the store.
+type snapshotIndex struct {
+	mu sync.RWMutex
+	m  map[snapKey][]Snapshot
+}
+
+func newSnapshotIndex() *snapshotIndex { return &snapshotIndex{m: map[snapKey][]Snapshot{}} }
+
+func (x *snapshotIndex) add(sn Snapshot) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	k := snapKey{sn.StreamID, sn.Projection, sn.SchemaVersion}
+	list := x.m[k]
+	i := sort.Search(len(list), func(i int) bool { return list[i].Version >= sn.Version })
+	if i < len(list) && list[i].Version == sn.Version {
+		return
+	}
+	list = append(list, Snapshot{})
+	copy(list[i+1:], list[i:])
+	list[i] = sn
+	x.m[k] = list
+}
+
+func (x *snapshotIndex) latest(k snapKey, maxVersion int64) (Snapshot, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	list := x.m[k]
+	i := sort.Search(len(list), func(i int) bool { return list[i].Version > maxVersion })
+	if i == 0 {
+		return Snapshot{}, false
+	}
+	return list[i-1], true
+}
+
+// SaveSnapshot stores a snapshot. Saving the same snapshot twice is a no-op.
+func (s *Store) SaveSnapshot(ctx context.Context, sn Snapshot) error {
+	if sn.StreamID == "" || sn.Projection == "" || sn.Version < 1 {
+		return &Error{Op: "save snapshot", StreamID: sn.StreamID, Err: invalid("snapshot needs a stream, a projection and a version")}
+	}
+	d := snapshotDoc{
+		ID:     fmt.Sprintf("%s|%s|%d|%d", sn.StreamID, sn.Projection, sn.SchemaVersion, sn.Version),
+		Stream: sn.StreamID, Projection: sn.Projection, SchemaVersion: sn.SchemaVersion, Version: sn.Version,
+		Position: sn.Position, RecordedAt: sn.RecordedAt.Truncate(time.Millisecond), RecordedAtNs: sn.RecordedAt.UnixNano(),
+		State: string(sn.State),
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
+	defer cancel()
+	if _, err := s.snaps.InsertOne(ctx, d); err != nil && !mongo.IsDuplicateKeyError(err) {
+		return &Error{Op: "save snapshot", StreamID: sn.StreamID, Err: classify(err)}
+	}
+	s.snapI.add(sn)
+	return nil
+}
+
+// LoadSnapshot returns the latest snapshot of the projection and schema
+// version at or before the point, from memory, or ErrSnapshotNotFound.
+func (s *Store) LoadSnapshot(ctx context.Context, q SnapshotQuery) (Snapshot, error) {
+	maxV := int64(1<<62 - 1)
+	if !q.At.IsNow() {
+		v, err := s.ResolveVersion(ctx, q.StreamID, q.At)
+		if err != nil {
+			return Snapshot{}, err
+		}
+		maxV = v
+	}
+	sn, ok := s.snapI.latest(snapKey{q.StreamID, q.Projection, q.SchemaVersion}, maxV)
+	if !ok {
+		return Snapshot{}, &Error{Op: "load snapshot", StreamID: q.StreamID, Err: ErrSnapshotNotFound}
+	}
+	return sn, nil
+}
+
+func (s *Store) loadSnapshots(ctx context.Context) error {
+	cur, err := s.snaps.Find(ctx, bson.D{})
+	if err != nil {
+		return classify(err)
+	}
+	defer cur.Close(ctx)
+	n := 0
+	for cur.Next(ctx) {
+		var d snapshotDoc
+		if err := cur.Decode(&d); err != nil {
+			return err
+		}
+		s.snapI.add(Snapshot{StreamID: d.Stream, Projection: d.Projection, SchemaVersion: d.SchemaVersion,
+			Version: d.Version, Position: d.Position, RecordedAt: time.Unix(0, d.RecordedAtNs).UTC(), State: []byte(d.State)})
+		n++
+	}
+	if n > 0 {
+		s.log.Info("snapshots loaded", "count", n)
+	}
+	return classify(cur.Err())
+}

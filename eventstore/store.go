@@ -1,0 +1,353 @@
+package eventstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Collection names.
+const (
+	CommitsCollection   = "commits"
+	SnapshotsCollection = "snapshots"
+	InstancesCollection = "instances"
+)
+
+// Store is the event log. Build it with Open and release it with Close.
+type Store struct {
+	client   *mongo.Client
+	db       *mongo.Database
+	commits  *mongo.Collection
+	snaps    *mongo.Collection
+	beacons  *mongo.Collection
+	log      *slog.Logger
+	instance string
+
+	// options
+	maxBatch      int
+	opTimeout     time.Duration
+	pollMin       time.Duration
+	pollMax       time.Duration
+	safetyPoll    time.Duration
+	liveness      time.Duration
+	batchObserver func(appends, events int, d time.Duration)
+
+	img   *image
+	snapI *snapshotIndex
+
+	reqs   chan *appendReq
+	pullMu    sync.Mutex // serializes reads of new commits from the store
+	holeSince time.Time  // when the tailer first met a hole; guarded by pullMu
+	wake   chan struct{}
+	beacon chan struct{}
+	ready  atomic.Bool
+	loadErr atomic.Pointer[error]
+	readyCh chan struct{}
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed atomic.Bool
+
+	stats struct {
+		hits, misses, appends, conflicts, batches, batched, storeErrors atomic.Uint64
+		subscribers                                                    atomic.Int64
+	}
+}
+
+// Option configures a Store. Options validate their arguments, so a bad one
+// fails Open.
+type Option func(*Store) error
+
+// WithLogger sets the logger; the default is slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return func(s *Store) error {
+		if l == nil {
+			return errors.New("nil logger")
+		}
+		s.log = l
+		return nil
+	}
+}
+
+// WithMaxBatch sets how many appends one group commit may hold (default 256).
+func WithMaxBatch(n int) Option {
+	return func(s *Store) error {
+		if n < 1 || n > 10000 {
+			return fmt.Errorf("max batch %d out of range 1..10000", n)
+		}
+		s.maxBatch = n
+		return nil
+	}
+}
+
+// WithOpTimeout bounds each store round trip of the writer and the tailer
+// (default 5s). Appends fail with ErrStoreUnavailable after it.
+func WithOpTimeout(d time.Duration) Option {
+	return func(s *Store) error {
+		if d <= 0 {
+			return fmt.Errorf("op timeout must be positive")
+		}
+		s.opTimeout = d
+		return nil
+	}
+}
+
+// WithPollInterval sets the adaptive range of the cross-instance tailer: it
+// polls at min right after it found news and backs off to max when idle
+// (defaults 20ms and 250ms).
+func WithPollInterval(min, max time.Duration) Option {
+	return func(s *Store) error {
+		if min <= 0 || max < min {
+			return fmt.Errorf("poll interval: need 0 < min <= max, got %v..%v", min, max)
+		}
+		s.pollMin, s.pollMax = min, max
+		return nil
+	}
+}
+
+// WithSafetyPoll sets how often the tailer reads the log itself while other
+// instances are alive, to pick up commits whose writer died before announcing
+// them (default 1s; this bounds the delay a crashed writer causes).
+func WithSafetyPoll(d time.Duration) Option {
+	return func(s *Store) error {
+		if d <= 0 {
+			return fmt.Errorf("safety poll must be positive")
+		}
+		s.safetyPoll = d
+		return nil
+	}
+}
+
+// WithInstanceID names this process in the instances collection (default: random).
+func WithInstanceID(id string) Option {
+	return func(s *Store) error {
+		if id == "" {
+			return errors.New("empty instance id")
+		}
+		s.instance = id
+		return nil
+	}
+}
+
+// WithBatchObserver is called after every group commit with its size and duration.
+func WithBatchObserver(f func(appends, events int, d time.Duration)) Option {
+	return func(s *Store) error { s.batchObserver = f; return nil }
+}
+
+// Open prepares the collections and indexes, then builds the memory image in
+// the background with one sequential read of the log. Until it is built,
+// Ready reports false and reads and appends return ErrNotReady; WaitReady
+// waits for it. The client stays owned by the caller: Close does not
+// disconnect it.
+func Open(ctx context.Context, client *mongo.Client, database string, opts ...Option) (*Store, error) {
+	if client == nil {
+		return nil, errors.New("eventstore: nil client")
+	}
+	if database == "" {
+		return nil, errors.New("eventstore: empty database name")
+	}
+	s := &Store{
+		client:     client,
+		db:         client.Database(database),
+		log:        slog.Default(),
+		maxBatch:   256,
+		opTimeout:  5 * time.Second,
+		pollMin:    20 * time.Millisecond,
+		pollMax:    250 * time.Millisecond,
+		safetyPoll: time.Second,
+		liveness:   10 * time.Second,
+		img:        newImage(),
+		snapI:      newSnapshotIndex(),
+		reqs:       make(chan *appendReq, 1024),
+		wake:       make(chan struct{}, 1),
+		beacon:     make(chan struct{}, 1),
+		readyCh:    make(chan struct{}),
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	s.instance = hex.EncodeToString(b[:])
+	for _, o := range opts {
+		if err := o(s); err != nil {
+			return nil, fmt.Errorf("eventstore: option: %w", err)
+		}
+	}
+	s.commits = s.db.Collection(CommitsCollection)
+	s.snaps = s.db.Collection(SnapshotsCollection)
+	s.beacons = s.db.Collection(InstancesCollection)
+	if err := s.ensureIndexes(ctx); err != nil {
+		return nil, &Error{Op: "open", Err: classify(err)}
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.build()
+	}()
+	return s, nil
+}
+
+// ensureIndexes creates the indexes that carry correctness (see the package
+// documentation). The unique index on (stream, version) is what makes two
+// appends to the same stream version conflict; the _id (first position) does
+// the same for the global order.
+func (s *Store) ensureIndexes(ctx context.Context) error {
+	_, err := s.commits.Indexes().CreateMany(ctx, []mongo.IndexModel{
+		{Keys: bson.D{{Key: "stream", Value: 1}, {Key: "version", Value: 1}}, Options: options.Index().SetUnique(true).SetName("stream_version")},
+		{Keys: bson.D{{Key: "lastPosition", Value: 1}}, Options: options.Index().SetName("last_position")},
+	})
+	if err != nil {
+		return err
+	}
+	_, err = s.snaps.Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys: bson.D{{Key: "stream", Value: 1}, {Key: "projection", Value: 1}, {Key: "schemaVersion", Value: 1}, {Key: "version", Value: 1}},
+		Options: options.Index().SetName("stream_projection_version"),
+	})
+	return err
+}
+
+// build reads the whole log once, then starts the writer and the tailer.
+func (s *Store) build() {
+	start := time.Now()
+	err := s.load(s.ctx)
+	for err != nil && s.ctx.Err() == nil {
+		s.log.Error("building the memory image failed; retrying", "err", err)
+		select {
+		case <-s.ctx.Done():
+		case <-time.After(time.Second):
+		}
+		if s.ctx.Err() != nil {
+			break
+		}
+		err = s.load(s.ctx)
+	}
+	if err != nil {
+		s.loadErr.Store(&err)
+		close(s.readyCh)
+		return
+	}
+	streams, events, bytes := s.img.stats()
+	s.log.Info("memory image ready", "events", events, "streams", streams, "bytes", bytes,
+		"head", s.img.head.Load(), "took", time.Since(start).Round(time.Millisecond))
+	s.ready.Store(true)
+	close(s.readyCh)
+	s.wg.Add(3)
+	go func() { defer s.wg.Done(); s.runWriter() }()
+	go func() { defer s.wg.Done(); s.runTailer() }()
+	go func() { defer s.wg.Done(); s.runBeacon() }()
+}
+
+// Ready reports whether the memory image is built and the store serves.
+func (s *Store) Ready() bool { return s.ready.Load() && !s.closed.Load() }
+
+// WaitReady blocks until the memory image is built, ctx ends or Close is called.
+func (s *Store) WaitReady(ctx context.Context) error {
+	select {
+	case <-s.readyCh:
+		if p := s.loadErr.Load(); p != nil {
+			return *p
+		}
+		if s.closed.Load() {
+			return ErrClosed
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Ping checks that the store answers.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
+	defer cancel()
+	if err := s.db.RunCommand(ctx, bson.D{{Key: "ping", Value: 1}}).Err(); err != nil {
+		return &Error{Op: "ping", Err: classify(err)}
+	}
+	return nil
+}
+
+// Close stops the writer, the tailer and the beacon, failing queued appends
+// with ErrClosed, and waits for them. Appends already sent to the store are
+// finished first, so nothing acknowledged is lost. It does not disconnect the
+// caller's client. Close is safe to call more than once.
+func (s *Store) Close(ctx context.Context) error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.cancel()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Remove our beacon so other instances stop safety-polling for us.
+	dctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	_, _ = s.beacons.DeleteOne(dctx, bson.D{{Key: "_id", Value: s.instance}})
+	return nil
+}
+
+// HeadPosition returns the highest position in the memory image.
+func (s *Store) HeadPosition() int64 { return s.img.head.Load() }
+
+// Instance returns the id this process announces in the instances collection.
+func (s *Store) Instance() string { return s.instance }
+
+// Stats returns counters for metrics.
+func (s *Store) Stats() Stats {
+	streams, events, bytes := s.img.stats()
+	return Stats{
+		HeadPosition:   s.img.head.Load(),
+		Streams:        streams,
+		ResidentEvents: events,
+		ResidentBytes:  bytes,
+		Hits:           s.stats.hits.Load(),
+		Misses:         s.stats.misses.Load(),
+		Appends:        s.stats.appends.Load(),
+		Conflicts:      s.stats.conflicts.Load(),
+		Batches:        s.stats.batches.Load(),
+		BatchedAppends: s.stats.batched.Load(),
+		StoreErrors:    s.stats.storeErrors.Load(),
+		Subscribers:    s.stats.subscribers.Load(),
+		Ready:          s.Ready(),
+	}
+}
+
+func (s *Store) checkOpen() error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if !s.ready.Load() {
+		return ErrNotReady
+	}
+	return nil
+}
+
+// classify maps driver errors: anything that is not an answer from the server
+// (network errors, timeouts, no server selectable) means the store is
+// unavailable.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var se mongo.ServerError
+	if errors.As(err, &se) && !mongo.IsTimeout(err) && !mongo.IsNetworkError(err) {
+		return err
+	}
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", ErrStoreUnavailable, err)
+}

@@ -1,0 +1,130 @@
+package eventstore
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+)
+
+// Subscription delivers matching events in position order, exactly once,
+// first from the memory image (catch-up) and then live as the image grows.
+// Catch-up and live are the same loop over the same gap-free log, so the
+// handover loses and repeats nothing (guarantee 5). A subscription holds no
+// buffer and no goroutine of its own: a slow reader only lags its cursor, so
+// it cannot block writers or other subscribers (guarantee 7).
+type Subscription struct {
+	s      *Store
+	f      filter
+	maxLag int64
+
+	mu      sync.Mutex
+	cursor  int64   // last position examined
+	pending []Event // fetched but not yet returned
+	done    atomic.Int64 // every matching event up to here has been returned
+	closed  chan struct{}
+	once    sync.Once
+}
+
+// Subscribe starts a subscription. See SubscribeOptions for where it starts.
+func (s *Store) Subscribe(ctx context.Context, opts SubscribeOptions) (*Subscription, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, &Error{Op: "subscribe", StreamID: opts.StreamID, Err: err}
+	}
+	sub := &Subscription{s: s, f: newFilter(opts.Types, opts.StreamPrefix, opts.StreamID),
+		maxLag: opts.MaxLag, closed: make(chan struct{})}
+	switch {
+	case opts.StreamID != "":
+		if err := ValidateStreamID(opts.StreamID); err != nil {
+			return nil, &Error{Op: "subscribe", StreamID: opts.StreamID, Err: err}
+		}
+		if opts.AfterVersion == nil {
+			sub.cursor = s.img.head.Load()
+			break
+		}
+		v := *opts.AfterVersion
+		if v < 0 {
+			return nil, &Error{Op: "subscribe", StreamID: opts.StreamID, Err: invalid("afterVersion must not be negative")}
+		}
+		// Events of the stream after version v are those after the
+		// position of version v.
+		evs := s.img.streamEvents(opts.StreamID)
+		switch {
+		case v == 0:
+			sub.cursor = 0
+		case v <= int64(len(evs)):
+			sub.cursor = evs[v-1].Position
+		default:
+			// The stream is not there yet: its version v+1 is still to come.
+			sub.cursor = s.img.head.Load()
+		}
+	case opts.AfterPosition != nil:
+		if *opts.AfterPosition < 0 {
+			return nil, &Error{Op: "subscribe", Err: invalid("afterPosition must not be negative")}
+		}
+		sub.cursor = *opts.AfterPosition
+	default:
+		sub.cursor = s.img.head.Load()
+	}
+	sub.done.Store(sub.cursor)
+	s.stats.subscribers.Add(1)
+	return sub, nil
+}
+
+// Recv returns the next matching event, waiting for one as long as ctx
+// allows. After Close it returns ErrClosed.
+func (sub *Subscription) Recv(ctx context.Context) (Event, error) {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	for {
+		if len(sub.pending) > 0 {
+			e := sub.pending[0]
+			sub.pending = sub.pending[1:]
+			if len(sub.pending) == 0 {
+				sub.done.Store(sub.cursor)
+			} else {
+				sub.done.Store(e.Position)
+			}
+			return e, nil
+		}
+		select {
+		case <-sub.closed:
+			return Event{}, ErrClosed
+		default:
+		}
+		if sub.maxLag > 0 && sub.Lag() > sub.maxLag {
+			return Event{}, ErrSubscriberTooSlow
+		}
+		changed := sub.s.img.wait()
+		evs, scanned := sub.s.img.readAll(sub.cursor, sub.f, 64)
+		sub.cursor = max(sub.cursor, scanned)
+		if len(evs) > 0 {
+			sub.pending = evs
+			continue
+		}
+		sub.done.Store(sub.cursor)
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return Event{}, ctx.Err()
+		case <-sub.closed:
+			return Event{}, ErrClosed
+		case <-sub.s.ctx.Done():
+			return Event{}, ErrClosed
+		}
+	}
+}
+
+// Lag returns how many positions the subscription is behind the head.
+// It is safe to call while Recv blocks.
+func (sub *Subscription) Lag() int64 {
+	return max(0, sub.s.img.head.Load()-sub.done.Load())
+}
+
+// Close ends the subscription; a Recv in progress returns ErrClosed. It is
+// safe to call more than once.
+func (sub *Subscription) Close() {
+	sub.once.Do(func() {
+		close(sub.closed)
+		sub.s.stats.subscribers.Add(-1)
+	})
+}
