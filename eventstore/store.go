@@ -45,14 +45,14 @@ type Store struct {
 	img   *image
 	snapI *snapshotIndex
 
-	reqs   chan *appendReq
+	reqs      chan *appendReq
 	pullMu    sync.Mutex // serializes reads of new commits from the store
 	holeSince time.Time  // when the tailer first met a hole; guarded by pullMu
-	wake   chan struct{}
-	beacon chan struct{}
-	ready  atomic.Bool
-	loadErr atomic.Pointer[error]
-	readyCh chan struct{}
+	wake      chan struct{}
+	beacon    chan struct{}
+	ready     atomic.Bool
+	loadErr   atomic.Pointer[error]
+	readyCh   chan struct{}
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -61,7 +61,7 @@ type Store struct {
 
 	stats struct {
 		hits, misses, appends, conflicts, batches, batched, storeErrors atomic.Uint64
-		subscribers                                                    atomic.Int64
+		subscribers                                                     atomic.Int64
 	}
 }
 
@@ -210,7 +210,7 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		return err
 	}
 	_, err = s.snaps.Indexes().CreateOne(ctx, mongo.IndexModel{
-		Keys: bson.D{{Key: "stream", Value: 1}, {Key: "projection", Value: 1}, {Key: "schemaVersion", Value: 1}, {Key: "version", Value: 1}},
+		Keys:    bson.D{{Key: "stream", Value: 1}, {Key: "projection", Value: 1}, {Key: "schemaVersion", Value: 1}, {Key: "version", Value: 1}},
 		Options: options.Index().SetName("stream_projection_version"),
 	})
 	return err

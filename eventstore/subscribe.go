@@ -18,8 +18,8 @@ type Subscription struct {
 	maxLag int64
 
 	mu      sync.Mutex
-	cursor  int64   // last position examined
-	pending []Event // fetched but not yet returned
+	cursor  int64        // last position examined
+	pending []Event      // fetched but not yet returned
 	done    atomic.Int64 // every matching event up to here has been returned
 	closed  chan struct{}
 	once    sync.Once
