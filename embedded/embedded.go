@@ -37,7 +37,9 @@
 // # Operational notes
 //
 //   - FerretDB's own logs are passed to [Config.Logger] at warn level and above
-//     only, tagged component=ferretdb.
+//     only, tagged component=ferretdb. Its per-connection warnings (a dump of
+//     every failed command, including the driver's endSessions on Disconnect,
+//     which FerretDB does not implement, and "Connection stopped") are dropped.
 //   - [Server.Close] waits for FerretDB to close its listener and backend.
 //     FerretDB gives still-connected clients up to 3 seconds to disconnect, so
 //     disconnect clients before calling Close for a fast shutdown.
@@ -120,7 +122,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 
 	fcfg := &ferretdb.Config{
-		Logger: slog.New(minLevelHandler{
+		Logger: slog.New(ferretLogHandler{
 			min:   slog.LevelWarn,
 			inner: logger.Handler(),
 		}).With(slog.String("component", "ferretdb")),
@@ -345,24 +347,44 @@ func redactURL(u string) string {
 	return p.Redacted()
 }
 
-// minLevelHandler passes on records at min level or above only.
-type minLevelHandler struct {
+// ferretLogHandler passes on FerretDB's records at min level or above only,
+// and drops known per-connection noise below error level:
+//
+//   - "Response header: ..." / "Response message: ..." are logged at warn for
+//     every command that fails (ok: 0), such as the driver's endSessions on
+//     Disconnect, which FerretDB does not implement, or an expected
+//     duplicate-key error. The client gets the error anyway.
+//   - "Connection stopped" is logged at warn whenever a client goes away
+//     abruptly and for every connection still open at shutdown.
+type ferretLogHandler struct {
 	min   slog.Level
 	inner slog.Handler
 }
 
-func (h minLevelHandler) Enabled(ctx context.Context, l slog.Level) bool {
+func (h ferretLogHandler) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= h.min && h.inner.Enabled(ctx, l)
 }
 
-func (h minLevelHandler) Handle(ctx context.Context, r slog.Record) error {
+func (h ferretLogHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level < slog.LevelError && isConnNoise(r.Message) {
+		return nil
+	}
+
 	return h.inner.Handle(ctx, r)
 }
 
-func (h minLevelHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return minLevelHandler{min: h.min, inner: h.inner.WithAttrs(attrs)}
+func (h ferretLogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return ferretLogHandler{min: h.min, inner: h.inner.WithAttrs(attrs)}
 }
 
-func (h minLevelHandler) WithGroup(name string) slog.Handler {
-	return minLevelHandler{min: h.min, inner: h.inner.WithGroup(name)}
+func (h ferretLogHandler) WithGroup(name string) slog.Handler {
+	return ferretLogHandler{min: h.min, inner: h.inner.WithGroup(name)}
+}
+
+// isConnNoise reports whether msg is one of FerretDB's per-connection
+// messages that ferretLogHandler drops below error level.
+func isConnNoise(msg string) bool {
+	return strings.HasPrefix(msg, "Response header:") ||
+		strings.HasPrefix(msg, "Response message:") ||
+		msg == "Connection stopped"
 }
