@@ -62,6 +62,7 @@ import (
 	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
+	"github.com/jackc/pgx/v5"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -111,6 +112,10 @@ type Server struct {
 // names the directory and address if the port is taken or the directory is not
 // writable.
 func Start(ctx context.Context, cfg Config) (*Server, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("embedded: start: %w", context.Cause(ctx))
+	}
+
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.Default()
@@ -134,6 +139,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		fcfg.Handler = "postgresql"
 		fcfg.PostgreSQLURL = cfg.PostgreSQLURL
 		where = "postgresql " + redactURL(cfg.PostgreSQLURL)
+
+		// FerretDB retries a failing PostgreSQL connection on every command,
+		// so a wrong URL would only show up as Start timing out.
+		if err := checkPostgreSQL(ctx, cfg.PostgreSQLURL); err != nil {
+			return nil, fmt.Errorf("embedded: %s (addr %s): %w", where, addr, err)
+		}
 	} else {
 		dir := cfg.Dir
 		if dir == "" {
@@ -171,15 +182,18 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		uri:    f.MongoDBURI(), // safe: New has already bound the TCP listener
+		addr:   actual,
 		logger: logger,
 		cancel: cancel,
 		done:   make(chan struct{}),
 	}
 
-	if u, err := url.Parse(s.uri); err == nil {
-		s.addr = u.Host
-	} else {
-		s.addr = actual
+	// Listening on all interfaces (e.g. ":27017") gives "[::]:27017"; clients
+	// on this machine should dial loopback instead.
+	if host, port, err := net.SplitHostPort(actual); err == nil {
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			s.uri = "mongodb://" + net.JoinHostPort("127.0.0.1", port) + "/"
+		}
 	}
 
 	go func() {
@@ -266,9 +280,13 @@ func (s *Server) waitReady(ctx context.Context) error {
 		}
 
 		if lastErr = client.Ping(ctx, nil); lastErr == nil {
-			if _, lastErr = client.ListDatabaseNames(ctx, bson.D{}); lastErr == nil {
-				return nil
+			// A command error here is a backend problem (e.g. a wrong
+			// PostgreSQL password) that waiting will not fix.
+			if _, err = client.ListDatabaseNames(ctx, bson.D{}); err != nil {
+				return fmt.Errorf("list databases: %w", err)
 			}
+
+			return nil
 		}
 
 		select {
@@ -318,6 +336,20 @@ func prepareDir(dir string) (string, string, error) {
 	u := url.URL{Scheme: "file", Path: abs + "/"}
 
 	return u.String(), abs, nil
+}
+
+// checkPostgreSQL connects to the PostgreSQL URL once, to report a wrong
+// URL, password or database clearly and at once.
+func checkPostgreSQL(ctx context.Context, pgURL string) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+
+	conn, err := pgx.Connect(ctx, pgURL)
+	if err != nil {
+		return fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
+
+	return conn.Close(ctx)
 }
 
 // checkAddr verifies that addr can be listened on and returns it with port 0

@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -225,6 +226,26 @@ func TestSamePortFails(t *testing.T) {
 	}
 }
 
+func TestAllInterfaces(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	l.Close()
+
+	s := start(t, embedded.Config{Dir: t.TempDir(), Addr: ":" + port})
+
+	if want := "mongodb://127.0.0.1:" + port + "/"; s.URI() != want {
+		t.Errorf("URI = %q, want %q", s.URI(), want)
+	}
+
+	if _, p, _ := net.SplitHostPort(s.Addr()); p != port {
+		t.Errorf("Addr = %q, want port %s", s.Addr(), port)
+	}
+}
+
 func TestDirNotWritable(t *testing.T) {
 	// A path below a regular file can never be created, even as root.
 	file := filepath.Join(t.TempDir(), "file")
@@ -300,7 +321,9 @@ func TestPostgreSQL(t *testing.T) {
 	c := connect(t, s.URI())
 	defer disconnect(t, c)
 
-	db := c.Database("pg_" + time.Now().Format("150405"))
+	// Not "pg_...": PostgreSQL reserves that schema prefix, and FerretDB maps
+	// databases to schemas.
+	db := c.Database("pgtest_" + time.Now().Format("150405"))
 	defer db.Drop(context.Background())
 
 	if _, err := db.Collection("docs").InsertOne(ctx, bson.D{{Key: "_id", Value: "p"}, {Key: "v", Value: "hello"}}); err != nil {
@@ -315,4 +338,35 @@ func TestPostgreSQL(t *testing.T) {
 	if got["_id"] != "p" {
 		t.Fatalf("got %v", got)
 	}
+}
+
+func TestPostgreSQLBadURL(t *testing.T) {
+	pgURL := os.Getenv("HINDSIGHT_TEST_PG_URL")
+	if pgURL == "" {
+		t.Skip("HINDSIGHT_TEST_PG_URL not set; run embedded/pgstore.sh to get one")
+	}
+
+	u, err := url.Parse(pgURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	u.User = url.UserPassword(u.User.Username(), "wrong-password")
+
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+
+	began := time.Now()
+
+	s, err := embedded.Start(ctx, embedded.Config{PostgreSQLURL: u.String()})
+	if err == nil {
+		_ = s.Close(ctx)
+		t.Fatal("Start with a wrong PostgreSQL password succeeded")
+	}
+
+	if strings.Contains(err.Error(), "wrong-password") {
+		t.Errorf("error leaks the password: %v", err)
+	}
+
+	t.Logf("Start failed after %s: %v", time.Since(began), err)
 }

@@ -202,18 +202,43 @@ func Open(ctx context.Context, client *mongo.Client, database string, opts ...Op
 // appends to the same stream version conflict; the _id (first position) does
 // the same for the global order.
 func (s *Store) ensureIndexes(ctx context.Context) error {
-	_, err := s.commits.Indexes().CreateMany(ctx, []mongo.IndexModel{
+	if err := createMissing(ctx, s.commits, []mongo.IndexModel{
 		{Keys: bson.D{{Key: "stream", Value: 1}, {Key: "version", Value: 1}}, Options: options.Index().SetUnique(true).SetName("stream_version")},
 		{Keys: bson.D{{Key: "lastPosition", Value: 1}}, Options: options.Index().SetName("last_position")},
-	})
+	}); err != nil {
+		return err
+	}
+	return createMissing(ctx, s.snaps, []mongo.IndexModel{{
+		Keys:    bson.D{{Key: "stream", Value: 1}, {Key: "projection", Value: 1}, {Key: "schemaVersion", Value: 1}, {Key: "version", Value: 1}},
+		Options: options.Index().SetName("stream_projection_version"),
+	}})
+}
+
+// createMissing creates the indexes whose names are not there yet. Asking
+// FerretDB v1.24 to create an index that exists crashes its connection
+// handler, so look first.
+func createMissing(ctx context.Context, c *mongo.Collection, models []mongo.IndexModel) error {
+	specs, err := c.Indexes().ListSpecifications(ctx)
 	if err != nil {
 		return err
 	}
-	_, err = s.snaps.Indexes().CreateOne(ctx, mongo.IndexModel{
-		Keys:    bson.D{{Key: "stream", Value: 1}, {Key: "projection", Value: 1}, {Key: "schemaVersion", Value: 1}, {Key: "version", Value: 1}},
-		Options: options.Index().SetName("stream_projection_version"),
-	})
-	return err
+	have := map[string]bool{}
+	for _, sp := range specs {
+		have[sp.Name] = true
+	}
+	for _, m := range models {
+		var o options.IndexOptions
+		for _, set := range m.Options.List() {
+			_ = set(&o)
+		}
+		if o.Name != nil && have[*o.Name] {
+			continue
+		}
+		if _, err := c.Indexes().CreateOne(ctx, m); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // build reads the whole log once, then starts the writer and the tailer.
@@ -292,10 +317,11 @@ func (s *Store) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	// Remove our beacon so other instances stop safety-polling for us.
+	// Announce our final head and that we are gone, so peers pick up our
+	// last commits and stop safety-polling for us.
 	dctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	_, _ = s.beacons.DeleteOne(dctx, bson.D{{Key: "_id", Value: s.instance}})
+	s.announce(dctx, true)
 	return nil
 }
 

@@ -1,0 +1,263 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hindsight-dev/hindsight/graph"
+)
+
+// config is the configuration of `hindsight serve`. Every setting is a flag
+// with a matching environment variable (HINDSIGHT_ plus the flag's name in
+// upper snake case). Precedence: a flag given on the command line wins over
+// the environment variable, which wins over the built-in default. Environment
+// values are checked by the same parser as flags, so a bad value fails the
+// start with a message naming the variable.
+type config struct {
+	Addr                    string
+	MongoURI                string
+	DataDir                 string
+	PostgreSQLURL           string
+	Database                string
+	CORSOrigins             []string
+	MemoryBudget            int64 // bytes; 0 = unlimited
+	SubscriberMaxLag        int64
+	MaxSubscriptionsPerConn int
+	MaxConnections          int
+	MaxBodyBytes            int64
+	MaxComplexity           int
+	LogLevel                slog.Level
+	LogFormat               string // auto, text or json
+}
+
+// setting describes one flag and its environment variable, for parsing and
+// for the README's configuration table.
+type setting struct {
+	name, def, usage string
+	set              func(c *config, v string) error
+}
+
+func (s setting) env() string {
+	return "HINDSIGHT_" + strings.ToUpper(strings.ReplaceAll(s.name, "-", "_"))
+}
+
+var serveSettings = []setting{
+	{"addr", "127.0.0.1:8080", "listen address (host:port)", func(c *config, v string) error {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			return err
+		}
+		c.Addr = v
+		return nil
+	}},
+	{"mongodb-uri", "", "MongoDB URI (a replica set in production); empty = the embedded store in the data directory", func(c *config, v string) error {
+		if v != "" && !strings.HasPrefix(v, "mongodb://") && !strings.HasPrefix(v, "mongodb+srv://") {
+			return errors.New("must start with mongodb:// or mongodb+srv://")
+		}
+		c.MongoURI = v
+		return nil
+	}},
+	{"data-dir", "./data", "directory of the embedded store (used when the MongoDB URI is empty)", func(c *config, v string) error {
+		if v == "" {
+			return errors.New("must not be empty")
+		}
+		c.DataDir = v
+		return nil
+	}},
+	{"postgresql-url", "", "run the embedded store on FerretDB's PostgreSQL handler with this URL (see embedded/pgstore.sh) instead of SQLite files in the data directory", func(c *config, v string) error {
+		if v != "" && !strings.HasPrefix(v, "postgres://") && !strings.HasPrefix(v, "postgresql://") {
+			return errors.New("must start with postgres://")
+		}
+		c.PostgreSQLURL = v
+		return nil
+	}},
+	{"database", "hindsight", "database name", func(c *config, v string) error {
+		if v == "" || strings.ContainsAny(v, `/\. "$`) || len(v) > 63 {
+			return errors.New("must be 1 to 63 characters without / \\ . space \" $")
+		}
+		c.Database = v
+		return nil
+	}},
+	{"cors-origins", "", `comma-separated origins allowed for CORS and websockets, e.g. https://app.example.com ("*" = any); same-origin pages and non-browser clients are always allowed`, func(c *config, v string) error {
+		c.CORSOrigins = nil
+		for _, o := range strings.Split(v, ",") {
+			o = strings.TrimRight(strings.TrimSpace(o), "/")
+			if o == "" {
+				continue
+			}
+			if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
+				return fmt.Errorf("origin %q must start with http:// or https://", o)
+			}
+			c.CORSOrigins = append(c.CORSOrigins, o)
+		}
+		return nil
+	}},
+	{"memory-budget", "1GiB", "memory budget of the memory image, e.g. 512MiB or 2GB; 0 = unlimited", func(c *config, v string) error {
+		n, err := parseBytes(v)
+		c.MemoryBudget = n
+		return err
+	}},
+	{"subscriber-max-lag", strconv.Itoa(graph.DefaultSubscriberMaxLag), "positions a subscriber may fall behind before it is ended with SUBSCRIBER_TOO_SLOW; -1 = no limit", func(c *config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n == 0 || n < -1 {
+			return errors.New("must be a positive integer or -1")
+		}
+		c.SubscriberMaxLag = n
+		return nil
+	}},
+	{"max-subscriptions-per-conn", strconv.Itoa(graph.DefaultMaxSubscriptionsPerConn), "active subscriptions allowed on one websocket connection", func(c *config, v string) error {
+		return positive(&c.MaxSubscriptionsPerConn, v)
+	}},
+	{"max-connections", strconv.Itoa(graph.DefaultMaxStreams), "concurrent websocket and SSE connections; more are refused with 503", func(c *config, v string) error {
+		return positive(&c.MaxConnections, v)
+	}},
+	{"max-body-bytes", "8MiB", "request body limit (also the websocket message limit); larger bodies get 413", func(c *config, v string) error {
+		n, err := parseBytes(v)
+		if err == nil && n < 64<<10 {
+			err = errors.New("must be at least 64KiB")
+		}
+		c.MaxBodyBytes = n
+		return err
+	}},
+	{"max-complexity", strconv.Itoa(graph.DefaultMaxComplexity), "gqlgen complexity limit of one operation (a connection costs first × its fields)", func(c *config, v string) error {
+		return positive(&c.MaxComplexity, v)
+	}},
+	{"log-level", "info", "debug, info, warn or error", func(c *config, v string) error {
+		return c.LogLevel.UnmarshalText([]byte(v))
+	}},
+	{"log-format", "auto", "auto (text on a terminal, JSON otherwise), text or json", func(c *config, v string) error {
+		switch v {
+		case "auto", "text", "json":
+			c.LogFormat = v
+			return nil
+		}
+		return errors.New("must be auto, text or json")
+	}},
+}
+
+func settingNamed(name string) setting {
+	for _, s := range serveSettings {
+		if s.name == name {
+			return s
+		}
+	}
+	panic("no setting " + name)
+}
+
+func positive(dst *int, v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return errors.New("must be a positive integer")
+	}
+	*dst = n
+	return nil
+}
+
+// parseFlags parses args for a command with the given settings, filling in
+// environment variables for flags not given and defaults for the rest.
+func parseFlags(cmd string, settings []setting, args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("hindsight "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	for _, s := range settings {
+		fs.Func(s.name, fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env(), s.def), func(v string) error { return s.set(c, v) })
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: hindsight %s [flags]\n\nFlags (a flag wins over its environment variable):\n", cmd)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return nil, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, s := range settings {
+		if given[s.name] {
+			continue
+		}
+		v, from := s.def, "default"
+		if e := getenv(s.env()); e != "" {
+			v, from = e, s.env()
+		}
+		if err := s.set(c, v); err != nil {
+			return nil, usageError{fmt.Errorf("%s=%q: %w", from, v, err)}
+		}
+	}
+	return c, nil
+}
+
+// usageError makes run exit with code 2.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+// parseBytes parses a size: a number with an optional unit, B, KB/MB/GB/TB
+// (powers of 1000), KiB/MiB/GiB/TiB (powers of 1024) or K/M/G/T and
+// Ki/Mi/Gi/Ti as in Kubernetes. Case-insensitive.
+func parseBytes(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := len(t)
+	for i > 0 && (t[i-1] < '0' || t[i-1] > '9') {
+		i--
+	}
+	num, unit := strings.TrimSpace(t[:i]), strings.ToLower(strings.TrimSpace(t[i:]))
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a size such as 512MiB", s)
+	}
+	mult := map[string]int64{
+		"": 1, "b": 1,
+		"k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12,
+		"ki": 1 << 10, "kib": 1 << 10, "mi": 1 << 20, "mib": 1 << 20,
+		"gi": 1 << 30, "gib": 1 << 30, "ti": 1 << 40, "tib": 1 << 40,
+	}[unit]
+	if mult == 0 {
+		return 0, fmt.Errorf("%q: unknown unit %q; use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB", s, unit)
+	}
+	if n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return n * mult, nil
+}
+
+// newLogger returns a text logger on a terminal and a JSON logger otherwise,
+// or as format says.
+func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "text" || (format == "auto" && isTerminal(w)) {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// timeouts of the HTTP server. Websocket and SSE connections clear the read
+// and write deadlines once upgraded (graph.Endpoint), because they live as
+// long as the client wants; they are watched by ping/pong, keep-alives and a
+// deadline per write instead.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 60 * time.Second // a full 8 MiB body on a slow link
+	writeTimeout      = 60 * time.Second // queries wait at most 5 s for projections
+	idleTimeout       = 120 * time.Second
+	shutdownTimeout   = 10 * time.Second // in-flight requests get this long
+	closeTimeout      = 15 * time.Second // then projections, store, client and the embedded store
+)

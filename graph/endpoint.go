@@ -1,0 +1,544 @@
+package graph
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	coderws "github.com/coder/websocket"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/hindsight-dev/hindsight/graph/generated"
+	"github.com/hindsight-dev/hindsight/graph/model"
+	"github.com/hindsight-dev/hindsight/projections"
+)
+
+// EndpointConfig configures the /graphql endpoint. Zero fields take the
+// defaults below.
+type EndpointConfig struct {
+	Resolver *Resolver
+	Log      *slog.Logger // nil = slog.Default()
+
+	// AllowedOrigins are the origins (e.g. "https://app.example.com") that
+	// may open websockets besides same-origin pages and clients that send
+	// no Origin (non-browsers). "*" allows every origin.
+	AllowedOrigins []string
+
+	MaxBodyBytes            int64         // request body and websocket message limit; default 8 MiB
+	MaxComplexity           int           // gqlgen complexity limit; default 50,000
+	MaxTokens               int           // gqlparser token limit per document; default 15,000
+	MaxSubscriptionsPerConn int           // per websocket connection; default 100
+	MaxStreams              int           // concurrent websocket and SSE connections; default 10,000
+	KeepAlive               time.Duration // websocket ka/ping and SSE keep-alive interval; default 15s
+	InitTimeout             time.Duration // websocket connection_init deadline; default 10s
+	StreamWriteTimeout      time.Duration // one websocket/SSE write may block this long; default 30s
+}
+
+// Defaults of EndpointConfig.
+const (
+	DefaultMaxBodyBytes            = 8 << 20
+	DefaultMaxComplexity           = 50000
+	DefaultMaxTokens               = 15000
+	DefaultMaxSubscriptionsPerConn = 100
+	DefaultMaxStreams              = 10000
+	DefaultKeepAlive               = 15 * time.Second
+	DefaultInitTimeout             = 10 * time.Second
+	DefaultStreamWriteTimeout      = 30 * time.Second
+)
+
+func (c *EndpointConfig) setDefaults() {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	def(&c.MaxComplexity, DefaultMaxComplexity)
+	def(&c.MaxTokens, DefaultMaxTokens)
+	def(&c.MaxSubscriptionsPerConn, DefaultMaxSubscriptionsPerConn)
+	def(&c.MaxStreams, DefaultMaxStreams)
+	defDur(&c.KeepAlive, DefaultKeepAlive)
+	defDur(&c.InitTimeout, DefaultInitTimeout)
+	defDur(&c.StreamWriteTimeout, DefaultStreamWriteTimeout)
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+}
+
+// Endpoint serves /graphql: queries and mutations over POST and GET (GET for
+// queries only), subscriptions over websocket (graphql-transport-ws and the
+// legacy graphql-ws) and SSE (graphql-sse's distinct-connections mode).
+type Endpoint struct {
+	cfg     EndpointConfig
+	gql     *handler.Server
+	hub     *streamHub
+	log     *slog.Logger
+	present graphql.ErrorPresenterFunc
+}
+
+// NewEndpoint builds the endpoint: gqlgen's handler.New with explicit
+// transports and extensions, wrapped with the HTTP rules gqlgen leaves to us.
+func NewEndpoint(cfg EndpointConfig) *Endpoint {
+	cfg.setDefaults()
+	if cfg.Resolver.Log == nil {
+		cfg.Resolver.Log = cfg.Log
+	}
+	e := &Endpoint{cfg: cfg, hub: &streamHub{max: cfg.MaxStreams, active: map[uint64]context.CancelFunc{}},
+		log: cfg.Log, present: presenter(cfg.Log)}
+
+	es := generated.NewExecutableSchema(generated.Config{Resolvers: cfg.Resolver, Complexity: complexity()})
+	srv := handler.New(es)
+
+	// Transports, in the order gqlgen tries them. SSE comes before POST, so
+	// that a POST with Accept: text/event-stream streams.
+	readLimit := cfg.MaxBodyBytes
+	srv.AddTransport(transport.Websocket{
+		Implementation: wsImplementation{
+			// The origin is checked by ServeHTTP before the upgrade, against
+			// the same list CORS uses, so coder's own check is off.
+			inner:        transport.CoderWebsocketImplementation{AcceptOptions: coderws.AcceptOptions{InsecureSkipVerify: true}},
+			hub:          e.hub,
+			writeTimeout: cfg.StreamWriteTimeout,
+		},
+		InitTimeout:           cfg.InitTimeout,
+		KeepAlivePingInterval: cfg.KeepAlive, // graphql-ws: "ka" messages
+		PingPongInterval:      cfg.KeepAlive, // graphql-transport-ws: ping, pong due within 2 intervals
+		PayloadReadLimit:      &readLimit,
+		ErrorFunc: func(ctx context.Context, err error) {
+			e.log.DebugContext(ctx, "websocket", "request_id", RequestID(ctx), "err", err)
+		},
+	})
+	srv.AddTransport(transport.SSE{KeepAlivePingInterval: cfg.KeepAlive})
+	srv.AddTransport(transport.Options{AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodOptions}})
+	srv.AddTransport(transport.GET{})
+	srv.AddTransport(transport.POST{})
+
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.SetParserTokenLimit(cfg.MaxTokens)
+	srv.SetErrorPresenter(e.present)
+	srv.SetRecoverFunc(recoverFunc(cfg.Log))
+	srv.Use(extension.Introspection{})
+	srv.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
+	srv.Use(methodGuard{})
+	srv.Use(subscriptionGuard{maxPerConn: cfg.MaxSubscriptionsPerConn, present: e.present})
+	e.gql = srv
+	return e
+}
+
+// complexity makes a connection cost its page size times its nodes, so that
+// a few aliases of 1,000-event pages hit the complexity limit; other fields
+// cost gqlgen's default of 1 plus their children.
+func complexity() generated.ComplexityRoot {
+	var c generated.ComplexityRoot
+	page := func(child int, first *int, def int) int {
+		n := def
+		if first != nil && *first > 0 {
+			n = *first
+		}
+		return 1 + child*n
+	}
+	c.Query.Events = func(child int, _ *int64, _ []string, _ *string, first *int, _ *string) int {
+		return page(child, first, DefaultPageSize)
+	}
+	c.Stream.Events = func(child int, _ *int, _ *bool, first *int, _ *string) int {
+		return page(child, first, DefaultPageSize)
+	}
+	c.Query.Orders = func(child int, _ *projections.OrderStatus, _ *string, _ *model.PointInTime, first *int, _ *string) int {
+		return page(child, first, 50)
+	}
+	return c
+}
+
+// ServeHTTP serves /graphql.
+func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := r.Header.Get("X-Request-Id")
+	if !validRequestID(id) {
+		id = newRequestID()
+	}
+	w.Header().Set("X-Request-Id", id)
+	r = r.WithContext(WithRequestID(r.Context(), id))
+	switch {
+	case r.Header.Get("Upgrade") != "": // what gqlgen's websocket transport takes
+		e.serveWebsocket(w, r)
+	case r.Method == http.MethodPost && strings.Contains(r.Header.Get("Accept"), "text/event-stream"):
+		e.serveSSE(w, r)
+	default:
+		e.serveRequest(w, r)
+	}
+}
+
+// serveRequest handles plain POST, GET and OPTIONS, answering with a coded
+// GraphQL error the cases where gqlgen would answer without a code.
+func (e *Endpoint) serveRequest(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodOptions, http.MethodHead:
+	case http.MethodGet:
+		q := r.URL.Query()
+		for _, p := range []string{"variables", "extensions"} {
+			if v := q.Get(p); v != "" && !json.Valid([]byte(v)) {
+				writeError(w, http.StatusBadRequest, CodeBadUserInput, "the "+p+" parameter is not valid JSON")
+				return
+			}
+		}
+	case http.MethodPost:
+		if !e.jsonBody(w, r) || !e.limitBody(w, r) {
+			return
+		}
+	default:
+		w.Header().Set("Allow", "GET, POST, OPTIONS")
+		writeError(w, http.StatusMethodNotAllowed, CodeBadUserInput, "use POST, or GET for queries")
+		return
+	}
+	ctx := context.WithValue(r.Context(), plainHTTPKey{}, r.Method)
+	e.gql.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// serveSSE handles a subscription (or any operation) over SSE. The body is
+// read here, under the server's read timeout; then the connection's deadlines
+// are cleared, since a stream lives as long as the client wants, and each
+// write gets its own deadline instead.
+func (e *Endpoint) serveSSE(w http.ResponseWriter, r *http.Request) {
+	if !e.jsonBody(w, r) || !e.limitBody(w, r) {
+		return
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			writeError(w, http.StatusRequestEntityTooLarge, CodeBadUserInput, e.tooLargeMessage())
+			return
+		}
+		writeError(w, http.StatusBadRequest, CodeBadUserInput, "the request body could not be read")
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	id, err := e.hub.add(cancel)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, codeOf(err), err.Error())
+		return
+	}
+	defer e.hub.remove(id)
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
+	e.gql.ServeHTTP(&streamWriter{ResponseWriter: w, rc: rc, timeout: e.cfg.StreamWriteTimeout}, r.WithContext(ctx))
+}
+
+// serveWebsocket checks the origin and the connection cap, clears the
+// server's deadlines (websockets are exempt from the write timeout; ping/pong
+// and per-write deadlines watch them instead) and hands over to gqlgen.
+func (e *Endpoint) serveWebsocket(w http.ResponseWriter, r *http.Request) {
+	if !OriginAllowed(e.cfg.AllowedOrigins, r) {
+		writeError(w, http.StatusForbidden, CodeForbidden, "origin not allowed")
+		return
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	id, err := e.hub.add(cancel)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, codeOf(err), err.Error())
+		return
+	}
+	defer e.hub.remove(id)
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
+	ctx = context.WithValue(ctx, connStateKey{}, &connState{})
+	e.gql.ServeHTTP(w, r.WithContext(ctx))
+}
+
+func (e *Endpoint) jsonBody(w http.ResponseWriter, r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		writeError(w, http.StatusUnsupportedMediaType, CodeBadUserInput, "send the request as Content-Type: application/json")
+		return false
+	}
+	return true
+}
+
+// limitBody rejects a body declared too large with 413, and caps the rest:
+// a body that turns out too large fails while gqlgen reads it, which it
+// reports as an error that the presenter codes BAD_USER_INPUT.
+func (e *Endpoint) limitBody(w http.ResponseWriter, r *http.Request) bool {
+	if r.ContentLength > e.cfg.MaxBodyBytes {
+		writeError(w, http.StatusRequestEntityTooLarge, CodeBadUserInput, e.tooLargeMessage())
+		return false
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, e.cfg.MaxBodyBytes)
+	return true
+}
+
+func (e *Endpoint) tooLargeMessage() string {
+	return "the request body is larger than " + strconv.FormatInt(e.cfg.MaxBodyBytes, 10) + " bytes"
+}
+
+// CloseStreams starts ending every websocket (close code 1001, "going away",
+// so that clients reconnect and resume) and SSE stream (completed), and
+// refuses new ones. It does not wait; see Shutdown.
+func (e *Endpoint) CloseStreams() { e.hub.shutdown() }
+
+// Shutdown calls CloseStreams and waits until the streams' handlers have
+// returned or ctx ends.
+func (e *Endpoint) Shutdown(ctx context.Context) error {
+	e.CloseStreams()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for e.hub.count() > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("graph: %d streams still open: %w", e.hub.count(), ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// Streams returns the number of open websocket and SSE connections.
+func (e *Endpoint) Streams() int { return e.hub.count() }
+
+// OriginAllowed reports whether a browser page of r's Origin may use the API
+// over a websocket: requests without Origin (non-browsers), same-origin
+// pages, and the listed origins ("*" = any).
+func OriginAllowed(allowed []string, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	for _, a := range allowed {
+		if a == "*" || strings.EqualFold(strings.TrimRight(a, "/"), origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// writeError answers with a GraphQL error response outside gqlgen.
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(graphql.Response{Errors: gqlerror.List{{
+		Message: msg, Extensions: map[string]any{"code": code},
+	}}})
+}
+
+// methodGuard rejects, with a coded error, operations a plain HTTP request
+// cannot carry: mutations over GET (gqlgen would answer 406 without a code)
+// and subscriptions over plain GET or POST (they need websocket or SSE).
+type methodGuard struct{}
+
+type plainHTTPKey struct{}
+
+func (methodGuard) ExtensionName() string                   { return "HindsightMethodGuard" }
+func (methodGuard) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (methodGuard) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	method, _ := ctx.Value(plainHTTPKey{}).(string)
+	if method == "" || oc.Operation == nil {
+		return nil
+	}
+	switch {
+	case oc.Operation.Operation == ast.Subscription:
+		return &gqlerror.Error{Message: "subscriptions need a websocket or SSE (Accept: text/event-stream)",
+			Extensions: map[string]any{"code": CodeBadUserInput}}
+	case method == http.MethodGet && oc.Operation.Operation != ast.Query:
+		return &gqlerror.Error{Message: "GET requests only allow queries; send mutations with POST",
+			Extensions: map[string]any{"code": CodeBadUserInput}}
+	}
+	return nil
+}
+
+// streamHub tracks long-lived connections (websockets and SSE streams): it
+// caps their number and ends them all at shutdown.
+type streamHub struct {
+	max int
+
+	mu      sync.Mutex
+	closing bool
+	next    uint64
+	active  map[uint64]context.CancelFunc
+}
+
+var (
+	errShuttingDown       = &codedError{code: CodeShuttingDown, msg: "the server is shutting down; reconnect shortly"}
+	errTooManyConnections = &codedError{code: CodeTooManyConnections, msg: "too many open subscription connections; retry later"}
+)
+
+func codeOf(err error) string {
+	var c *codedError
+	if errors.As(err, &c) {
+		return c.code
+	}
+	return CodeInternal
+}
+
+func (h *streamHub) add(cancel context.CancelFunc) (uint64, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.closing:
+		return 0, errShuttingDown
+	case len(h.active) >= h.max:
+		return 0, errTooManyConnections
+	}
+	h.next++
+	h.active[h.next] = cancel
+	return h.next, nil
+}
+
+func (h *streamHub) remove(id uint64) {
+	h.mu.Lock()
+	delete(h.active, id)
+	h.mu.Unlock()
+}
+
+func (h *streamHub) shutdown() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closing = true
+	for _, cancel := range h.active {
+		cancel()
+	}
+}
+
+func (h *streamHub) isClosing() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.closing
+}
+
+func (h *streamHub) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.active)
+}
+
+// streamWriter gives each write of an SSE stream its own deadline, so a
+// client that stops reading cannot hold the handler forever.
+type streamWriter struct {
+	http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+func (w *streamWriter) Write(b []byte) (int, error) {
+	_ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *streamWriter) Flush() {
+	_ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
+	_ = w.rc.Flush()
+}
+
+func (w *streamWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// wsImplementation wraps gqlgen's coder/websocket adapter to speak the close
+// codes of the protocols: 1001 ("going away") when the server shuts down, so
+// that clients reconnect and resume, and graphql-transport-ws's 4400/4408
+// where gqlgen uses 1002. It also bounds each write.
+type wsImplementation struct {
+	inner        transport.WebsocketImplementation
+	hub          *streamHub
+	writeTimeout time.Duration
+}
+
+func (i wsImplementation) Accept(w http.ResponseWriter, r *http.Request, opts transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
+	c, err := i.inner.Accept(w, r, opts)
+	if err != nil {
+		return nil, err
+	}
+	wc := &wsConn{WebsocketConn: c, hub: i.hub, writeTimeout: i.writeTimeout}
+	wc.watchdog = time.AfterFunc(time.Hour, func() { _ = c.Close() })
+	wc.watchdog.Stop()
+	return wc, nil
+}
+
+type wsConn struct {
+	transport.WebsocketConn
+	hub          *streamHub
+	writeTimeout time.Duration
+	watchdog     *time.Timer // closes the connection when a write blocks too long; set once in Accept
+}
+
+// Close codes.
+const (
+	closeGoingAway      = 1001
+	closeBadRequest     = 4400 // graphql-transport-ws: invalid message
+	closeInitTimeout    = 4408 // graphql-transport-ws: connection initialisation timeout
+	transportWSProtocol = "graphql-transport-ws"
+)
+
+func (c *wsConn) WriteClose(code int, msg string) error {
+	switch {
+	case c.hub.isClosing() && code == transport.WebsocketCloseNormalClosure:
+		code, msg = closeGoingAway, "server shutting down; reconnect to resume"
+	case code == transport.WebsocketCloseProtocolError && c.Subprotocol() == transportWSProtocol:
+		if strings.Contains(msg, "timeout") {
+			code = closeInitTimeout
+		} else {
+			code = closeBadRequest
+		}
+	}
+	return c.WebsocketConn.WriteClose(code, msg)
+}
+
+// WriteJSON arms the watchdog for the length of one write. gqlgen serializes
+// writes, and a Timer's methods are safe for concurrent use.
+func (c *wsConn) WriteJSON(v any) error {
+	c.watchdog.Reset(c.writeTimeout)
+	err := c.WebsocketConn.WriteJSON(v)
+	c.watchdog.Stop()
+	return err
+}
+
+func (c *wsConn) Close() error {
+	c.watchdog.Stop()
+	return c.WebsocketConn.Close()
+}
+
+func (c *wsConn) SetReadLimit(n int64) {
+	if l, ok := c.WebsocketConn.(transport.WebsocketReadLimiter); ok {
+		l.SetReadLimit(n)
+	}
+}
+
+func (c *wsConn) SetReadDeadline(t time.Time) error {
+	if d, ok := c.WebsocketConn.(transport.WebsocketReadDeadliner); ok {
+		return d.SetReadDeadline(t)
+	}
+	return nil
+}

@@ -1,0 +1,269 @@
+package graph
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/hindsight-dev/hindsight/eventstore"
+	"github.com/hindsight-dev/hindsight/graph/scalar"
+	"github.com/hindsight-dev/hindsight/projections"
+)
+
+// Error codes, in extensions.code of every error. The first six are the
+// contract of issue 3; GRAPHQL_PARSE_FAILED and GRAPHQL_VALIDATION_FAILED are
+// gqlgen's codes for a document that does not parse or validate.
+const (
+	CodeWrongExpectedVersion = "WRONG_EXPECTED_VERSION"
+	CodeBadUserInput         = "BAD_USER_INPUT"
+	CodeNotFound             = "NOT_FOUND"
+	CodeInvalidState         = "INVALID_STATE"
+	CodeStoreUnavailable     = "STORE_UNAVAILABLE"
+	CodeInternal             = "INTERNAL_SERVER_ERROR"
+	CodeProjectionLagging    = "PROJECTION_LAGGING"
+	CodeSubscriberTooSlow    = "SUBSCRIBER_TOO_SLOW"
+	CodeTooManySubscriptions = "TOO_MANY_SUBSCRIPTIONS"
+	CodeTooManyConnections   = "TOO_MANY_CONNECTIONS"
+	CodeForbidden            = "FORBIDDEN"
+	CodeShuttingDown         = "SHUTTING_DOWN"
+	CodeParseFailed          = errcode.ParseFailed
+	CodeValidationFailed     = errcode.ValidationFailed
+)
+
+// inputError is a client mistake found by a resolver; its message is safe to
+// show.
+type inputError struct{ msg string }
+
+func (e *inputError) Error() string { return e.msg }
+
+func badInputf(format string, args ...any) error {
+	return &inputError{msg: fmt.Sprintf(format, args...)}
+}
+
+// codedError is an error whose code and message are decided where it is made
+// (limits of the endpoint).
+type codedError struct {
+	code, msg string
+}
+
+func (e *codedError) Error() string { return e.msg }
+
+// errInternal is what a recovered panic becomes.
+var errInternal = errors.New("internal error")
+
+// presenter turns every error into a GraphQL error with extensions.code. It is
+// the only place that decides codes and public messages: messages of domain
+// errors are meant for people and shown as they are; anything unexpected is
+// logged with the request id and shown as a generic INTERNAL_SERVER_ERROR, so
+// no internal detail leaks (guarantee 9).
+func presenter(log *slog.Logger) graphql.ErrorPresenterFunc {
+	return func(ctx context.Context, err error) *gqlerror.Error {
+		gqlErr := graphql.DefaultErrorPresenter(ctx, err)
+		if gqlErr == nil {
+			return nil
+		}
+		cause := gqlErr.Err
+		if cause == nil {
+			// Made by gqlgen or gqlparser, not by a resolver.
+			return presentProtocolError(ctx, log, gqlErr)
+		}
+		code, msg, ext := classify(cause)
+		if code == CodeInternal || code == CodeStoreUnavailable {
+			id := RequestID(ctx)
+			level := slog.LevelError
+			if code == CodeStoreUnavailable {
+				level = slog.LevelWarn
+			}
+			log.Log(ctx, level, "graphql error", "code", code, "request_id", id,
+				"path", gqlErr.Path.String(), "err", cause)
+			if code == CodeInternal {
+				msg = "internal server error (request id " + id + ")"
+				ext = map[string]any{"requestId": id}
+			}
+		}
+		out := &gqlerror.Error{
+			Err:       cause,
+			Message:   msg,
+			Path:      gqlErr.Path,
+			Locations: gqlErr.Locations,
+			Extensions: map[string]any{
+				"code": code,
+			},
+		}
+		for k, v := range ext {
+			out.Extensions[k] = v
+		}
+		return out
+	}
+}
+
+// classify decides the code, the public message and extra extensions of an
+// error returned by a resolver or an argument's unmarshaler.
+func classify(err error) (code, msg string, ext map[string]any) {
+	var (
+		wev   *eventstore.WrongExpectedVersionError
+		in    *inputError
+		sc    *scalar.Error
+		rule  *projections.RuleError
+		coded *codedError
+	)
+	switch {
+	case errors.As(err, &coded):
+		return coded.code, coded.msg, nil
+	case errors.As(err, &in):
+		return CodeBadUserInput, in.msg, nil
+	case errors.As(err, &sc):
+		return CodeBadUserInput, sc.Msg, nil
+	case errors.As(err, &wev):
+		return CodeWrongExpectedVersion, wev.Error(), map[string]any{
+			"actualVersion": wev.Actual,
+			"streamId":      wev.StreamID,
+		}
+	case errors.Is(err, eventstore.ErrInvalidArgument):
+		return CodeBadUserInput, after(err, eventstore.ErrInvalidArgument), nil
+	case errors.Is(err, projections.ErrInvalidInput):
+		return CodeBadUserInput, after(err, projections.ErrInvalidInput), nil
+	case errors.Is(err, eventstore.ErrDuplicateEventID):
+		return CodeBadUserInput, after(err, nil), nil
+	case errors.As(err, &rule):
+		return CodeInvalidState, rule.Msg, nil
+	case errors.Is(err, projections.ErrInvalidState):
+		return CodeInvalidState, after(err, nil), nil
+	case errors.Is(err, eventstore.ErrStreamNotFound), errors.Is(err, projections.ErrNotFound):
+		return CodeNotFound, after(err, nil), nil
+	case errors.Is(err, projections.ErrProjectionLagging):
+		return CodeProjectionLagging, "the read model has not reached the requested point yet; retry shortly", nil
+	case errors.Is(err, eventstore.ErrSubscriberTooSlow):
+		return CodeSubscriberTooSlow, "the subscriber fell too far behind and was ended; " +
+			"subscribe again with afterPosition (or afterVersion) set to the last one received", nil
+	case errors.Is(err, eventstore.ErrNotReady):
+		return CodeStoreUnavailable, "the event store is still loading; retry shortly", nil
+	case errors.Is(err, eventstore.ErrStoreUnavailable), errors.Is(err, eventstore.ErrClosed),
+		errors.Is(err, context.DeadlineExceeded):
+		return CodeStoreUnavailable, "the event store is unavailable; retry later", nil
+	}
+	return CodeInternal, "", nil
+}
+
+// after returns the part of err's message after the sentinel's text (which
+// drops prefixes such as `eventstore: append "x": invalid argument: `), or
+// after the last "eventstore: "/"projections: " package prefix.
+func after(err error, sentinel error) string {
+	msg := err.Error()
+	if sentinel != nil {
+		if _, rest, ok := strings.Cut(msg, sentinel.Error()+": "); ok {
+			return rest
+		}
+	}
+	for _, p := range []string{"eventstore: ", "projections: "} {
+		if i := strings.LastIndex(msg, p); i >= 0 {
+			msg = msg[i+len(p):]
+		}
+	}
+	return msg
+}
+
+// presentProtocolError gives a code to errors that gqlgen and gqlparser make
+// themselves. Parse and validation errors keep gqlgen's codes; a variable
+// that does not fit its type, an exceeded limit and an unreadable request
+// body are BAD_USER_INPUT. Errors without a code are internal (for example a
+// resolver returning null for a non-null field).
+func presentProtocolError(ctx context.Context, log *slog.Logger, e *gqlerror.Error) *gqlerror.Error {
+	code, _ := e.Extensions["code"].(string)
+	set := func(c string) *gqlerror.Error {
+		if e.Extensions == nil {
+			e.Extensions = map[string]any{}
+		}
+		e.Extensions["code"] = c
+		return e
+	}
+	switch {
+	case code == CodeParseFailed && (strings.Contains(e.Message, "token limit") || strings.Contains(e.Message, "nesting depth")):
+		return set(CodeBadUserInput)
+	case code == CodeValidationFailed && e.Rule == "" && len(e.Path) > 0 && e.Path[0] == ast.PathName("variable"):
+		// Variable coercion: the document is fine, a value is not.
+		return set(CodeBadUserInput)
+	case code == "COMPLEXITY_LIMIT_EXCEEDED":
+		e.Extensions["reason"] = code
+		return set(CodeBadUserInput)
+	case code != "":
+		return e
+	case strings.HasPrefix(e.Message, "json request body could not be decoded"),
+		strings.HasPrefix(e.Message, "invalid json"):
+		e.Message = "the request body is not valid JSON"
+		return set(CodeBadUserInput)
+	case strings.HasPrefix(e.Message, "could not read request body"),
+		strings.HasPrefix(e.Message, "could not get json request body"):
+		if strings.Contains(e.Message, "too large") {
+			e.Message = "the request body is too large"
+		} else {
+			e.Message = "the request body could not be read"
+		}
+		return set(CodeBadUserInput)
+	}
+	id := RequestID(ctx)
+	log.ErrorContext(ctx, "graphql error", "code", CodeInternal, "request_id", id,
+		"path", e.Path.String(), "err", e.Message)
+	return &gqlerror.Error{
+		Message:    "internal server error (request id " + id + ")",
+		Path:       e.Path,
+		Locations:  e.Locations,
+		Extensions: map[string]any{"code": CodeInternal, "requestId": id},
+	}
+}
+
+// recoverFunc turns a panic in a resolver into INTERNAL_SERVER_ERROR; the
+// panic and its stack go to the log only.
+func recoverFunc(log *slog.Logger) graphql.RecoverFunc {
+	return func(ctx context.Context, v any) error {
+		log.ErrorContext(ctx, "panic in resolver", "request_id", RequestID(ctx),
+			"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		return errInternal
+	}
+}
+
+type requestIDKey struct{}
+
+// RequestID returns the id of the request ctx belongs to, or "-".
+func RequestID(ctx context.Context) string {
+	if id, ok := ctx.Value(requestIDKey{}).(string); ok {
+		return id
+	}
+	return "-"
+}
+
+// WithRequestID attaches a request id to ctx.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// newRequestID returns 16 random hex digits.
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// validRequestID accepts a client's X-Request-Id only if it cannot garble logs.
+func validRequestID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,154 @@
+// Package projections turns the event log into state: the generic JSON state
+// of any stream, the order domain (commands, events, state at any point in
+// time) and a temporal read model that answers lists and statistics "as
+// they were".
+//
+// # Projections
+//
+// A Projection[S] has a name, a schema version, an initial state and a pure
+// Apply(state, event) that returns the next state. Projections are held in a
+// Registry, filled explicitly (DefaultRegistry registers the two the Service
+// uses); there is no registration in init().
+//
+//   - MergeProjection ("merge", schema 1) folds any stream's event data as
+//     RFC 7386 JSON merge patches: objects merge recursively, a null member
+//     deletes its key, anything else replaces the state. It powers
+//     Service.StreamState.
+//   - OrderProjection ("order", schema 1) folds an order stream into an Order.
+//
+// # Order events
+//
+// An order lives in the stream "order-<id>", where "order-<id>" must be a
+// valid stream id (eventstore.ValidateStreamID). Its events and their data:
+//
+//	OrderCreated      {"customerId":"c-1","items":[{"sku":"A","quantity":2,"unitPriceCents":150}]}
+//	OrderItemAdded    {"sku":"A","quantity":1,"unitPriceCents":150}
+//	OrderItemRemoved  {"sku":"A"}
+//	OrderPlaced       {}
+//	OrderPaid         {"amountCents":450}
+//	OrderShipped      {"trackingNumber":"1Z999AA10123456784"}
+//	OrderCancelled    {"reason":"customer changed their mind"}
+//
+// The payload types are OrderCreatedData and its siblings. createdAt,
+// placedAt, paidAt, shippedAt and cancelledAt are the recordedAt of the
+// events that set them, so the order read at paidAt is PAID. Every event
+// advances version, position and updatedAt, so an order's version is its
+// stream's version. The fold records events as facts and never rejects one;
+// the rules below are checked by the commands before an event is written.
+//
+// # Business rules
+//
+// Input outside these limits is ErrInvalidInput; a command the order's
+// current state forbids is a *RuleError (errors.Is(err, ErrInvalidState))
+// with a message for people; an unknown order is ErrNotFound.
+//
+//   - customerId is 1 to 256 characters; sku 1 to 64; trackingNumber 1 to
+//     256; a cancel reason 1 to 1,024.
+//   - quantity is 1 to 10,000 and unitPriceCents 0 to 1,000,000,000.
+//   - Items change only while the order is DRAFT. Adding a sku the order
+//     holds adds to its quantity; the sum must stay within 10,000, and the
+//     unit price must be the line's price (a different price is
+//     INVALID_STATE: remove the line first). Removing a sku the order does
+//     not hold is INVALID_STATE. An order holds at most 1,000 different
+//     skus. Items given to createOrder that repeat a sku are merged the same
+//     way.
+//   - place: a DRAFT order with at least one item becomes PLACED.
+//   - pay: only a PLACED order, and amountCents must equal totalCents.
+//   - ship: only a PAID order. cancel: a DRAFT, PLACED or PAID order.
+//   - Revenue is the sum of totalCents over PAID and SHIPPED orders.
+//
+// createOrder with an orderId is idempotent: its event id is a UUIDv5 of the
+// order id and it is appended with expected state NoStream, so the store
+// answers a repeat with the original result (and the service returns the
+// order as it is now), while a create of an existing id with other content
+// is INVALID_STATE "already exists". Without an orderId the order gets a
+// UUIDv7.
+//
+// # Commands and concurrency
+//
+// A command validates its input, loads the order's current state, decides
+// (pure functions, tested without a store) and appends with the exact
+// version it decided on. A caller's expectedVersion is used as given and a
+// mismatch is the store's *eventstore.WrongExpectedVersionError (use
+// errors.As). Without one, a conflict means another writer won the race: the
+// command is decided again on fresh state, up to Options.MaxCommandAttempts
+// (50) times, with a short jittered backoff. Concurrent commands on one
+// order are thereby serialized without locks, across instances too.
+//
+// An accepted command is always checked against the store (the append's
+// expected version), but a rejection is decided on this instance's memory
+// image, which can miss a write another instance took a moment ago. So a
+// command that finds no order first waits briefly (up to 500 ms) for the
+// log to bring one, and an expectedVersion beyond what this instance has
+// seen is waited for (up to LagWait) before it is called a conflict. If the
+// store offers Sync(ctx) error (an optional capability found by type
+// assertion), every rejection is confirmed after a Sync.
+//
+// # Why everything is read from memory
+//
+// The embedded store, FerretDB, scans a whole collection for every query,
+// even a lookup by _id. So the eventstore keeps a memory image of the log
+// (stream histories, the global log, snapshots), and this package reads only
+// that image: ReadStream pages, Head, ResolveVersion, PositionAt, LoadSnapshot
+// and subscriptions. No request path of this package queries MongoDB. The
+// only writes it makes are the commands' appends, snapshots and an optional
+// checkpoint document.
+//
+// # Time travel: snapshots plus a bounded fold
+//
+// The state of a stream at version v is the nearest usable start at or
+// before v plus a fold of the events after it. The start is a snapshot of the
+// same projection name and schema version, or a state from the LRU cache,
+// whichever is closer; snapshots of other schema versions are never loaded,
+// so bumping a projection's SchemaVersion invalidates all of its snapshots at
+// once. Whenever a fold passes a version that is a multiple of K
+// (Options.SnapshotEvery, default 100) and no snapshot exists there, one is
+// queued. A bounded queue drained by one goroutine writes them, so a command
+// never waits for a snapshot, and a full queue drops them (they are an
+// optimization; the next fold offers them again). Hence reading any version
+// folds fewer than K events once a stream's snapshots are written: version
+// 9,999 of a 10,000-event stream costs what version 99 of a 100-event stream
+// costs.
+//
+// # The current-state cache
+//
+// Current order states (and merge states) sit in an LRU (Options.CacheSize).
+// It needs no invalidation: events are immutable and streams only grow, so a
+// state cached at version v is right for version v forever. A reader compares
+// it with the stream's head in the memory image, which writes of other
+// instances reach through the eventstore's tailer, and folds only the events
+// after v.
+//
+// # The temporal read model
+//
+// Lists and statistics at a point in time would need a replay of the whole
+// log per query. Instead a projector follows the global log from its
+// checkpoint and keeps, for every order, each state it has had together with
+// the position from which it is valid; a state is valid until the position of
+// the order's next state. "Orders at position P" is then one binary search
+// per order, and aggregates are kept as a timeline of running totals with
+// one point per position that changed them, so "stats at P" is one binary
+// search. Orders are listed in the order of the position that created them,
+// then id; that key never changes, so opaque cursors stay valid at every
+// point in time.
+//
+// The read model lives in memory and is rebuilt from the memory image at
+// start, with progress logged; Ready reports when the first pass is done. Its
+// checkpoint can also be stored (Options.Checkpoints, {projector,
+// schemaVersion, position}), which tells a restarting projector whether its
+// schema version, the order projection's, changed; it rebuilds either way.
+// The projector also writes order snapshots as it passes multiples of K, so
+// orders written by other instances or after a schema change get them.
+//
+// # Read your writes
+//
+// An append returns only once its events are in this instance's memory
+// image. A plain query therefore takes the store's head when it arrives and
+// waits (up to Options.LagWait, 5 s) until the read model has reached it, so
+// it reflects every write this instance acknowledged. A query at position P
+// first waits for P to reach this instance's image (the eventstore reads the
+// log at once), then for the read model; past LagWait it fails with
+// ErrProjectionLagging. A time is turned into the last position recorded at
+// or before it (store.PositionAt), since recordedAt never decreases along the
+// log.
+package projections
