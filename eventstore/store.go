@@ -36,6 +36,7 @@ type Store struct {
 	// options
 	maxBatch      int
 	opTimeout     time.Duration
+	readTimeout   time.Duration // for reads of new commits: a scan on FerretDB
 	pollMin       time.Duration
 	pollMax       time.Duration
 	safetyPoll    time.Duration
@@ -158,21 +159,22 @@ func Open(ctx context.Context, client *mongo.Client, database string, opts ...Op
 		return nil, errors.New("eventstore: empty database name")
 	}
 	s := &Store{
-		client:     client,
-		db:         client.Database(database),
-		log:        slog.Default(),
-		maxBatch:   256,
-		opTimeout:  5 * time.Second,
-		pollMin:    20 * time.Millisecond,
-		pollMax:    250 * time.Millisecond,
-		safetyPoll: time.Second,
-		liveness:   10 * time.Second,
-		img:        newImage(),
-		snapI:      newSnapshotIndex(),
-		reqs:       make(chan *appendReq, 1024),
-		wake:       make(chan struct{}, 1),
-		beacon:     make(chan struct{}, 1),
-		readyCh:    make(chan struct{}),
+		client:      client,
+		db:          client.Database(database),
+		log:         slog.Default(),
+		maxBatch:    256,
+		opTimeout:   5 * time.Second,
+		readTimeout: time.Minute,
+		pollMin:     20 * time.Millisecond,
+		pollMax:     250 * time.Millisecond,
+		safetyPoll:  time.Second,
+		liveness:    10 * time.Second,
+		img:         newImage(),
+		snapI:       newSnapshotIndex(),
+		reqs:        make(chan *appendReq, 1024),
+		wake:        make(chan struct{}, 1),
+		beacon:      make(chan struct{}, 1),
+		readyCh:     make(chan struct{}),
 	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])

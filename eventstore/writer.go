@@ -24,6 +24,7 @@ type appendReq struct {
 	expected  ExpectedState
 	events    []NewEvent
 	clientIDs bool
+	synced    bool // the log was re-read for this request after a conflict
 	size      int
 	done      chan appendResp
 }
@@ -150,7 +151,7 @@ func (s *Store) commitBatch(batch []*appendReq, dirty bool) bool {
 		if dirty || attempt > 0 {
 			// Another process wrote what we planned to write (or we don't
 			// know what we wrote): learn the current log before re-planning.
-			ctx, cancel := context.WithTimeout(context.Background(), s.opTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), s.readTimeout)
 			_, err := s.pull(ctx)
 			cancel()
 			if err != nil {
@@ -164,7 +165,11 @@ func (s *Store) commitBatch(batch []*appendReq, dirty bool) bool {
 		}
 		writes, deferred := s.plan(pending)
 		if len(writes) == 0 {
-			return dirty
+			if len(deferred) == 0 {
+				return dirty
+			}
+			pending = deferred
+			continue
 		}
 		docs := make([]any, len(writes))
 		nEvents := 0
@@ -272,6 +277,13 @@ func (s *Store) plan(reqs []*appendReq) (out []planned, deferred []*appendReq) {
 				r.reply(res, err)
 				continue
 			}
+		}
+		if e, ok := r.expected.(Exact); ok && int64(e) > c.version && !r.synced && len(c.planned) == 0 {
+			// The caller has seen a version we have not: another instance
+			// wrote it. Re-read the log before judging.
+			r.synced = true
+			deferred = append(deferred, r)
+			continue
 		}
 		if !satisfied(r.expected, c.version) {
 			s.stats.conflicts.Add(1)
