@@ -2,6 +2,8 @@ package eventstore_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -34,7 +36,8 @@ func openOn(t testing.TB, client *mongo.Client, db string, opts ...eventstore.Op
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s, err := eventstore.Open(ctx, client, db, opts...)
+	quiet := eventstore.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := eventstore.Open(ctx, client, db, append([]eventstore.Option{quiet}, opts...)...)
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
@@ -106,3 +109,8 @@ func checkLog(t testing.TB, log []eventstore.Event) {
 }
 
 func streamName(prefix string, i int) string { return fmt.Sprintf("%s-%d", prefix, i) }
+
+func runtimeGosched() { time.Sleep(time.Millisecond) }
+
+// benchClient gives a benchmark a client and a fresh database.
+func benchClient(b *testing.B) (*mongo.Client, string) { return storetest.Client(b) }

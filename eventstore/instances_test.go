@@ -1,0 +1,107 @@
+package eventstore_test
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/hindsight-dev/hindsight/eventstore"
+)
+
+// Two stores on one database behave as two instances.
+func TestTwoInstancesInOneProcess(t *testing.T) {
+	a, client, db := openStore(t, eventstore.WithPollInterval(5*time.Millisecond, 20*time.Millisecond))
+	b := openOn(t, client, db, eventstore.WithPollInterval(5*time.Millisecond, 20*time.Millisecond))
+	ctx := ctxT(t)
+	res, err := a.Append(ctx, "shared", eventstore.NoStream{}, ev("A", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Read your writes on the other instance.
+	if err := b.WaitForPosition(ctx, res.LastPosition); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := b.Head(ctx, "shared"); err != nil || h.Version != 1 {
+		t.Fatalf("b sees %+v, %v", h, err)
+	}
+	// b has seen version 1 now; a writes version 2, and b, told version 2
+	// by a client, re-reads instead of rejecting with a stale version.
+	if _, err := a.Append(ctx, "shared", eventstore.Exact(1), ev("A", 2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Append(ctx, "shared", eventstore.Exact(2), ev("B", 3)); err != nil {
+		t.Fatalf("append on b with a version written on a: %v", err)
+	}
+	// A stale instance's conflicting append fails with the true version.
+	_, err = a.Append(ctx, "shared", eventstore.Exact(2), ev("A", 4))
+	var wev *eventstore.WrongExpectedVersionError
+	if !errors.As(err, &wev) || wev.Actual != 3 {
+		t.Fatalf("err = %v, want wrong expected version with actual 3", err)
+	}
+	// Both hold the same log.
+	if err := a.WaitForPosition(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	la, lb := readAllEvents(t, a), readAllEvents(t, b)
+	if len(la) != 3 || len(lb) != 3 || la[2].Hash != lb[2].Hash {
+		t.Fatalf("logs differ: %d and %d events", len(la), len(lb))
+	}
+	checkLog(t, la)
+}
+
+func TestSnapshots(t *testing.T) {
+	s, client, db := openStore(t)
+	ctx := ctxT(t)
+	var results []eventstore.AppendResult
+	for i := 0; i < 6; i++ {
+		r, err := s.Append(ctx, "snap", eventstore.Any{}, ev("E", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		results = append(results, r)
+	}
+	save := func(proj string, schema int, v int64) {
+		e := results[v-1].Events[0]
+		st, _ := json.Marshal(map[string]any{"v": v, "schema": schema})
+		if err := s.SaveSnapshot(ctx, eventstore.Snapshot{StreamID: "snap", Projection: proj, SchemaVersion: schema,
+			Version: v, Position: e.Position, RecordedAt: e.RecordedAt, State: st}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	save("p", 1, 2)
+	save("p", 1, 4)
+	save("p", 1, 4) // idempotent
+	save("p", 2, 3)
+	s2 := openOn(t, client, db) // snapshots survive a restart
+	cases := []struct {
+		name   string
+		schema int
+		at     eventstore.At
+		want   int64 // 0 = not found
+	}{
+		{"latest", 1, eventstore.Now(), 4},
+		{"at version 3", 1, eventstore.AtVersion(3), 2},
+		{"at version 1", 1, eventstore.AtVersion(1), 0},
+		{"at position of v5", 1, eventstore.AtPosition(results[4].LastPosition), 4},
+		{"at time of v2", 1, eventstore.AtTime(results[1].Events[0].RecordedAt), 2},
+		{"other schema", 2, eventstore.Now(), 3},
+		{"unknown schema", 3, eventstore.Now(), 0},
+	}
+	for _, st := range []*eventstore.Store{s, s2} {
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				sn, err := st.LoadSnapshot(ctx, eventstore.SnapshotQuery{StreamID: "snap", Projection: "p", SchemaVersion: c.schema, At: c.at})
+				if c.want == 0 {
+					if !errors.Is(err, eventstore.ErrSnapshotNotFound) {
+						t.Fatalf("err = %v, want not found", err)
+					}
+					return
+				}
+				if err != nil || sn.Version != c.want || sn.SchemaVersion != c.schema {
+					t.Fatalf("snapshot %+v (%v), want version %d", sn, err, c.want)
+				}
+			})
+		}
+	}
+}
