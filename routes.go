@@ -13,12 +13,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/cors"
 
+	"github.com/hindsight-dev/hindsight/explorer"
 	"github.com/hindsight-dev/hindsight/graph"
 )
 
 // routes builds the HTTP handler:
 //
 //	/          GraphiQL (subscriptions run over the websocket at /graphql)
+//	/explorer/ the time-travel explorer (package explorer)
 //	/graphql   the GraphQL endpoint (POST, GET, websocket, SSE), behind CORS
 //	/healthz   liveness: 200 while the process serves HTTP
 //	/readyz    readiness: 200 once the store is loaded and answers a ping and
@@ -27,6 +29,8 @@ import (
 func (a *app) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /{$}", playground.Handler("Hindsight", "/graphql"))
+	mux.Handle("GET /explorer/", explorer.Handler())
+	mux.Handle("GET /explorer", http.RedirectHandler("/explorer/", http.StatusMovedPermanently))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
 	})
