@@ -1,0 +1,835 @@
+// Command fanoutbench measures how hindsight fans live events out to many
+// websocket subscribers: the fan-out target of the architecture (5,000
+// subscribers at 100 events/s: every subscriber gets every event, p99
+// delivery ≤ 200 ms, server memory ≤ 30 KB per subscriber).
+//
+// For each subscriber count it starts a fresh server (the hindsight binary,
+// built into a temporary directory unless -bin names one) on an empty
+// embedded store, opens that many graphql-transport-ws connections, each
+// with one `events` subscription starting at the current head (so, live),
+// appends -rate events per second for -duration with HTTP POSTs of
+// appendToStream, waits for every subscriber to reach the last position, and
+// prints a table:
+//
+//   - delivery latency at p50 and p99 over every (subscriber, event) pair,
+//     from the moment the append's POST was sent to the moment the subscriber
+//     read the event, and from the event's recordedAt to that moment (same
+//     machine, same clock);
+//   - the server's resident memory (VmRSS of /proc/PID/status) before the
+//     subscribers connect and once they all have received a first event, as
+//     growth per subscriber, and its peak (VmHWM);
+//   - missed events: positions from the subscription's start to the last
+//     append that a subscriber had not received -drain after the last append
+//     (positions are gap-free, so every one is due); this must be 0.
+//     Duplicates and out-of-order deliveries are counted too;
+//   - the CPU the server and the bench used meanwhile, and the achieved
+//     append rate: on a small machine the server may not get the CPU the
+//     fan-out needs, and then appends slow down too.
+//
+// It exits 1 if an event was missed, duplicated or reordered, a subscription
+// ended early or an append failed; the latency and memory targets are
+// reported, not enforced.
+//
+// The client runs on the same machine as the server and competes with it for
+// CPU, so latencies are upper bounds. Run from the repository root:
+//
+//	go run ./cmd/fanoutbench                        # 1,000 and 5,000 subscribers
+//	go run ./cmd/fanoutbench -subscribers 200 -duration 3s
+//
+// It is a command rather than a Go benchmark so that `go test ./...` never
+// pays for it.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// options are the command line.
+type options struct {
+	subscribers []int
+	rate        int
+	duration    time.Duration
+	bin         string
+	dialers     int
+	drain       time.Duration
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var o options
+	fs := flag.NewFlagSet("fanoutbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	subs := fs.String("subscribers", "1000,5000", "comma-separated subscriber counts; each runs on a fresh server")
+	fs.IntVar(&o.rate, "rate", 100, "events appended per second")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to append")
+	fs.StringVar(&o.bin, "bin", "", "hindsight binary; empty = go build the module in the current directory")
+	fs.IntVar(&o.dialers, "dialers", 32, "websocket connections opened concurrently")
+	fs.DurationVar(&o.drain, "drain", 60*time.Second, "how long to wait, after the last append, for every subscriber to catch up")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	for _, s := range strings.Split(*subs, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			fmt.Fprintf(stderr, "-subscribers: %q is not a positive integer\n", s)
+			return 2
+		}
+		o.subscribers = append(o.subscribers, n)
+	}
+	if o.rate < 1 || o.duration <= 0 || o.dialers < 1 {
+		fmt.Fprintln(stderr, "-rate, -duration and -dialers must be positive")
+		return 2
+	}
+	if err := bench(ctx, o, stdout, stderr); err != nil {
+		fmt.Fprintln(stderr, "fanoutbench:", err)
+		return 1
+	}
+	return 0
+}
+
+func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
+	// Every subscriber is a socket here and one in the server (a child, which
+	// inherits this limit).
+	need := uint64(2*slices.Max(o.subscribers) + 1000)
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	if lim.Cur < need {
+		lim.Cur = min(need, lim.Max)
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			return fmt.Errorf("raising the open file limit to %d: %w", lim.Cur, err)
+		}
+	}
+	if lim.Cur < need {
+		fmt.Fprintf(stderr, "warning: the open file limit is %d (hard limit); %d subscribers need about %d\n", lim.Cur, slices.Max(o.subscribers), need)
+	}
+
+	tmp, err := os.MkdirTemp("", "fanoutbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	bin := o.bin
+	if bin == "" {
+		bin = filepath.Join(tmp, "hindsight")
+		fmt.Fprintln(stderr, "building hindsight ...")
+		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/hindsight-dev/hindsight")
+		build.Stdout, build.Stderr = stderr, stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("go build (run from the repository root, or pass -bin): %w", err)
+		}
+	}
+
+	var results []result
+	for i, n := range o.subscribers {
+		r, err := benchOne(ctx, o, n, bin, filepath.Join(tmp, strconv.Itoa(i)), stderr)
+		if err != nil {
+			return fmt.Errorf("%d subscribers: %w", n, err)
+		}
+		results = append(results, r)
+	}
+	printTable(stdout, o, results)
+	for _, r := range results {
+		if r.missed != 0 || r.disordered != 0 || r.ended != 0 || r.appendErrors != 0 {
+			return fmt.Errorf("%d subscribers: %d missed, %d duplicate or out of order, %d subscriptions ended early, %d failed appends", r.subscribers, r.missed, r.disordered, r.ended, r.appendErrors)
+		}
+	}
+	return nil
+}
+
+// result is one row of the table.
+type result struct {
+	subscribers  int
+	events       int     // appended in the timed phase
+	rate         float64 // achieved, events/s
+	connect      time.Duration
+	sendP50      time.Duration
+	sendP99      time.Duration
+	sendMax      time.Duration
+	recP50       time.Duration // recordedAt → receive
+	recP99       time.Duration
+	rssBefore    int64 // bytes
+	rssConnected int64
+	rssPeak      int64
+	missed       int64
+	disordered   int64
+	ended        int
+	endedBy      string
+	appendErrors int
+	appendP99    time.Duration
+	load         string  // the machine's load averages at the end
+	serverCPU    float64 // cores used by the server from the first append until every subscriber caught up
+	benchCPU     float64 // cores used by this process (the subscribers and the writer) meanwhile
+}
+
+func (r result) perSubscriber() float64 {
+	return float64(r.rssConnected-r.rssBefore) / float64(r.subscribers)
+}
+
+func printTable(w io.Writer, o options, rs []result) {
+	fmt.Fprintf(w, "\nfan-out: %d events/s for %v, one live `events` subscription per graphql-transport-ws connection\n\n", o.rate, o.duration)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "subscribers\tevents\trate/s\tconnect\tp50 send→recv\tp99 send→recv\tmax send→recv\tp50 recordedAt→recv\tp99 recordedAt→recv\tRSS before\tRSS connected\tRSS/subscriber\tpeak RSS\tmissed\tdup/out of order\tended early\tserver CPU\tbench CPU\t")
+	for _, r := range rs {
+		fmt.Fprintf(tw, "%d\t%d\t%.1f\t%v\t%v\t%v\t%v\t%v\t%v\t%s\t%s\t%.1f KB\t%s\t%d\t%d\t%d\t%.2f cores\t%.2f cores\t\n",
+			r.subscribers, r.events, r.rate, r.connect.Round(time.Millisecond),
+			ms(r.sendP50), ms(r.sendP99), ms(r.sendMax), ms(r.recP50), ms(r.recP99),
+			mib(r.rssBefore), mib(r.rssConnected), r.perSubscriber()/1024, mib(r.rssPeak),
+			r.missed, r.disordered, r.ended, r.serverCPU, r.benchCPU)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\ntargets (ARCHITECTURE.md): 0 missed, p99 ≤ %v, ≤ %d KB of server memory per subscriber\n", targetP99, targetKB)
+	for _, r := range rs {
+		var miss []string
+		if r.missed != 0 || r.disordered != 0 || r.ended != 0 {
+			miss = append(miss, "delivery")
+		}
+		if r.sendP99 > targetP99 || r.sendP99 == 0 {
+			miss = append(miss, "p99 latency")
+		}
+		if r.perSubscriber() > targetKB*1024 {
+			miss = append(miss, "memory per subscriber")
+		}
+		if r.rate < 0.95*float64(o.rate) {
+			miss = append(miss, fmt.Sprintf("append rate (%.1f/s of %d/s)", r.rate, o.rate))
+		}
+		verdict := "all met"
+		if len(miss) > 0 {
+			verdict = "missed: " + strings.Join(miss, ", ")
+		}
+		fmt.Fprintf(w, "%d subscribers: %s (load average %s)\n", r.subscribers, verdict, r.load)
+		if r.ended > 0 {
+			fmt.Fprintf(w, "%d subscribers: %d subscriptions ended early, e.g. %s\n", r.subscribers, r.ended, r.endedBy)
+		}
+		if r.appendErrors > 0 {
+			fmt.Fprintf(w, "%d subscribers: %d appends failed\n", r.subscribers, r.appendErrors)
+		}
+	}
+}
+
+// The fan-out targets of the architecture.
+const (
+	targetP99 = 200 * time.Millisecond
+	targetKB  = 30
+)
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
+func mib(b int64) string        { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// benchOne runs one subscriber count on a fresh server.
+func benchOne(ctx context.Context, o options, n int, bin, dir string, stderr io.Writer) (result, error) {
+	res := result{subscribers: n}
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(stderr, "[%d subscribers] %s\n", n, fmt.Sprintf(format, args...))
+	}
+	srv, err := startServer(ctx, bin, dir, max(10000, 2*n))
+	if err != nil {
+		return res, err
+	}
+	defer srv.close()
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}, Timeout: 60 * time.Second}
+	c := &client{http: hc, base: srv.base}
+
+	// Warm up: some appends and one subscriber from the start, so that what
+	// is measured next is what subscribers cost, not first use.
+	for i := 0; i < 100; i++ {
+		if _, err := c.append(ctx, "warmup"); err != nil {
+			return res, fmt.Errorf("warm-up append: %w", err)
+		}
+	}
+	head, err := c.head(ctx)
+	if err != nil {
+		return res, err
+	}
+	warm, err := dialSubscriber(ctx, srv.wsURL, 0, 0, false)
+	if err != nil {
+		return res, fmt.Errorf("warm-up subscriber: %w", err)
+	}
+	if err := waitAll(ctx, []*subscriber{warm}, head, 30*time.Second); err != nil {
+		return res, fmt.Errorf("warm-up subscriber: %w", err)
+	}
+	warm.close()
+	time.Sleep(2 * time.Second)
+	if res.rssBefore, err = srv.memory("VmRSS"); err != nil {
+		return res, err
+	}
+	logf("server RSS %s; connecting", mib(res.rssBefore))
+
+	// Connect, each subscription live from the head.
+	start := time.Now()
+	subs := make([]*subscriber, n)
+	sem := make(chan struct{}, o.dialers)
+	var wg sync.WaitGroup
+	var dialErr atomic.Pointer[error]
+	for i := range subs {
+		sem <- struct{}{}
+		if dialErr.Load() != nil || ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			s, err := dialSubscriber(ctx, srv.wsURL, head, int(o.duration*time.Duration(o.rate)/time.Second)+64, i == 0)
+			if err != nil {
+				err = fmt.Errorf("subscriber %d: %w", i, err)
+				dialErr.CompareAndSwap(nil, &err)
+				return
+			}
+			subs[i] = s
+		}()
+	}
+	wg.Wait()
+	defer func() {
+		for _, s := range subs {
+			if s != nil {
+				s.close()
+			}
+		}
+	}()
+	if p := dialErr.Load(); p != nil {
+		return res, *p
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	// A first event proves every subscription is active.
+	first, err := c.append(ctx, "bench-start")
+	if err != nil {
+		return res, err
+	}
+	if err := waitAll(ctx, subs, first.pos, 60*time.Second); err != nil {
+		return res, fmt.Errorf("the first event: %w", err)
+	}
+	res.connect = time.Since(start)
+	time.Sleep(time.Second)
+	if res.rssConnected, err = srv.memory("VmRSS"); err != nil {
+		return res, err
+	}
+	logf("connected in %v; server RSS %s (%.1f KB per subscriber); appending %d events/s for %v",
+		res.connect.Round(time.Millisecond), mib(res.rssConnected), res.perSubscriber()/1024, o.rate, o.duration)
+
+	// Append at the rate, one event per POST, each on its own goroutine so
+	// that a slow append does not slow the rate.
+	var (
+		mu      sync.Mutex
+		sent    = map[int64]int64{} // position → when its POST was sent (Unix ns)
+		latency []time.Duration     // of the POSTs
+		last    int64
+	)
+	interval := time.Second / time.Duration(o.rate)
+	total := int(o.duration / interval)
+	tick := time.NewTicker(interval)
+	began := time.Now()
+	serverCPU0, err := srv.cpu()
+	if err != nil {
+		return res, err
+	}
+	benchCPU0 := selfCPU()
+	var appends sync.WaitGroup
+	for i := 0; i < total && ctx.Err() == nil; i++ {
+		appends.Add(1)
+		go func() {
+			defer appends.Done()
+			t := time.Now()
+			a, err := c.append(ctx, "bench-"+strconv.Itoa(i%16))
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				res.appendErrors++
+				if res.appendErrors == 1 {
+					logf("append: %v", err)
+				}
+				return
+			}
+			sent[a.pos] = t.UnixNano()
+			latency = append(latency, time.Since(t))
+			last = max(last, a.pos)
+		}()
+		<-tick.C
+	}
+	tick.Stop()
+	appends.Wait()
+	res.events = len(sent)
+	res.rate = float64(res.events) / time.Since(began).Seconds()
+	res.appendP99 = percentile(latency, 99)
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	logf("appended %d events (%.1f/s, POST p99 %v); waiting for subscribers to reach position %d", res.events, res.rate, ms(res.appendP99), last)
+	if err := waitAll(ctx, subs, last, o.drain); err != nil {
+		logf("%v", err)
+	}
+	wall := time.Since(began)
+	serverCPU1, err := srv.cpu()
+	if err != nil {
+		return res, err
+	}
+	res.serverCPU = (serverCPU1 - serverCPU0).Seconds() / wall.Seconds()
+	res.benchCPU = (selfCPU() - benchCPU0).Seconds() / wall.Seconds()
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		res.load = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	if res.rssPeak, err = srv.memory("VmHWM"); err != nil {
+		return res, err
+	}
+	for _, s := range subs {
+		s.close()
+	}
+
+	// Tally. Positions head+1 .. last are due to every subscriber.
+	recorded := subs[0].recordedAt // parsed by the first subscriber only; the same for all
+	var send, rec []time.Duration
+	for _, s := range subs {
+		s.mu.Lock()
+		if s.err != nil {
+			res.ended++
+			res.endedBy = s.err.Error()
+		}
+		res.disordered += s.disordered
+		for p := head + 1; p <= last; p++ {
+			i := p - head - 1
+			if i >= int64(len(s.recv)) || s.recv[i] == 0 {
+				res.missed++
+				continue
+			}
+			if t, ok := sent[p]; ok {
+				send = append(send, time.Duration(s.recv[i]-t))
+			}
+			if i < int64(len(recorded)) && recorded[i] != 0 {
+				rec = append(rec, time.Duration(s.recv[i]-recorded[i]))
+			}
+		}
+		s.mu.Unlock()
+	}
+	res.sendP50, res.sendP99, res.sendMax = percentile(send, 50), percentile(send, 99), percentile(send, 100)
+	res.recP50, res.recP99 = percentile(rec, 50), percentile(rec, 99)
+	logf("done: %d missed, p99 %v", res.missed, ms(res.sendP99))
+	return res, nil
+}
+
+// percentile sorts d and returns its p-th percentile (nearest rank).
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	slices.Sort(d)
+	i := int(float64(len(d))*p/100+0.999999) - 1
+	return d[min(max(i, 0), len(d)-1)]
+}
+
+// server is a running hindsight process.
+type server struct {
+	cmd   *exec.Cmd
+	base  string
+	wsURL string
+	log   *bytes.Buffer
+	done  chan struct{}
+}
+
+func startServer(ctx context.Context, bin, dir string, maxConns int) (*server, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(bin, "serve")
+	cmd.Dir = dir
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "HINDSIGHT_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env,
+		"HINDSIGHT_ADDR="+addr,
+		"HINDSIGHT_DATA_DIR="+filepath.Join(dir, "data"),
+		"HINDSIGHT_MAX_CONNECTIONS="+strconv.Itoa(maxConns),
+		"HINDSIGHT_LOG_LEVEL=warn",
+		"HINDSIGHT_LOG_FORMAT=text",
+	)
+	s := &server{cmd: cmd, base: "http://" + addr, wsURL: "ws://" + addr + "/graphql", log: &bytes.Buffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = io.Discard, &lockedWriter{w: s.log}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() {
+		_ = cmd.Wait()
+		close(s.done)
+	}()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		resp, err := http.Get(s.base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s, nil
+			}
+		}
+		select {
+		case <-s.done:
+			return nil, fmt.Errorf("hindsight exited before it was ready: %s", s.log)
+		case <-ctx.Done():
+			s.close()
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			s.close()
+			return nil, fmt.Errorf("hindsight not ready after 90s: %s", s.log)
+		}
+	}
+}
+
+// memory returns a size field of /proc/PID/status, in bytes.
+func (s *server) memory(field string) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, s.cmd.Process.Pid)
+}
+
+// cpu returns the CPU time the server has used (user and system).
+func (s *server) cpu() (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name, which is in parentheses: state is the
+	// first, utime and stime the 12th and 13th, in clock ticks (USER_HZ,
+	// 100 on Linux).
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %q", s.cmd.Process.Pid, b)
+	}
+	var ticks int64
+	for _, v := range f[11:13] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, err
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * (time.Second / 100), nil
+}
+
+// selfCPU returns the CPU time this process has used (user and system).
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// close stops the server with SIGTERM, or kills it after 30 s.
+func (s *server) close() {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// client makes GraphQL requests over HTTP.
+type client struct {
+	http *http.Client
+	base string
+}
+
+type appended struct{ pos int64 }
+
+func (c *client) append(ctx context.Context, stream string) (appended, error) {
+	var r struct {
+		AppendToStream struct{ FirstPosition string }
+	}
+	err := c.do(ctx, `mutation($s: String!) { appendToStream(streamId: $s, events: [{type: "Benched", data: {}}]) { firstPosition } }`,
+		map[string]any{"s": stream}, &r)
+	if err != nil {
+		return appended{}, err
+	}
+	p, err := strconv.ParseInt(r.AppendToStream.FirstPosition, 10, 64)
+	return appended{p}, err
+}
+
+func (c *client) head(ctx context.Context) (int64, error) {
+	var r struct{ HeadPosition string }
+	if err := c.do(ctx, `{ headPosition }`, nil, &r); err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(r.HeadPosition, 10, 64)
+}
+
+func (c *client) do(ctx context.Context, query string, vars map[string]any, data any) error {
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/graphql", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	var r struct {
+		Data   json.RawMessage
+		Errors []json.RawMessage
+	}
+	if err := json.Unmarshal(b, &r); err != nil || resp.StatusCode != http.StatusOK || len(r.Errors) > 0 {
+		return fmt.Errorf("POST /graphql: %d %s", resp.StatusCode, b)
+	}
+	return json.Unmarshal(r.Data, data)
+}
+
+// subscriber is one graphql-transport-ws connection with one subscription to
+// events after a position. Its reader records when each position arrived.
+// It parses only the position (and, for one subscriber, recordedAt) out of
+// each message, without decoding JSON, to leave the CPU to the server.
+type subscriber struct {
+	conn            *websocket.Conn
+	cancel          context.CancelFunc
+	after           int64
+	parseRecordedAt bool
+	done            chan struct{}
+	last            atomic.Int64 // highest position received
+
+	mu         sync.Mutex
+	recv       []int64 // Unix ns when position after+1+i arrived; 0 = not (yet)
+	recordedAt []int64 // Unix ns of the event's recordedAt, if parseRecordedAt
+	disordered int64   // duplicates and positions not above the previous one
+	err        error   // why the subscription ended, if it did
+}
+
+const subscription = `subscription($p: Position) { events(afterPosition: $p) { position recordedAt } }`
+
+// dialSubscriber connects and subscribes to the events after position after;
+// expect sizes its record. parseRecordedAt makes it record each event's
+// recordedAt as well.
+func dialSubscriber(ctx context.Context, url string, after int64, expect int, parseRecordedAt bool) (*subscriber, error) {
+	dctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(dctx, url, &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
+	if err != nil {
+		return nil, err
+	}
+	if conn.Subprotocol() != "graphql-transport-ws" {
+		conn.CloseNow()
+		return nil, fmt.Errorf("server chose subprotocol %q", conn.Subprotocol())
+	}
+	fail := func(err error) (*subscriber, error) {
+		conn.CloseNow()
+		return nil, err
+	}
+	if err := conn.Write(dctx, websocket.MessageText, []byte(`{"type":"connection_init"}`)); err != nil {
+		return fail(err)
+	}
+	for {
+		_, b, err := conn.Read(dctx)
+		if err != nil {
+			return fail(fmt.Errorf("waiting for connection_ack: %w", err))
+		}
+		if bytes.Contains(b, []byte(`"connection_ack"`)) {
+			break
+		}
+		if !bytes.Contains(b, []byte(`"ping"`)) && !bytes.Contains(b, []byte(`"pong"`)) {
+			return fail(fmt.Errorf("waiting for connection_ack: got %s", b))
+		}
+	}
+	sub, _ := json.Marshal(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{
+		"query": subscription, "variables": map[string]any{"p": strconv.FormatInt(after, 10)},
+	}})
+	if err := conn.Write(dctx, websocket.MessageText, sub); err != nil {
+		return fail(err)
+	}
+	rctx, rcancel := context.WithCancel(ctx)
+	s := &subscriber{conn: conn, cancel: rcancel, after: after, parseRecordedAt: parseRecordedAt,
+		done: make(chan struct{}), recv: make([]int64, 0, expect)}
+	s.last.Store(after)
+	go s.read(rctx)
+	return s, nil
+}
+
+var (
+	positionKey   = []byte(`"position":"`)
+	recordedAtKey = []byte(`"recordedAt":"`)
+)
+
+func (s *subscriber) read(ctx context.Context) {
+	defer close(s.done)
+	for {
+		_, b, err := s.conn.Read(ctx)
+		now := time.Now().UnixNano()
+		if err != nil {
+			if ctx.Err() == nil {
+				s.fail(err)
+			}
+			return
+		}
+		if pos, ok := field(b, positionKey); ok && !bytes.Contains(b, []byte(`"errors"`)) {
+			p, err := strconv.ParseInt(string(pos), 10, 64)
+			if err != nil {
+				s.fail(fmt.Errorf("position in %s: %w", b, err))
+				return
+			}
+			s.got(p, now, b)
+			continue
+		}
+		var m struct{ Type string }
+		_ = json.Unmarshal(b, &m)
+		switch m.Type {
+		case "ping":
+			if err := s.conn.Write(ctx, websocket.MessageText, []byte(`{"type":"pong"}`)); err != nil && ctx.Err() == nil {
+				s.fail(err)
+				return
+			}
+		case "pong":
+		default:
+			s.fail(fmt.Errorf("unexpected message %s", b))
+			return
+		}
+	}
+}
+
+func (s *subscriber) got(p, now int64, msg []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := p - s.after - 1
+	if i < 0 || p <= s.last.Load() {
+		s.disordered++
+		return
+	}
+	for int64(len(s.recv)) <= i {
+		s.recv = append(s.recv, 0)
+	}
+	s.recv[i] = now
+	if s.parseRecordedAt {
+		if ts, ok := field(msg, recordedAtKey); ok {
+			if t, err := time.Parse(time.RFC3339Nano, string(ts)); err == nil {
+				for int64(len(s.recordedAt)) <= i {
+					s.recordedAt = append(s.recordedAt, 0)
+				}
+				s.recordedAt[i] = t.UnixNano()
+			}
+		}
+	}
+	s.last.Store(p)
+}
+
+func (s *subscriber) fail(err error) {
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = err
+	}
+	s.mu.Unlock()
+}
+
+func (s *subscriber) close() {
+	s.cancel()
+	s.conn.CloseNow()
+	<-s.done
+}
+
+// field returns the string value after key in a JSON message, without
+// decoding it.
+func field(b, key []byte) ([]byte, bool) {
+	i := bytes.Index(b, key)
+	if i < 0 {
+		return nil, false
+	}
+	rest := b[i+len(key):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return nil, false
+	}
+	return rest[:j], true
+}
+
+// waitAll waits until every subscriber has received position p.
+func waitAll(ctx context.Context, subs []*subscriber, p int64, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		behind, ended := 0, 0
+		var why error
+		for _, s := range subs {
+			if s.last.Load() >= p {
+				continue
+			}
+			select {
+			case <-s.done:
+				ended++
+				s.mu.Lock()
+				why = s.err
+				s.mu.Unlock()
+			default:
+				behind++
+			}
+		}
+		if behind == 0 && ended == 0 {
+			return nil
+		}
+		if behind == 0 || time.Now().After(deadline) {
+			return fmt.Errorf("position %d: %d subscribers still behind after %v, %d ended (%v)", p, behind, timeout, ended, why)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
