@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"strconv"
@@ -36,6 +37,47 @@ type config struct {
 	MaxComplexity           int
 	LogLevel                slog.Level
 	LogFormat               string // auto, text or json
+
+	// Access control and abuse limits (issue 7).
+	Auth             string // none, apikey or jwt
+	APIKeysFile      string
+	JWTSecret        string
+	JWTPublicKeyFile string
+	Insecure         bool   // allow auth none on a non-loopback address
+	Introspection    string // auto (on for a loopback address), on or off
+	MaxDepth         int
+	MaxAliases       int
+	MaxDirectives    int
+	MaxTokens        int
+	RateLimit        float64 // operations per second per principal; 0 = off
+	RateLimitBurst   int     // 0 = max(1, RateLimit)
+	SlowOperation    time.Duration
+	ReadyMaxLag      int64
+}
+
+// loopback reports whether the listen address only accepts local clients.
+func (c *config) loopback() bool {
+	host, _, err := net.SplitHostPort(c.Addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// introspectionOn resolves Introspection: auto means on for a loopback
+// address (development) and off otherwise.
+func (c *config) introspectionOn() bool {
+	switch c.Introspection {
+	case "on":
+		return true
+	case "off":
+		return false
+	}
+	return c.loopback()
 }
 
 // setting describes one flag and its environment variable, for parsing and
@@ -129,6 +171,89 @@ var serveSettings = []setting{
 	{"max-complexity", strconv.Itoa(graph.DefaultMaxComplexity), "gqlgen complexity limit of one operation (a connection costs first × its fields)", func(c *config, v string) error {
 		return positive(&c.MaxComplexity, v)
 	}},
+	{"auth", "none", "access control: none, apikey (keys from the API keys file) or jwt (HS256 with the JWT secret, or RS256/ES256 with the public key file); with none the server only listens on a loopback address unless --insecure", func(c *config, v string) error {
+		switch v {
+		case "none", "apikey", "jwt":
+			c.Auth = v
+			return nil
+		}
+		return errors.New("must be none, apikey or jwt")
+	}},
+	{"api-keys-file", "", "file of API keys for auth apikey, one line per key: key role [stream-prefix ...]; role is reader, writer or admin", func(c *config, v string) error {
+		c.APIKeysFile = v
+		return nil
+	}},
+	{"jwt-secret", "", "HS256 secret (at least 32 bytes) for auth jwt; prefer the environment variable to the flag", func(c *config, v string) error {
+		c.JWTSecret = v
+		return nil
+	}},
+	{"jwt-public-key-file", "", "PEM public key (RSA for RS256, P-256 for ES256) for auth jwt", func(c *config, v string) error {
+		c.JWTPublicKeyFile = v
+		return nil
+	}},
+	{"insecure", "false", "allow auth none on a non-loopback address: anyone who can reach the server may read and write everything", func(c *config, v string) error {
+		b, err := strconv.ParseBool(v)
+		c.Insecure = b
+		return err
+	}},
+	{"introspection", "auto", "GraphQL introspection and field suggestions: auto (on for a loopback address), on or off", func(c *config, v string) error {
+		switch v {
+		case "auto", "on", "off":
+			c.Introspection = v
+			return nil
+		case "true":
+			c.Introspection = "on"
+			return nil
+		case "false":
+			c.Introspection = "off"
+			return nil
+		}
+		return errors.New("must be auto, on or off")
+	}},
+	{"max-depth", strconv.Itoa(graph.DefaultMaxDepth), "fields nested in one operation ({ a { b } } is 2)", func(c *config, v string) error {
+		return positive(&c.MaxDepth, v)
+	}},
+	{"max-aliases", strconv.Itoa(graph.DefaultMaxAliases), "aliases in one operation, fragments counted where spread", func(c *config, v string) error {
+		return positive(&c.MaxAliases, v)
+	}},
+	{"max-directives", strconv.Itoa(graph.DefaultMaxDirectives), "directives in one operation, fragments counted where spread", func(c *config, v string) error {
+		return positive(&c.MaxDirectives, v)
+	}},
+	{"max-tokens", strconv.Itoa(graph.DefaultMaxTokens), "tokens in one GraphQL document", func(c *config, v string) error {
+		return positive(&c.MaxTokens, v)
+	}},
+	{"rate-limit", "0", "operations per second per API key, JWT subject or (auth none) client address, as a token bucket; 0 = no limit", func(c *config, v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 || math.IsInf(f, 0) || math.IsNaN(f) {
+			return errors.New("must be a number >= 0")
+		}
+		c.RateLimit = f
+		return nil
+	}},
+	{"rate-limit-burst", "0", "operations a key may make at once before the rate applies; 0 = the rate, at least 1", func(c *config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return errors.New("must be an integer >= 0")
+		}
+		c.RateLimitBurst = n
+		return nil
+	}},
+	{"slow-operation", "1s", "log GraphQL queries and mutations that take longer, with their request id; 0 = never", func(c *config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return errors.New("must be a duration such as 500ms")
+		}
+		c.SlowOperation = d
+		return nil
+	}},
+	{"ready-max-lag", "1000", "positions the projections may be behind the head before /readyz reports not ready", func(c *config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return errors.New("must be an integer >= 0")
+		}
+		c.ReadyMaxLag = n
+		return nil
+	}},
 	{"log-level", "info", "debug, info, warn or error", func(c *config, v string) error {
 		return c.LogLevel.UnmarshalText([]byte(v))
 	}},
@@ -167,7 +292,13 @@ func parseFlags(cmd string, settings []setting, args []string, getenv func(strin
 	fs := flag.NewFlagSet("hindsight "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	for _, s := range settings {
-		fs.Func(s.name, fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env(), s.def), func(v string) error { return s.set(c, v) })
+		usage := fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env(), s.def)
+		if s.def == "false" {
+			// A switch: --insecure alone means true.
+			fs.BoolFunc(s.name, usage, func(v string) error { return s.set(c, v) })
+			continue
+		}
+		fs.Func(s.name, usage, func(v string) error { return s.set(c, v) })
 	}
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: hindsight %s [flags]\n\nFlags (a flag wins over its environment variable):\n", cmd)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -92,6 +93,10 @@ func (a *app) readyz(w http.ResponseWriter, r *http.Request) {
 		notReady("the projections are catching up with the log")
 		return
 	}
+	if lag := comp.proj.Lag(); lag > a.cfg.ReadyMaxLag {
+		notReady(fmt.Sprintf("the projections are %d positions behind the head (more than %d)", lag, a.cfg.ReadyMaxLag))
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "headPosition": comp.store.HeadPosition()})
 }
 
@@ -109,6 +114,9 @@ func (a *app) metrics() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(statsCollector{a})
+	if a.m != nil {
+		reg.MustRegister(a.m.collectors()...)
+	}
 	return reg
 }
 
@@ -128,11 +136,14 @@ var (
 	descStoreErrors = prometheus.NewDesc("hindsight_store_errors_total", "Failed round trips to the store.", nil, nil)
 	descImageReads  = prometheus.NewDesc("hindsight_image_reads_total", "Reads by where they were served from.", []string{"source"}, nil)
 	descProjLag     = prometheus.NewDesc("hindsight_projection_lag", "Positions the order read model is behind the head.", nil, nil)
+	descProjCkpt    = prometheus.NewDesc("hindsight_projection_checkpoint", "Position the order read model has applied.", nil, nil)
+	descBatched     = prometheus.NewDesc("hindsight_group_commit_appends_total", "Appends written by group commits.", nil, nil)
 )
 
 func (statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descReady, descHead, descStreams, descEvents, descBytes, descSubscribers,
-		descStreamConns, descAppends, descConflicts, descBatches, descStoreErrors, descImageReads, descProjLag} {
+		descStreamConns, descAppends, descConflicts, descBatches, descStoreErrors, descImageReads, descProjLag,
+		descProjCkpt, descBatched} {
 		ch <- d
 	}
 }
@@ -160,6 +171,8 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descSubscribers, float64(s.Subscribers))
 	gauge(descStreamConns, float64(comp.endpoint.Streams()))
 	gauge(descProjLag, float64(comp.proj.Lag()))
+	gauge(descProjCkpt, float64(comp.proj.Checkpoint()))
+	counter(descBatched, float64(s.BatchedAppends))
 	counter(descAppends, float64(s.Appends))
 	counter(descConflicts, float64(s.Conflicts))
 	counter(descBatches, float64(s.Batches))

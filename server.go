@@ -4,6 +4,7 @@
 //
 //	hindsight [serve] [flags]   serve the API (the default command)
 //	hindsight devdb [flags]     run the embedded store alone, for several serve processes
+//	hindsight export|import|verify   backups (backup.go)
 //	hindsight version           print the version
 //
 // See README.md for the configuration and config.go for how flags and
@@ -31,6 +32,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/hindsight-dev/hindsight/auth"
 	"github.com/hindsight-dev/hindsight/embedded"
 	"github.com/hindsight-dev/hindsight/eventstore"
 	"github.com/hindsight-dev/hindsight/graph"
@@ -85,6 +87,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, cfg, newLogger(stderr, cfg.LogFormat, cfg.LogLevel))
 	case "devdb":
 		return devdb(ctx, args, getenv, stdout, stderr)
+	case "export":
+		return export(ctx, args, getenv, stderr)
+	case "import":
+		return importCmd(ctx, args, getenv, stderr)
+	case "verify":
+		return verify(ctx, args, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "hindsight", versionString())
 		return nil
@@ -98,6 +106,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 const usage = `Usage:
   hindsight [serve] [flags]   serve the GraphQL API (default); see hindsight serve -h
   hindsight devdb [flags]     run the embedded store alone and print its mongodb:// URI
+  hindsight export --out FILE [--gzip]   write every event to FILE as JSON Lines, in position order
+  hindsight import --in FILE             load an export into an empty store, verifying every hash chain
+  hindsight verify                       check every stream's hash chain; exit code 1 on a break
   hindsight version           print the version
 `
 
@@ -181,6 +192,8 @@ func devdb(ctx context.Context, args []string, getenv func(string) string, stdou
 type app struct {
 	log   *slog.Logger
 	cfg   *config
+	m     *serverMetrics
+	authn auth.Authenticator
 	wired atomic.Pointer[components]
 }
 
@@ -198,9 +211,14 @@ type components struct {
 // and SSE streams completed), projections, the event store (its writer
 // finishes appends already sent), the client, the embedded store.
 func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
-	a := &app{log: log, cfg: cfg}
+	a := &app{log: log, cfg: cfg, m: newServerMetrics()}
 	log.Info("starting hindsight", "version", versionString(), "addr", cfg.Addr,
 		"memory_budget_bytes", cfg.MemoryBudget, "cors_origins", cfg.CORSOrigins)
+	authn, err := newAuthenticator(cfg, log)
+	if err != nil {
+		return err
+	}
+	a.authn = authn
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -310,7 +328,8 @@ func (a *app) open(ctx context.Context) ([]closer, error) {
 
 	var store *eventstore.Store
 	for attempt := 1; ; attempt++ {
-		store, err = eventstore.Open(ctx, client, cfg.Database, eventstore.WithLogger(log.With("component", "eventstore")))
+		store, err = eventstore.Open(ctx, client, cfg.Database, eventstore.WithLogger(log.With("component", "eventstore")),
+			eventstore.WithBatchObserver(a.m.observeBatch))
 		if err == nil {
 			break
 		}
@@ -335,7 +354,9 @@ func (a *app) open(ctx context.Context) ([]closer, error) {
 	endpoint := graph.NewEndpoint(graph.EndpointConfig{
 		Resolver: &graph.Resolver{
 			Store: store, Projections: proj, Log: log.With("component", "graphql"),
-			Limits: graph.Limits{SubscriberMaxLag: cfg.SubscriberMaxLag},
+			Limits:   graph.Limits{SubscriberMaxLag: cfg.SubscriberMaxLag},
+			Observer: a.m.observer(log.With("component", "graphql"), cfg.SlowOperation),
+			Build:    graph.BuildInfo{Version: versionString(), StoreKind: storeKind(cfg)},
 		},
 		Log:                     log.With("component", "graphql"),
 		AllowedOrigins:          cfg.CORSOrigins,
@@ -343,6 +364,13 @@ func (a *app) open(ctx context.Context) ([]closer, error) {
 		MaxComplexity:           cfg.MaxComplexity,
 		MaxSubscriptionsPerConn: cfg.MaxSubscriptionsPerConn,
 		MaxStreams:              cfg.MaxConnections,
+		MaxTokens:               cfg.MaxTokens,
+		MaxDepth:                cfg.MaxDepth,
+		MaxAliases:              cfg.MaxAliases,
+		MaxDirectives:           cfg.MaxDirectives,
+		Auth:                    a.authn,
+		RateLimiter:             rateLimiter(cfg),
+		DisableIntrospection:    !cfg.introspectionOn(),
 	})
 	a.wired.Store(&components{store: store, proj: proj, endpoint: endpoint})
 	return closers, nil

@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -8,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -25,6 +28,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/hindsight-dev/hindsight/auth"
 	"github.com/hindsight-dev/hindsight/graph/generated"
 	"github.com/hindsight-dev/hindsight/graph/model"
 	"github.com/hindsight-dev/hindsight/projections"
@@ -43,19 +47,36 @@ type EndpointConfig struct {
 
 	MaxBodyBytes            int64         // request body and websocket message limit; default 8 MiB
 	MaxComplexity           int           // gqlgen complexity limit; default 50,000
-	MaxTokens               int           // gqlparser token limit per document; default 15,000
+	MaxTokens               int           // gqlparser token limit per document; default 10,000
+	MaxDepth                int           // fields nested in an operation ({ a { b } } is 2); default 15
+	MaxAliases              int           // aliases in an operation, fragments counted where spread; default 30
+	MaxDirectives           int           // directives in an operation, likewise; default 50
 	MaxSubscriptionsPerConn int           // per websocket connection; default 100
 	MaxStreams              int           // concurrent websocket and SSE connections; default 10,000
 	KeepAlive               time.Duration // websocket ka/ping and SSE keep-alive interval; default 15s
 	InitTimeout             time.Duration // websocket connection_init deadline; default 10s
 	StreamWriteTimeout      time.Duration // one websocket/SSE write may block this long; default 30s
+
+	// Auth authenticates requests; nil means auth.None (everyone is an
+	// anonymous admin).
+	Auth auth.Authenticator
+	// RateLimiter, when set, limits operations per principal; an operation
+	// over the limit fails with RATE_LIMITED.
+	RateLimiter *auth.RateLimiter
+	// DisableIntrospection refuses __schema and __type and turns off "did
+	// you mean" suggestions in validation errors, which would otherwise
+	// reveal the schema bit by bit.
+	DisableIntrospection bool
 }
 
 // Defaults of EndpointConfig.
 const (
 	DefaultMaxBodyBytes            = 8 << 20
 	DefaultMaxComplexity           = 50000
-	DefaultMaxTokens               = 15000
+	DefaultMaxTokens               = 10000
+	DefaultMaxDepth                = 15
+	DefaultMaxAliases              = 30
+	DefaultMaxDirectives           = 50
 	DefaultMaxSubscriptionsPerConn = 100
 	DefaultMaxStreams              = 10000
 	DefaultKeepAlive               = 15 * time.Second
@@ -79,6 +100,9 @@ func (c *EndpointConfig) setDefaults() {
 	}
 	def(&c.MaxComplexity, DefaultMaxComplexity)
 	def(&c.MaxTokens, DefaultMaxTokens)
+	def(&c.MaxDepth, DefaultMaxDepth)
+	def(&c.MaxAliases, DefaultMaxAliases)
+	def(&c.MaxDirectives, DefaultMaxDirectives)
 	def(&c.MaxSubscriptionsPerConn, DefaultMaxSubscriptionsPerConn)
 	def(&c.MaxStreams, DefaultMaxStreams)
 	defDur(&c.KeepAlive, DefaultKeepAlive)
@@ -86,6 +110,9 @@ func (c *EndpointConfig) setDefaults() {
 	defDur(&c.StreamWriteTimeout, DefaultStreamWriteTimeout)
 	if c.Log == nil {
 		c.Log = slog.Default()
+	}
+	if c.Auth == nil {
+		c.Auth = auth.None{}
 	}
 }
 
@@ -109,6 +136,7 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 	}
 	e := &Endpoint{cfg: cfg, hub: &streamHub{max: cfg.MaxStreams, active: map[uint64]context.CancelFunc{}},
 		log: cfg.Log, present: presenter(cfg.Log)}
+	cfg.Resolver.streams = e.hub.count
 
 	es := generated.NewExecutableSchema(generated.Config{Resolvers: cfg.Resolver, Complexity: complexity()})
 	srv := handler.New(es)
@@ -128,6 +156,7 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 		KeepAlivePingInterval: cfg.KeepAlive, // graphql-ws: "ka" messages
 		PingPongInterval:      cfg.KeepAlive, // graphql-transport-ws: ping, pong due within 2 intervals
 		PayloadReadLimit:      &readLimit,
+		InitFunc:              e.authenticateWebsocket,
 		ErrorFunc: func(ctx context.Context, err error) {
 			e.log.DebugContext(ctx, "websocket", "request_id", RequestID(ctx), "err", err)
 		},
@@ -141,9 +170,17 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 	srv.SetParserTokenLimit(cfg.MaxTokens)
 	srv.SetErrorPresenter(e.present)
 	srv.SetRecoverFunc(recoverFunc(cfg.Log))
-	srv.Use(extension.Introspection{})
+	if cfg.DisableIntrospection {
+		srv.SetDisableSuggestion(true)
+	} else {
+		srv.Use(extension.Introspection{})
+	}
 	srv.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
 	srv.Use(methodGuard{})
+	srv.Use(queryLimits{maxDepth: cfg.MaxDepth, maxAliases: cfg.MaxAliases, maxDirectives: cfg.MaxDirectives,
+		noIntrospection: cfg.DisableIntrospection})
+	srv.Use(accessGuard{limiter: cfg.RateLimiter})
+	srv.Use(operationObserver{obs: cfg.Resolver.Observer})
 	srv.Use(subscriptionGuard{maxPerConn: cfg.MaxSubscriptionsPerConn, present: e.present})
 	e.gql = srv
 	return e
@@ -181,9 +218,27 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("X-Request-Id", id)
 	r = r.WithContext(WithRequestID(r.Context(), id))
-	switch {
-	case r.Header.Get("Upgrade") != "": // what gqlgen's websocket transport takes
+	if r.Header.Get("Upgrade") != "" { // what gqlgen's websocket transport takes
+		// Credentials come with connection_init (authenticateWebsocket).
 		e.serveWebsocket(w, r)
+		return
+	}
+	if r.Method != http.MethodOptions {
+		p, err := e.authenticate(r.Context(), r, r.Header.Get("Authorization"))
+		if err != nil {
+			status, code := http.StatusUnauthorized, CodeUnauthenticated
+			if errors.Is(err, auth.ErrForbidden) {
+				status, code = http.StatusForbidden, CodeForbidden
+			} else {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="hindsight"`)
+			}
+			e.log.InfoContext(r.Context(), "request refused", "request_id", id, "code", code, "reason", err)
+			writeError(w, status, code, err.Error())
+			return
+		}
+		r = r.WithContext(auth.WithPrincipal(r.Context(), p))
+	}
+	switch {
 	case r.Method == http.MethodPost && strings.Contains(r.Header.Get("Accept"), "text/event-stream"):
 		e.serveSSE(w, r)
 	default:
@@ -205,7 +260,7 @@ func (e *Endpoint) serveRequest(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	case http.MethodPost:
-		if !e.jsonBody(w, r) || !e.limitBody(w, r) {
+		if !e.jsonBody(w, r) || !e.limitBody(w, r) || !e.singleOperation(w, r) {
 			return
 		}
 	default:
@@ -222,7 +277,7 @@ func (e *Endpoint) serveRequest(w http.ResponseWriter, r *http.Request) {
 // are cleared, since a stream lives as long as the client wants, and each
 // write gets its own deadline instead.
 func (e *Endpoint) serveSSE(w http.ResponseWriter, r *http.Request) {
-	if !e.jsonBody(w, r) || !e.limitBody(w, r) {
+	if !e.jsonBody(w, r) || !e.limitBody(w, r) || !e.singleOperation(w, r) {
 		return
 	}
 	body, err := io.ReadAll(r.Body)
@@ -271,15 +326,44 @@ func (e *Endpoint) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 	_ = rc.SetReadDeadline(time.Time{})
 	_ = rc.SetWriteDeadline(time.Time{})
 	ctx = context.WithValue(ctx, connStateKey{}, &connState{})
+	ctx = context.WithValue(ctx, upgradeRequestKey{}, r)
 	e.gql.ServeHTTP(w, r.WithContext(ctx))
 }
 
+// jsonBody accepts only Content-Type: application/json. That is also the
+// CSRF defence of POST: a browser sends a cross-origin POST without a
+// preflight only with text/plain, application/x-www-form-urlencoded or
+// multipart/form-data, and those are refused here, so a page of another
+// origin can never make a visitor's browser run a mutation.
 func (e *Endpoint) jsonBody(w http.ResponseWriter, r *http.Request) bool {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {
 		writeError(w, http.StatusUnsupportedMediaType, CodeBadUserInput, "send the request as Content-Type: application/json")
 		return false
 	}
+	return true
+}
+
+// singleOperation refuses array batching (a JSON array of operations), which
+// multiplies what one request may cost past every per-operation limit. It
+// peeks at the first byte that is not white space.
+func (e *Endpoint) singleOperation(w http.ResponseWriter, r *http.Request) bool {
+	br := bufio.NewReader(r.Body)
+	for {
+		b, err := br.Peek(1)
+		if err != nil || (b[0] != ' ' && b[0] != '\t' && b[0] != '\r' && b[0] != '\n') {
+			break
+		}
+		_, _ = br.Discard(1)
+	}
+	if b, err := br.Peek(1); err == nil && b[0] == '[' {
+		writeError(w, http.StatusBadRequest, CodeBadUserInput, "batched operations are not supported; send one operation per request")
+		return false
+	}
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{br, r.Body}
 	return true
 }
 
@@ -541,4 +625,243 @@ func (c *wsConn) SetReadDeadline(t time.Time) error {
 		return d.SetReadDeadline(t)
 	}
 	return nil
+}
+
+// Close codes of websockets refused at connection_init (graphql-transport-ws
+// uses the HTTP status plus 4000).
+const (
+	closeUnauthorized = 4401
+	closeForbidden    = 4403
+)
+
+type upgradeRequestKey struct{}
+
+// authenticate turns an Authorization header into a principal. In mode none
+// it is an anonymous admin named after the client's address, so that rate
+// limits apply per client.
+func (e *Endpoint) authenticate(ctx context.Context, r *http.Request, header string) (*auth.Principal, error) {
+	if !e.cfg.Auth.Required() {
+		p, err := e.cfg.Auth.Authenticate(ctx, "")
+		if err != nil || r == nil {
+			return p, err
+		}
+		anon := *p
+		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			anon.Subject += "@" + host
+		}
+		return &anon, nil
+	}
+	if header == "" {
+		return nil, fmt.Errorf("%w: send Authorization: Bearer <credential>", auth.ErrUnauthenticated)
+	}
+	cred, ok := auth.BearerToken(header)
+	if !ok {
+		return nil, fmt.Errorf("%w: the Authorization header must be Bearer <credential>", auth.ErrUnauthenticated)
+	}
+	return e.cfg.Auth.Authenticate(ctx, cred)
+}
+
+// authenticateWebsocket is gqlgen's websocket InitFunc: the credential comes
+// in the connection_init payload, {"Authorization": "Bearer ..."} (browsers
+// cannot set headers on a websocket), or else from the upgrade request's
+// Authorization header. A failure closes the connection with 4401
+// (authentication failed) or 4403 (forbidden).
+func (e *Endpoint) authenticateWebsocket(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+	r, _ := ctx.Value(upgradeRequestKey{}).(*http.Request)
+	header := payload.Authorization()
+	if header == "" && r != nil {
+		header = r.Header.Get("Authorization")
+	}
+	p, err := e.authenticate(ctx, r, header)
+	if err != nil {
+		code, reason := closeUnauthorized, "Unauthorized"
+		if errors.Is(err, auth.ErrForbidden) {
+			code, reason = closeForbidden, "Forbidden"
+		}
+		e.log.InfoContext(ctx, "websocket refused", "request_id", RequestID(ctx), "close_code", code, "reason", err)
+		ctx = transport.WithWebsocketCloseCode(ctx, code)
+		ctx = transport.AppendCloseReason(ctx, reason)
+		return ctx, nil, err
+	}
+	return auth.WithPrincipal(ctx, p), nil, nil
+}
+
+// accessGuard checks, once per operation, that the principal's role allows
+// the operation's kind (mutations need writer, queries and subscriptions
+// reader) and takes a token from its rate limit. Stream prefixes are checked
+// by the resolvers, which know the streams.
+type accessGuard struct {
+	limiter *auth.RateLimiter
+}
+
+func (accessGuard) ExtensionName() string                   { return "HindsightAccess" }
+func (accessGuard) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (g accessGuard) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	p := auth.FromContext(ctx)
+	if p == nil {
+		return &gqlerror.Error{Message: errUnauthenticated.msg, Extensions: map[string]any{"code": CodeUnauthenticated}}
+	}
+	if oc.Operation == nil {
+		return nil
+	}
+	need := auth.Reader
+	if oc.Operation.Operation == ast.Mutation {
+		need = auth.Writer
+	}
+	if !p.Can(need) {
+		return &gqlerror.Error{Message: fmt.Sprintf("%ss need the %s role", oc.Operation.Operation, need),
+			Extensions: map[string]any{"code": CodeForbidden}}
+	}
+	if g.limiter != nil {
+		if ok, wait := g.limiter.Allow(p.Subject); !ok {
+			return &gqlerror.Error{Message: "rate limit exceeded; retry later",
+				Extensions: map[string]any{"code": CodeRateLimited, "retryAfterSeconds": math.Ceil(wait.Seconds()*1000) / 1000}}
+		}
+	}
+	return nil
+}
+
+// queryLimits refuses operations deeper, with more aliases or with more
+// directives than configured, in the spirit of GraphQL Armor, and
+// introspection when it is disabled. Fragments count where they are spread
+// (each fragment is measured once), so spreading a fragment does not hide
+// its cost. It runs after validation, on the operation that will execute.
+type queryLimits struct {
+	maxDepth, maxAliases, maxDirectives int
+	noIntrospection                     bool
+}
+
+func (queryLimits) ExtensionName() string                   { return "HindsightQueryLimits" }
+func (queryLimits) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (l queryLimits) MutateOperationContext(_ context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	if oc.Operation == nil {
+		return nil
+	}
+	m := &opMeter{doc: oc.Doc, frags: map[string]*opCost{}}
+	c := m.selectionSet(oc.Operation.SelectionSet)
+	c.directives = sat(c.directives + len(oc.Operation.Directives))
+	for _, v := range oc.Operation.VariableDefinitions {
+		c.directives = sat(c.directives + len(v.Directives))
+	}
+	fail := func(reason, msg string) *gqlerror.Error {
+		return &gqlerror.Error{Message: msg, Extensions: map[string]any{"code": CodeBadUserInput, "reason": reason}}
+	}
+	switch {
+	case l.noIntrospection && c.introspection:
+		return &gqlerror.Error{Message: "introspection is disabled", Extensions: map[string]any{"code": CodeValidationFailed}}
+	case c.depth > l.maxDepth:
+		return fail("MAX_DEPTH", fmt.Sprintf("the operation is nested %d levels deep; at most %d are allowed", c.depth, l.maxDepth))
+	case c.aliases > l.maxAliases:
+		return fail("MAX_ALIASES", fmt.Sprintf("the operation has %d aliases; at most %d are allowed", c.aliases, l.maxAliases))
+	case c.directives > l.maxDirectives:
+		return fail("MAX_DIRECTIVES", fmt.Sprintf("the operation has %d directives; at most %d are allowed", c.directives, l.maxDirectives))
+	}
+	return nil
+}
+
+// opCost is what a selection set adds to an operation.
+type opCost struct {
+	depth, aliases, directives int
+	introspection              bool
+}
+
+func (c *opCost) add(o opCost, depthOffset int) {
+	c.depth = max(c.depth, sat(o.depth+depthOffset))
+	c.aliases = sat(c.aliases + o.aliases)
+	c.directives = sat(c.directives + o.directives)
+	c.introspection = c.introspection || o.introspection
+}
+
+// sat saturates counts, which fragments spread many times can multiply.
+func sat(n int) int { return min(n, 1<<30) }
+
+type opMeter struct {
+	doc   *ast.QueryDocument
+	frags map[string]*opCost
+}
+
+func (m *opMeter) selectionSet(set ast.SelectionSet) opCost {
+	var c opCost
+	for _, sel := range set {
+		switch s := sel.(type) {
+		case *ast.Field:
+			f := opCost{directives: len(s.Directives),
+				introspection: s.Name == "__schema" || s.Name == "__type"}
+			if s.Alias != "" && s.Alias != s.Name {
+				f.aliases = 1
+			}
+			f.add(m.selectionSet(s.SelectionSet), 0)
+			c.add(f, 1)
+		case *ast.InlineFragment:
+			c.add(opCost{directives: len(s.Directives)}, 0)
+			c.add(m.selectionSet(s.SelectionSet), 0)
+		case *ast.FragmentSpread:
+			c.add(opCost{directives: len(s.Directives)}, 0)
+			c.add(m.fragment(s.Name), 0)
+		}
+	}
+	return c
+}
+
+func (m *opMeter) fragment(name string) opCost {
+	if c, ok := m.frags[name]; ok {
+		return *c // measured, or being measured (a cycle, which validation refuses anyway)
+	}
+	c := &opCost{}
+	m.frags[name] = c
+	if m.doc == nil {
+		return *c
+	}
+	def := m.doc.Fragments.ForName(name)
+	if def == nil {
+		return *c
+	}
+	*c = m.selectionSet(def.SelectionSet)
+	c.directives = sat(c.directives + len(def.Directives))
+	return *c
+}
+
+// operationObserver reports operations to the Observer: the duration of
+// each query and mutation, and the start, end and lifetime of each
+// subscription.
+type operationObserver struct {
+	obs Observer
+}
+
+func (operationObserver) ExtensionName() string                   { return "HindsightObserver" }
+func (operationObserver) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (o operationObserver) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	oc := graphql.GetOperationContext(ctx)
+	if oc == nil || oc.Operation == nil {
+		return next(ctx)
+	}
+	kind, start := string(oc.Operation.Operation), time.Now()
+	if oc.Operation.Operation == ast.Subscription {
+		if o.obs.Subscriptions != nil {
+			o.obs.Subscriptions(1)
+		}
+		context.AfterFunc(ctx, func() {
+			if o.obs.Subscriptions != nil {
+				o.obs.Subscriptions(-1)
+			}
+			if o.obs.Operation != nil {
+				o.obs.Operation(ctx, kind, time.Since(start), false)
+			}
+		})
+		return next(ctx)
+	}
+	rh := next(ctx)
+	var once sync.Once
+	return func(ctx context.Context) *graphql.Response {
+		resp := rh(ctx)
+		once.Do(func() {
+			if o.obs.Operation != nil {
+				o.obs.Operation(ctx, kind, time.Since(start), resp == nil || len(resp.Errors) > 0)
+			}
+		})
+		return resp
+	}
 }

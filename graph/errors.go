@@ -35,6 +35,8 @@ const (
 	CodeTooManySubscriptions = "TOO_MANY_SUBSCRIPTIONS"
 	CodeTooManyConnections   = "TOO_MANY_CONNECTIONS"
 	CodeForbidden            = "FORBIDDEN"
+	CodeUnauthenticated      = "UNAUTHENTICATED"
+	CodeRateLimited          = "RATE_LIMITED"
 	CodeShuttingDown         = "SHUTTING_DOWN"
 	CodeParseFailed          = errcode.ParseFailed
 	CodeValidationFailed     = errcode.ValidationFailed

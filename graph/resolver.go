@@ -32,10 +32,14 @@
 package graph
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/hindsight-dev/hindsight/auth"
 	"github.com/hindsight-dev/hindsight/eventstore"
+	"github.com/hindsight-dev/hindsight/graph/model"
 	"github.com/hindsight-dev/hindsight/projections"
 )
 
@@ -46,6 +50,32 @@ type Resolver struct {
 	Projections *projections.Service
 	Log         *slog.Logger // nil = slog.Default()
 	Limits      Limits
+	Observer    Observer
+	// Build describes this server for the diagnostics query.
+	Build BuildInfo
+
+	streams func() int // open websocket and SSE connections; set by NewEndpoint
+}
+
+// BuildInfo describes the running server.
+type BuildInfo struct {
+	Version   string // e.g. "v1.2.3 (abc123) go1.26"
+	StoreKind string // e.g. "embedded (SQLite)", "mongodb"
+}
+
+// Observer receives measurements for metrics. Nil fields are skipped; the
+// functions must be cheap and safe for concurrent use.
+type Observer struct {
+	// Operation is called when a query or mutation has been answered, and
+	// when a subscription ends, with its kind ("query", "mutation",
+	// "subscription"), how long it took and whether it had errors.
+	Operation func(ctx context.Context, kind string, d time.Duration, failed bool)
+	// Subscriptions is called with +1 when a subscription starts and -1 when
+	// it ends.
+	Subscriptions func(delta int)
+	// Delivered is called for every event (or order revision) sent to a
+	// subscriber.
+	Delivered func()
 }
 
 // Limits bound what one client can make the server do. The zero value of each
@@ -90,4 +120,189 @@ func (r *Resolver) log() *slog.Logger {
 		return slog.Default()
 	}
 	return r.Log
+}
+
+// Access checks. Each returns a FORBIDDEN error (or UNAUTHENTICATED without
+// a principal, which the endpoint never lets happen) for the resolver to
+// return as it is.
+
+var errUnauthenticated = &codedError{code: CodeUnauthenticated, msg: "authentication required: send Authorization: Bearer <credential>"}
+
+func principal(ctx context.Context) (*auth.Principal, error) {
+	p := auth.FromContext(ctx)
+	if p == nil {
+		return nil, errUnauthenticated
+	}
+	return p, nil
+}
+
+// requireRole fails unless the caller has at least role.
+func requireRole(ctx context.Context, role auth.Role) error {
+	p, err := principal(ctx)
+	if err != nil {
+		return err
+	}
+	if !p.Can(role) {
+		return &codedError{code: CodeForbidden, msg: fmt.Sprintf("this operation needs the %s role", role)}
+	}
+	return nil
+}
+
+// allowStream fails unless the caller may use the stream.
+func allowStream(ctx context.Context, streamID string) error {
+	p, err := principal(ctx)
+	if err != nil {
+		return err
+	}
+	if !p.Allows(streamID) {
+		return &codedError{code: CodeForbidden, msg: fmt.Sprintf("access to stream %q is forbidden", streamID)}
+	}
+	return nil
+}
+
+// allowOrder fails unless the caller may use the order's stream.
+func allowOrder(ctx context.Context, orderID string) error {
+	return allowStream(ctx, projections.OrderStreamID(orderID))
+}
+
+// allowAllOrders fails unless the caller may use every order stream, for
+// operations that aggregate over all orders.
+func allowAllOrders(ctx context.Context) error {
+	p, err := principal(ctx)
+	if err != nil {
+		return err
+	}
+	if prefix := projections.OrderStreamID(""); !p.AllowsAllWithPrefix(prefix) {
+		return &codedError{code: CodeForbidden, msg: fmt.Sprintf("this operation covers all orders and needs access to every %q stream", prefix)}
+	}
+	return nil
+}
+
+// logScope is how a read of the global log is narrowed to the caller's
+// streams: prefix goes down to the store (one prefix is filtered there), and
+// keep, when not nil, filters what comes back (several prefixes). none means
+// no stream can match.
+type logScope struct {
+	prefix string
+	keep   func(*eventstore.Event) bool
+	none   bool
+}
+
+// scopeLog narrows a read of the global log that asked for streams starting
+// with want ("" = all) to the caller's prefixes.
+func scopeLog(ctx context.Context, want string) (logScope, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return logScope{}, err
+	}
+	prefixes, ok := p.Narrow(want)
+	switch {
+	case !ok:
+		return logScope{none: true}, nil
+	case len(prefixes) == 0:
+		return logScope{prefix: want}, nil
+	case len(prefixes) == 1:
+		return logScope{prefix: prefixes[0]}, nil
+	}
+	scoped := &auth.Principal{Prefixes: prefixes}
+	return logScope{prefix: want, keep: func(e *eventstore.Event) bool { return scoped.Allows(e.StreamID) }}, nil
+}
+
+// readAll reads a page of opts.Limit events of the global log that keep
+// accepts (nil = all), and whether more follow. With a filter it reads the
+// log in pages of MaxReadLimit, from memory, until the page is full or the
+// log ends: the cost grows with the events skipped, which is the price of
+// several prefixes that the store cannot filter in one read.
+func (r *Resolver) readAll(ctx context.Context, opts eventstore.ReadAllOptions, keep func(*eventstore.Event) bool) ([]eventstore.Event, bool, error) {
+	n := opts.Limit
+	if keep == nil {
+		events, err := r.Store.ReadAll(ctx, opts)
+		if err != nil || len(events) < n {
+			return events, false, err
+		}
+		// One more matching event after this page? Served from memory.
+		opts.After, opts.Limit = events[n-1].Position, 1
+		more, err := r.Store.ReadAll(ctx, opts)
+		return events, len(more) > 0, err
+	}
+	var out []eventstore.Event
+	opts.Limit = eventstore.MaxReadLimit
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, false, err
+		}
+		events, err := r.Store.ReadAll(ctx, opts)
+		if err != nil {
+			return nil, false, err
+		}
+		for i := range events {
+			if keep(&events[i]) {
+				if len(out) == n {
+					return out, true, nil
+				}
+				out = append(out, events[i])
+			}
+		}
+		if len(events) < opts.Limit {
+			return out, false, nil
+		}
+		opts.After = events[len(events)-1].Position
+	}
+}
+
+// scopedSubscription drops the events keep rejects.
+type scopedSubscription struct {
+	*eventstore.Subscription
+	keep func(*eventstore.Event) bool
+}
+
+func (s scopedSubscription) Recv(ctx context.Context) (eventstore.Event, error) {
+	for {
+		e, err := s.Subscription.Recv(ctx)
+		if err != nil || s.keep(&e) {
+			return e, err
+		}
+	}
+}
+
+// observed counts what a subscription hands to its pump.
+type observed[T any] struct {
+	receiver[T]
+	delivered func()
+}
+
+func (o observed[T]) Recv(ctx context.Context) (T, error) {
+	v, err := o.receiver.Recv(ctx)
+	if err == nil {
+		o.delivered()
+	}
+	return v, err
+}
+
+// deliver is pump with the Delivered observer.
+func deliver[T any](ctx context.Context, r *Resolver, sub receiver[T]) <-chan *T {
+	if r.Observer.Delivered != nil {
+		sub = observed[T]{receiver: sub, delivered: r.Observer.Delivered}
+	}
+	return pump[T](ctx, r, sub)
+}
+
+// diagnostics gathers the state of this instance for the diagnostics query.
+func (r *Resolver) diagnostics() *model.Diagnostics {
+	s := r.Store.Stats()
+	d := &model.Diagnostics{
+		Version: r.Build.Version, StoreKind: r.Build.StoreKind, Ready: s.Ready,
+		HeadPosition: s.HeadPosition, Streams: s.Streams, ResidentEvents: s.ResidentEvents,
+		ResidentBytes: int(s.ResidentBytes), Subscribers: int(s.Subscribers),
+	}
+	if r.streams != nil {
+		d.StreamConnections = r.streams()
+	}
+	if r.Projections != nil {
+		ps := r.Projections.Stats()
+		d.Projectors = append(d.Projectors, model.ProjectorCheckpoint{
+			Name: "orders", Checkpoint: ps.Checkpoint, Lag: int(ps.Lag), Ready: ps.Ready,
+		})
+	}
+	return d
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/hindsight-dev/hindsight/auth"
 	"github.com/hindsight-dev/hindsight/eventstore"
 	"github.com/hindsight-dev/hindsight/graph/generated"
 	"github.com/hindsight-dev/hindsight/graph/model"
@@ -22,6 +23,9 @@ func (r *mutationResolver) AppendToStream(ctx context.Context, streamID string, 
 	if err != nil {
 		return nil, err
 	}
+	if err := allowStream(ctx, streamID); err != nil {
+		return nil, err
+	}
 	res, err := r.Store.Append(ctx, streamID, expected, events...)
 	if err != nil {
 		return nil, err
@@ -30,11 +34,21 @@ func (r *mutationResolver) AppendToStream(ctx context.Context, streamID string, 
 }
 
 func (r *mutationResolver) CreateOrder(ctx context.Context, customerID string, items []projections.OrderItem, orderID *string) (*projections.Order, error) {
+	check := allowAllOrders // a new order's id is not known yet
+	if orderID != nil {
+		check = func(ctx context.Context) error { return allowOrder(ctx, *orderID) }
+	}
+	if err := check(ctx); err != nil {
+		return nil, err
+	}
 	order, err := r.Projections.CreateOrder(ctx, deref(orderID), customerID, items)
 	return orderResult(order, err)
 }
 
 func (r *mutationResolver) AddOrderItem(ctx context.Context, orderID string, item projections.OrderItem, expectedVersion *int) (*projections.Order, error) {
+	if err := allowOrder(ctx, orderID); err != nil {
+		return nil, err
+	}
 	ev, err := optionalVersion(expectedVersion)
 	if err != nil {
 		return nil, err
@@ -43,6 +57,9 @@ func (r *mutationResolver) AddOrderItem(ctx context.Context, orderID string, ite
 }
 
 func (r *mutationResolver) RemoveOrderItem(ctx context.Context, orderID string, sku string, expectedVersion *int) (*projections.Order, error) {
+	if err := allowOrder(ctx, orderID); err != nil {
+		return nil, err
+	}
 	ev, err := optionalVersion(expectedVersion)
 	if err != nil {
 		return nil, err
@@ -51,6 +68,9 @@ func (r *mutationResolver) RemoveOrderItem(ctx context.Context, orderID string, 
 }
 
 func (r *mutationResolver) PlaceOrder(ctx context.Context, orderID string, expectedVersion *int) (*projections.Order, error) {
+	if err := allowOrder(ctx, orderID); err != nil {
+		return nil, err
+	}
 	ev, err := optionalVersion(expectedVersion)
 	if err != nil {
 		return nil, err
@@ -59,6 +79,9 @@ func (r *mutationResolver) PlaceOrder(ctx context.Context, orderID string, expec
 }
 
 func (r *mutationResolver) PayOrder(ctx context.Context, orderID string, amountCents int, expectedVersion *int) (*projections.Order, error) {
+	if err := allowOrder(ctx, orderID); err != nil {
+		return nil, err
+	}
 	ev, err := optionalVersion(expectedVersion)
 	if err != nil {
 		return nil, err
@@ -67,6 +90,9 @@ func (r *mutationResolver) PayOrder(ctx context.Context, orderID string, amountC
 }
 
 func (r *mutationResolver) ShipOrder(ctx context.Context, orderID string, trackingNumber string, expectedVersion *int) (*projections.Order, error) {
+	if err := allowOrder(ctx, orderID); err != nil {
+		return nil, err
+	}
 	ev, err := optionalVersion(expectedVersion)
 	if err != nil {
 		return nil, err
@@ -75,6 +101,9 @@ func (r *mutationResolver) ShipOrder(ctx context.Context, orderID string, tracki
 }
 
 func (r *mutationResolver) CancelOrder(ctx context.Context, orderID string, reason string, expectedVersion *int) (*projections.Order, error) {
+	if err := allowOrder(ctx, orderID); err != nil {
+		return nil, err
+	}
 	ev, err := optionalVersion(expectedVersion)
 	if err != nil {
 		return nil, err
@@ -84,6 +113,9 @@ func (r *mutationResolver) CancelOrder(ctx context.Context, orderID string, reas
 
 func (r *queryResolver) Stream(ctx context.Context, id string) (*eventstore.StreamHead, error) {
 	if err := eventstore.ValidateStreamID(id); err != nil {
+		return nil, err
+	}
+	if err := allowStream(ctx, id); err != nil {
 		return nil, err
 	}
 	head, err := r.Store.Head(ctx, id)
@@ -105,20 +137,14 @@ func (r *queryResolver) Events(ctx context.Context, afterPosition *int64, types 
 	if err != nil {
 		return nil, err
 	}
-	opts := eventstore.ReadAllOptions{After: from, Types: types, StreamPrefix: deref(streamPrefix), Limit: n}
-	events, err := r.Store.ReadAll(ctx, opts)
+	scope, err := scopeLog(ctx, deref(streamPrefix))
+	if err != nil || scope.none {
+		return eventConnection(nil, false, positionCursor), err
+	}
+	opts := eventstore.ReadAllOptions{After: from, Types: types, StreamPrefix: scope.prefix, Limit: n}
+	events, hasNext, err := r.readAll(ctx, opts, scope.keep)
 	if err != nil {
 		return nil, err
-	}
-	hasNext := false
-	if len(events) == n {
-		// One more matching event after this page? Served from memory.
-		opts.After, opts.Limit = events[n-1].Position, 1
-		more, err := r.Store.ReadAll(ctx, opts)
-		if err != nil {
-			return nil, err
-		}
-		hasNext = len(more) > 0
 	}
 	return eventConnection(events, hasNext, positionCursor), nil
 }
@@ -133,6 +159,9 @@ func (r *queryResolver) HeadPosition(ctx context.Context) (int64, error) {
 func (r *queryResolver) Order(ctx context.Context, id string, at *model.PointInTime) (*projections.Order, error) {
 	when, err := pointInTime(at, true)
 	if err != nil {
+		return nil, err
+	}
+	if err := allowOrder(ctx, id); err != nil {
 		return nil, err
 	}
 	order, err := r.Projections.Order(ctx, id, when)
@@ -151,6 +180,9 @@ func (r *queryResolver) Orders(ctx context.Context, status *projections.OrderSta
 	if err != nil {
 		return nil, err
 	}
+	if err := allowAllOrders(ctx); err != nil {
+		return nil, err
+	}
 	page, err := r.Projections.Orders(ctx, projections.ListOrders{
 		Status: status, CustomerID: deref(customerID), At: when, First: n, After: deref(after),
 	})
@@ -161,12 +193,18 @@ func (r *queryResolver) Orders(ctx context.Context, status *projections.OrderSta
 }
 
 func (r *queryResolver) OrderHistory(ctx context.Context, id string, from *time.Time, to *time.Time) ([]projections.OrderRevision, error) {
+	if err := allowOrder(ctx, id); err != nil {
+		return nil, err
+	}
 	return r.Projections.OrderHistory(ctx, id, from, to)
 }
 
 func (r *queryResolver) OrderStats(ctx context.Context, at *model.PointInTime) (*projections.OrderStats, error) {
 	when, err := pointInTime(at, false)
 	if err != nil {
+		return nil, err
+	}
+	if err := allowAllOrders(ctx); err != nil {
 		return nil, err
 	}
 	stats, err := r.Projections.OrderStats(ctx, when)
@@ -183,7 +221,17 @@ func (r *queryResolver) OrderStatsSeries(ctx context.Context, from time.Time, to
 	if to.Before(from) {
 		return nil, badInputf("to must not be before from")
 	}
+	if err := allowAllOrders(ctx); err != nil {
+		return nil, err
+	}
 	return r.Projections.OrderStatsSeries(ctx, from, to, time.Duration(stepSeconds)*time.Second)
+}
+
+func (r *queryResolver) Diagnostics(ctx context.Context) (*model.Diagnostics, error) {
+	if err := requireRole(ctx, auth.Admin); err != nil {
+		return nil, err
+	}
+	return r.diagnostics(), nil
 }
 
 func (r *streamResolver) Events(ctx context.Context, obj *eventstore.StreamHead, afterVersion *int, backward *bool, first *int, after *string) (*model.EventConnection, error) {
@@ -245,13 +293,24 @@ func (r *streamResolver) Verify(ctx context.Context, obj *eventstore.StreamHead)
 }
 
 func (r *subscriptionResolver) Events(ctx context.Context, afterPosition *int64, types []string, streamPrefix *string) (<-chan *eventstore.Event, error) {
+	scope, err := scopeLog(ctx, deref(streamPrefix))
+	if err != nil {
+		return nil, err
+	}
 	sub, err := r.Store.Subscribe(ctx, eventstore.SubscribeOptions{
-		AfterPosition: afterPosition, Types: types, StreamPrefix: deref(streamPrefix),
+		AfterPosition: afterPosition, Types: types, StreamPrefix: scope.prefix,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return pump[eventstore.Event](ctx, r.Resolver, sub), nil
+	if scope.none {
+		// Nothing the caller may see can match: stay open, deliver nothing.
+		scope.keep = func(*eventstore.Event) bool { return false }
+	}
+	if scope.keep != nil {
+		return deliver[eventstore.Event](ctx, r.Resolver, scopedSubscription{sub, scope.keep}), nil
+	}
+	return deliver[eventstore.Event](ctx, r.Resolver, sub), nil
 }
 
 func (r *subscriptionResolver) StreamEvents(ctx context.Context, streamID string, afterVersion *int) (<-chan *eventstore.Event, error) {
@@ -259,11 +318,14 @@ func (r *subscriptionResolver) StreamEvents(ctx context.Context, streamID string
 	if err != nil {
 		return nil, err
 	}
+	if err := allowStream(ctx, streamID); err != nil {
+		return nil, err
+	}
 	sub, err := r.Store.Subscribe(ctx, eventstore.SubscribeOptions{StreamID: streamID, AfterVersion: av})
 	if err != nil {
 		return nil, err
 	}
-	return pump[eventstore.Event](ctx, r.Resolver, sub), nil
+	return deliver[eventstore.Event](ctx, r.Resolver, sub), nil
 }
 
 func (r *subscriptionResolver) OrderChanged(ctx context.Context, id string, afterVersion *int) (<-chan *projections.OrderRevision, error) {
@@ -271,11 +333,14 @@ func (r *subscriptionResolver) OrderChanged(ctx context.Context, id string, afte
 	if err != nil {
 		return nil, err
 	}
+	if err := allowOrder(ctx, id); err != nil {
+		return nil, err
+	}
 	sub, err := r.Projections.SubscribeOrder(ctx, id, av)
 	if err != nil {
 		return nil, err
 	}
-	return pump[projections.OrderRevision](ctx, r.Resolver, sub), nil
+	return deliver[projections.OrderRevision](ctx, r.Resolver, sub), nil
 }
 
 func (r *Resolver) Mutation() generated.MutationResolver { return &mutationResolver{r} }

@@ -51,6 +51,19 @@ type ComplexityRoot struct {
 		StreamID            func(childComplexity int) int
 	}
 
+	Diagnostics struct {
+		HeadPosition      func(childComplexity int) int
+		Projectors        func(childComplexity int) int
+		Ready             func(childComplexity int) int
+		ResidentBytes     func(childComplexity int) int
+		ResidentEvents    func(childComplexity int) int
+		StoreKind         func(childComplexity int) int
+		StreamConnections func(childComplexity int) int
+		Streams           func(childComplexity int) int
+		Subscribers       func(childComplexity int) int
+		Version           func(childComplexity int) int
+	}
+
 	Event struct {
 		Data       func(childComplexity int) int
 		Hash       func(childComplexity int) int
@@ -139,7 +152,15 @@ type ComplexityRoot struct {
 		HasNextPage func(childComplexity int) int
 	}
 
+	ProjectorCheckpoint struct {
+		Checkpoint func(childComplexity int) int
+		Lag        func(childComplexity int) int
+		Name       func(childComplexity int) int
+		Ready      func(childComplexity int) int
+	}
+
 	Query struct {
+		Diagnostics      func(childComplexity int) int
 		Events           func(childComplexity int, afterPosition *int64, types []string, streamPrefix *string, first *int, after *string) int
 		HeadPosition     func(childComplexity int) int
 		Order            func(childComplexity int, id string, at *model.PointInTime) int
@@ -202,6 +223,7 @@ type QueryResolver interface {
 	OrderHistory(ctx context.Context, id string, from *time.Time, to *time.Time) ([]projections.OrderRevision, error)
 	OrderStats(ctx context.Context, at *model.PointInTime) (*projections.OrderStats, error)
 	OrderStatsSeries(ctx context.Context, from time.Time, to time.Time, stepSeconds int) ([]projections.OrderStats, error)
+	Diagnostics(ctx context.Context) (*model.Diagnostics, error)
 }
 type StreamResolver interface {
 	Events(ctx context.Context, obj *eventstore.StreamHead, afterVersion *int, backward *bool, first *int, after *string) (*model.EventConnection, error)
@@ -262,6 +284,67 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AppendResult.StreamID(childComplexity), true
+
+	case "Diagnostics.headPosition":
+		if e.ComplexityRoot.Diagnostics.HeadPosition == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Diagnostics.HeadPosition(childComplexity), true
+	case "Diagnostics.projectors":
+		if e.ComplexityRoot.Diagnostics.Projectors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Diagnostics.Projectors(childComplexity), true
+	case "Diagnostics.ready":
+		if e.ComplexityRoot.Diagnostics.Ready == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Diagnostics.Ready(childComplexity), true
+	case "Diagnostics.residentBytes":
+		if e.ComplexityRoot.Diagnostics.ResidentBytes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Diagnostics.ResidentBytes(childComplexity), true
+	case "Diagnostics.residentEvents":
+		if e.ComplexityRoot.Diagnostics.ResidentEvents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Diagnostics.ResidentEvents(childComplexity), true
+	case "Diagnostics.storeKind":
+		if e.ComplexityRoot.Diagnostics.StoreKind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Diagnostics.StoreKind(childComplexity), true
+	case "Diagnostics.streamConnections":
+		if e.ComplexityRoot.Diagnostics.StreamConnections == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Diagnostics.StreamConnections(childComplexity), true
+	case "Diagnostics.streams":
+		if e.ComplexityRoot.Diagnostics.Streams == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Diagnostics.Streams(childComplexity), true
+	case "Diagnostics.subscribers":
+		if e.ComplexityRoot.Diagnostics.Subscribers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Diagnostics.Subscribers(childComplexity), true
+	case "Diagnostics.version":
+		if e.ComplexityRoot.Diagnostics.Version == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Diagnostics.Version(childComplexity), true
 
 	case "Event.data":
 		if e.ComplexityRoot.Event.Data == nil {
@@ -644,6 +727,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PageInfo.HasNextPage(childComplexity), true
 
+	case "ProjectorCheckpoint.checkpoint":
+		if e.ComplexityRoot.ProjectorCheckpoint.Checkpoint == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectorCheckpoint.Checkpoint(childComplexity), true
+	case "ProjectorCheckpoint.lag":
+		if e.ComplexityRoot.ProjectorCheckpoint.Lag == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectorCheckpoint.Lag(childComplexity), true
+	case "ProjectorCheckpoint.name":
+		if e.ComplexityRoot.ProjectorCheckpoint.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectorCheckpoint.Name(childComplexity), true
+	case "ProjectorCheckpoint.ready":
+		if e.ComplexityRoot.ProjectorCheckpoint.Ready == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectorCheckpoint.Ready(childComplexity), true
+
+	case "Query.diagnostics":
+		if e.ComplexityRoot.Query.Diagnostics == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.Diagnostics(childComplexity), true
 	case "Query.events":
 		if e.ComplexityRoot.Query.Events == nil {
 			break
@@ -965,8 +1079,8 @@ var sources = []*ast.Source{
 # Every error carries extensions.code: WRONG_EXPECTED_VERSION (with
 # extensions.actualVersion), BAD_USER_INPUT, NOT_FOUND, INVALID_STATE,
 # STORE_UNAVAILABLE, PROJECTION_LAGGING, SUBSCRIBER_TOO_SLOW,
-# TOO_MANY_SUBSCRIPTIONS, GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED or
-# INTERNAL_SERVER_ERROR.
+# TOO_MANY_SUBSCRIPTIONS, GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED,
+# UNAUTHENTICATED, FORBIDDEN, RATE_LIMITED or INTERNAL_SERVER_ERROR.
 
 "RFC 3339 timestamp with nanoseconds, in UTC on output, e.g. 2026-11-23T10:00:00.123456789Z."
 scalar Time
@@ -1167,6 +1281,38 @@ type Query {
   orderStats(at: PointInTime): OrderStats!
   "At most 1,000 points."
   orderStatsSeries(from: Time!, to: Time!, stepSeconds: Int!): [OrderStats!]!
+
+  "The state of this server instance. Needs the admin role."
+  diagnostics: Diagnostics!
+}
+
+"What an operator needs to see of one server instance."
+type Diagnostics {
+  "Build version, VCS revision and Go version."
+  version: String!
+  "Which store this instance uses, e.g. embedded (SQLite) or mongodb."
+  storeKind: String!
+  "True once the memory image is built and the store serves."
+  ready: Boolean!
+  "Highest position in this instance's memory image."
+  headPosition: Position!
+  streams: Int!
+  residentEvents: Int!
+  residentBytes: Int!
+  projectors: [ProjectorCheckpoint!]!
+  "Open event-store subscriptions of this instance."
+  subscribers: Int!
+  "Open websocket and SSE connections of this instance."
+  streamConnections: Int!
+}
+
+"Where a projector (read model) stands in the log."
+type ProjectorCheckpoint {
+  name: String!
+  checkpoint: Position!
+  "Positions behind this instance's head."
+  lag: Int!
+  ready: Boolean!
 }
 
 type Mutation {
@@ -1227,6 +1373,32 @@ func (ec *executionContext) childFields_AppendResult(ctx context.Context, field 
 		return ec.fieldContext_AppendResult_events(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AppendResult", field.Name)
+}
+
+func (ec *executionContext) childFields_Diagnostics(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "version":
+		return ec.fieldContext_Diagnostics_version(ctx, field)
+	case "storeKind":
+		return ec.fieldContext_Diagnostics_storeKind(ctx, field)
+	case "ready":
+		return ec.fieldContext_Diagnostics_ready(ctx, field)
+	case "headPosition":
+		return ec.fieldContext_Diagnostics_headPosition(ctx, field)
+	case "streams":
+		return ec.fieldContext_Diagnostics_streams(ctx, field)
+	case "residentEvents":
+		return ec.fieldContext_Diagnostics_residentEvents(ctx, field)
+	case "residentBytes":
+		return ec.fieldContext_Diagnostics_residentBytes(ctx, field)
+	case "projectors":
+		return ec.fieldContext_Diagnostics_projectors(ctx, field)
+	case "subscribers":
+		return ec.fieldContext_Diagnostics_subscribers(ctx, field)
+	case "streamConnections":
+		return ec.fieldContext_Diagnostics_streamConnections(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Diagnostics", field.Name)
 }
 
 func (ec *executionContext) childFields_Event(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1381,6 +1553,20 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 		return ec.fieldContext_PageInfo_endCursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_ProjectorCheckpoint(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_ProjectorCheckpoint_name(ctx, field)
+	case "checkpoint":
+		return ec.fieldContext_ProjectorCheckpoint_checkpoint(ctx, field)
+	case "lag":
+		return ec.fieldContext_ProjectorCheckpoint_lag(ctx, field)
+	case "ready":
+		return ec.fieldContext_ProjectorCheckpoint_ready(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProjectorCheckpoint", field.Name)
 }
 
 func (ec *executionContext) childFields_StatusCount(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2321,6 +2507,245 @@ func (ec *executionContext) fieldContext_AppendResult_events(_ context.Context, 
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Diagnostics_version(ctx context.Context, field graphql.CollectedField, obj *model.Diagnostics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Diagnostics_version(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Version, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Diagnostics_version(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Diagnostics", field, false, false, "String")
+}
+
+func (ec *executionContext) _Diagnostics_storeKind(ctx context.Context, field graphql.CollectedField, obj *model.Diagnostics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Diagnostics_storeKind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StoreKind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Diagnostics_storeKind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Diagnostics", field, false, false, "String")
+}
+
+func (ec *executionContext) _Diagnostics_ready(ctx context.Context, field graphql.CollectedField, obj *model.Diagnostics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Diagnostics_ready(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Ready, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Diagnostics_ready(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Diagnostics", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _Diagnostics_headPosition(ctx context.Context, field graphql.CollectedField, obj *model.Diagnostics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Diagnostics_headPosition(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HeadPosition, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNPosition2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Diagnostics_headPosition(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Diagnostics", field, false, false, "Position")
+}
+
+func (ec *executionContext) _Diagnostics_streams(ctx context.Context, field graphql.CollectedField, obj *model.Diagnostics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Diagnostics_streams(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Streams, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Diagnostics_streams(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Diagnostics", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Diagnostics_residentEvents(ctx context.Context, field graphql.CollectedField, obj *model.Diagnostics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Diagnostics_residentEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ResidentEvents, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Diagnostics_residentEvents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Diagnostics", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Diagnostics_residentBytes(ctx context.Context, field graphql.CollectedField, obj *model.Diagnostics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Diagnostics_residentBytes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ResidentBytes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Diagnostics_residentBytes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Diagnostics", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Diagnostics_projectors(ctx context.Context, field graphql.CollectedField, obj *model.Diagnostics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Diagnostics_projectors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Projectors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.ProjectorCheckpoint) graphql.Marshaler {
+			return ec.marshalNProjectorCheckpoint2ᚕgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐProjectorCheckpointᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Diagnostics_projectors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Diagnostics",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProjectorCheckpoint(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Diagnostics_subscribers(ctx context.Context, field graphql.CollectedField, obj *model.Diagnostics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Diagnostics_subscribers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Subscribers, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Diagnostics_subscribers(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Diagnostics", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Diagnostics_streamConnections(ctx context.Context, field graphql.CollectedField, obj *model.Diagnostics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Diagnostics_streamConnections(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StreamConnections, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Diagnostics_streamConnections(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Diagnostics", field, false, false, "Int")
 }
 
 func (ec *executionContext) _Event_id(ctx context.Context, field graphql.CollectedField, obj *eventstore.Event) (ret graphql.Marshaler) {
@@ -3846,6 +4271,98 @@ func (ec *executionContext) fieldContext_PageInfo_endCursor(_ context.Context, f
 	return graphql.NewScalarFieldContext("PageInfo", field, false, false, "String")
 }
 
+func (ec *executionContext) _ProjectorCheckpoint_name(ctx context.Context, field graphql.CollectedField, obj *model.ProjectorCheckpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectorCheckpoint_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectorCheckpoint_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectorCheckpoint", field, false, false, "String")
+}
+
+func (ec *executionContext) _ProjectorCheckpoint_checkpoint(ctx context.Context, field graphql.CollectedField, obj *model.ProjectorCheckpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectorCheckpoint_checkpoint(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Checkpoint, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNPosition2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectorCheckpoint_checkpoint(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectorCheckpoint", field, false, false, "Position")
+}
+
+func (ec *executionContext) _ProjectorCheckpoint_lag(ctx context.Context, field graphql.CollectedField, obj *model.ProjectorCheckpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectorCheckpoint_lag(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Lag, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectorCheckpoint_lag(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectorCheckpoint", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ProjectorCheckpoint_ready(ctx context.Context, field graphql.CollectedField, obj *model.ProjectorCheckpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectorCheckpoint_ready(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Ready, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectorCheckpoint_ready(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectorCheckpoint", field, false, false, "Boolean")
+}
+
 func (ec *executionContext) _Query_stream(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4173,6 +4690,38 @@ func (ec *executionContext) fieldContext_Query_orderStatsSeries(ctx context.Cont
 	if fc.Args, err = ec.field_Query_orderStatsSeries_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_diagnostics(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_diagnostics(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().Diagnostics(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Diagnostics) graphql.Marshaler {
+			return ec.marshalNDiagnostics2ᚖgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐDiagnostics(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_diagnostics(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Diagnostics(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -6044,6 +6593,84 @@ func (ec *executionContext) _AppendResult(ctx context.Context, sel ast.Selection
 	return out
 }
 
+var diagnosticsImplementors = []string{"Diagnostics"}
+
+func (ec *executionContext) _Diagnostics(ctx context.Context, sel ast.SelectionSet, obj *model.Diagnostics) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, diagnosticsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Diagnostics")
+		case "version":
+			out.Values[i] = ec._Diagnostics_version(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "storeKind":
+			out.Values[i] = ec._Diagnostics_storeKind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "ready":
+			out.Values[i] = ec._Diagnostics_ready(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "headPosition":
+			out.Values[i] = ec._Diagnostics_headPosition(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "streams":
+			out.Values[i] = ec._Diagnostics_streams(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "residentEvents":
+			out.Values[i] = ec._Diagnostics_residentEvents(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "residentBytes":
+			out.Values[i] = ec._Diagnostics_residentBytes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "projectors":
+			out.Values[i] = ec._Diagnostics_projectors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "subscribers":
+			out.Values[i] = ec._Diagnostics_subscribers(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "streamConnections":
+			out.Values[i] = ec._Diagnostics_streamConnections(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var eventImplementors = []string{"Event"}
 
 func (ec *executionContext) _Event(ctx context.Context, sel ast.SelectionSet, obj *eventstore.Event) graphql.Marshaler {
@@ -6651,6 +7278,54 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 	return out
 }
 
+var projectorCheckpointImplementors = []string{"ProjectorCheckpoint"}
+
+func (ec *executionContext) _ProjectorCheckpoint(ctx context.Context, sel ast.SelectionSet, obj *model.ProjectorCheckpoint) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, projectorCheckpointImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProjectorCheckpoint")
+		case "name":
+			out.Values[i] = ec._ProjectorCheckpoint_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "checkpoint":
+			out.Values[i] = ec._ProjectorCheckpoint_checkpoint(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lag":
+			out.Values[i] = ec._ProjectorCheckpoint_lag(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "ready":
+			out.Values[i] = ec._ProjectorCheckpoint_ready(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var queryImplementors = []string{"Query"}
 
 func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -6717,6 +7392,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_orderStatsSeries(ctx, field)
+				})
+		case "diagnostics":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_diagnostics(ctx, field)
 				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
@@ -7309,6 +7990,14 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	return res
 }
 
+func (ec *executionContext) marshalNDiagnostics2ᚖgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐDiagnostics(ctx context.Context, sel ast.SelectionSet, v *model.Diagnostics) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Diagnostics!")
+		return graphql.Null
+	}
+	return ec._Diagnostics(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNEvent2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋeventstoreᚐEvent(ctx context.Context, sel ast.SelectionSet, v eventstore.Event) graphql.Marshaler {
 	return ec._Event(ctx, sel, &v)
 }
@@ -7617,6 +8306,26 @@ func (ec *executionContext) marshalNPosition2int64(ctx context.Context, sel ast.
 		graphql.AddInvalidNullFromMarshaler(ctx, "Position!")
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNProjectorCheckpoint2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐProjectorCheckpoint(ctx context.Context, sel ast.SelectionSet, v model.ProjectorCheckpoint) graphql.Marshaler {
+	return ec._ProjectorCheckpoint(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNProjectorCheckpoint2ᚕgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐProjectorCheckpointᚄ(ctx context.Context, sel ast.SelectionSet, v []model.ProjectorCheckpoint) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNProjectorCheckpoint2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐProjectorCheckpoint(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) marshalNStatusCount2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐStatusCount(ctx context.Context, sel ast.SelectionSet, v projections.StatusCount) graphql.Marshaler {

@@ -13,6 +13,26 @@ import (
 	"github.com/hindsight-dev/hindsight/projections"
 )
 
+// What an operator needs to see of one server instance.
+type Diagnostics struct {
+	// Build version, VCS revision and Go version.
+	Version string `json:"version"`
+	// Which store this instance uses, e.g. embedded (SQLite) or mongodb.
+	StoreKind string `json:"storeKind"`
+	// True once the memory image is built and the store serves.
+	Ready bool `json:"ready"`
+	// Highest position in this instance's memory image.
+	HeadPosition   int64                 `json:"headPosition"`
+	Streams        int                   `json:"streams"`
+	ResidentEvents int                   `json:"residentEvents"`
+	ResidentBytes  int                   `json:"residentBytes"`
+	Projectors     []ProjectorCheckpoint `json:"projectors"`
+	// Open event-store subscriptions of this instance.
+	Subscribers int `json:"subscribers"`
+	// Open websocket and SSE connections of this instance.
+	StreamConnections int `json:"streamConnections"`
+}
+
 type EventConnection struct {
 	Edges    []EventEdge `json:"edges"`
 	PageInfo *PageInfo   `json:"pageInfo"`
@@ -51,6 +71,15 @@ type PointInTime struct {
 	Time     *time.Time `json:"time,omitempty"`
 	Version  *int       `json:"version,omitempty"`
 	Position *int64     `json:"position,omitempty"`
+}
+
+// Where a projector (read model) stands in the log.
+type ProjectorCheckpoint struct {
+	Name       string `json:"name"`
+	Checkpoint int64  `json:"checkpoint"`
+	// Positions behind this instance's head.
+	Lag   int  `json:"lag"`
+	Ready bool `json:"ready"`
 }
 
 type Query struct {
