@@ -51,6 +51,7 @@ type Store struct {
 	holeSince time.Time  // when the tailer first met a hole; guarded by pullMu
 	wake      chan struct{}
 	beacon    chan struct{}
+	peers     atomic.Int64 // live peers seen in the instances collection
 	ready     atomic.Bool
 	loadErr   atomic.Pointer[error]
 	readyCh   chan struct{}

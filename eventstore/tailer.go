@@ -104,6 +104,9 @@ func (s *Store) runTailer() {
 			forced = true
 		}
 		peers, peerHead, err := s.readBeacons()
+		if err == nil {
+			s.peers.Store(int64(peers))
+		}
 		if err != nil && !forced {
 			interval = s.pollMax
 			continue
@@ -167,6 +170,12 @@ func (s *Store) runBeacon() {
 		case <-s.ctx.Done():
 			return
 		case <-s.beacon:
+			// Alone, nobody needs to hear of each commit: a peer that
+			// starts reads the log itself, and we start announcing once
+			// the tailer sees its beacon.
+			if s.peers.Load() == 0 {
+				continue
+			}
 		case <-heartbeat.C:
 			announced = -1
 		}
