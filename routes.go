@@ -29,7 +29,7 @@ import (
 //	/metrics   Prometheus metrics
 func (a *app) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /{$}", playground.Handler("Hindsight", "/graphql"))
+	mux.Handle("GET /{$}", explorer.WithLink(playground.Handler("Hindsight", "/graphql")))
 	mux.Handle("GET /explorer/", explorer.Handler())
 	mux.Handle("GET /explorer", http.RedirectHandler("/explorer/", http.StatusMovedPermanently))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
