@@ -267,6 +267,11 @@ func (s *Store) build() {
 	streams, events, bytes := s.img.stats()
 	s.log.Info("memory image ready", "events", events, "streams", streams, "bytes", bytes,
 		"head", s.img.head.Load(), "took", time.Since(start).Round(time.Millisecond))
+	// Announce before serving, so that a peer's Sync never mistakes itself
+	// for the only writer once we can write.
+	actx, cancel := context.WithTimeout(s.ctx, s.opTimeout)
+	_ = s.announce(actx, false)
+	cancel()
 	s.ready.Store(true)
 	close(s.readyCh)
 	s.wg.Add(3)
