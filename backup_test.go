@@ -10,7 +10,6 @@ import (
 	"io"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hindsight-dev/hindsight/eventstore"
 	"github.com/hindsight-dev/hindsight/internal/storetest"
@@ -19,17 +18,7 @@ import (
 func openTestStore(t *testing.T) *eventstore.Store {
 	t.Helper()
 	mc, db := storetest.Client(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	s, err := eventstore.Open(ctx, mc, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	if err := s.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return storetest.Store(t, mc, db)
 }
 
 func quiet() *progress { return newProgress(io.Discard, "test", 0) }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"testing"
 	"time"
@@ -34,22 +32,7 @@ func openStore(t testing.TB, opts ...eventstore.Option) (*eventstore.Store, *mon
 
 func openOn(t testing.TB, client *mongo.Client, db string, opts ...eventstore.Option) *eventstore.Store {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	quiet := eventstore.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	s, err := eventstore.Open(ctx, client, db, append([]eventstore.Option{quiet}, opts...)...)
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	if err := s.WaitReady(ctx); err != nil {
-		t.Fatalf("wait ready: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = s.Close(ctx)
-	})
-	return s
+	return storetest.Store(t, client, db, opts...)
 }
 
 func ev(typ string, data any) eventstore.NewEvent {

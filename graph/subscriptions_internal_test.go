@@ -17,17 +17,7 @@ import (
 func openStore(t *testing.T) *eventstore.Store {
 	t.Helper()
 	mc, db := storetest.Client(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	s, err := eventstore.Open(ctx, mc, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	if err := s.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return storetest.Store(t, mc, db)
 }
 
 func appendN(t *testing.T, s *eventstore.Store, n int) {

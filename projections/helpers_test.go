@@ -40,21 +40,7 @@ func openStore(t testing.TB) (*eventstore.Store, *mongo.Client, string) {
 
 func openStoreOn(t testing.TB, client *mongo.Client, db string) *eventstore.Store {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	s, err := eventstore.Open(ctx, client, db, eventstore.WithLogger(quietLog))
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	if err := s.WaitReady(ctx); err != nil {
-		t.Fatalf("store ready: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = s.Close(ctx)
-	})
-	return s
+	return storetest.Store(t, client, db, eventstore.WithLogger(quietLog))
 }
 
 // openService opens a projections service and waits until its read model
