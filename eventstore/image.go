@@ -169,13 +169,7 @@ func (im *image) readAll(after int64, f filter, limit int) ([]Event, int64) {
 	return out, im.head.Load()
 }
 
-func (im *image) stream(id string) *streamEntry {
-	im.mu.RLock()
-	defer im.mu.RUnlock()
-	return im.streams[id]
-}
-
-// streamSnapshot returns a stable copy of a stream's event pointers (the
+// streamEvents returns a stable view of a stream's event pointers (the
 // backing array is append-only, so the slice header is enough).
 func (im *image) streamEvents(id string) []*Event {
 	im.mu.RLock()
