@@ -175,6 +175,7 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 	} else {
 		srv.Use(extension.Introspection{})
 	}
+	srv.Use(strictVariables{schema: es.Schema()})
 	srv.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
 	srv.Use(methodGuard{})
 	srv.Use(queryLimits{maxDepth: cfg.MaxDepth, maxAliases: cfg.MaxAliases, maxDirectives: cfg.MaxDirectives,
@@ -260,7 +261,7 @@ func (e *Endpoint) serveRequest(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	case http.MethodPost:
-		if !e.jsonBody(w, r) || !e.limitBody(w, r) || !e.singleOperation(w, r) {
+		if !e.jsonBody(w, r) || !e.readBody(w, r) || !e.singleOperation(w, r) {
 			return
 		}
 	default:
@@ -277,20 +278,9 @@ func (e *Endpoint) serveRequest(w http.ResponseWriter, r *http.Request) {
 // are cleared, since a stream lives as long as the client wants, and each
 // write gets its own deadline instead.
 func (e *Endpoint) serveSSE(w http.ResponseWriter, r *http.Request) {
-	if !e.jsonBody(w, r) || !e.limitBody(w, r) || !e.singleOperation(w, r) {
+	if !e.jsonBody(w, r) || !e.readBody(w, r) || !e.singleOperation(w, r) {
 		return
 	}
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			writeError(w, http.StatusRequestEntityTooLarge, CodeBadUserInput, e.tooLargeMessage())
-			return
-		}
-		writeError(w, http.StatusBadRequest, CodeBadUserInput, "the request body could not be read")
-		return
-	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
 
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
@@ -367,15 +357,34 @@ func (e *Endpoint) singleOperation(w http.ResponseWriter, r *http.Request) bool 
 	return true
 }
 
-// limitBody rejects a body declared too large with 413, and caps the rest:
-// a body that turns out too large fails while gqlgen reads it, which it
-// reports as an error that the presenter codes BAD_USER_INPUT.
-func (e *Endpoint) limitBody(w http.ResponseWriter, r *http.Request) bool {
+// readBody reads the whole body up front and puts it back in r.Body for
+// gqlgen. A body over MaxBodyBytes gets 413 with BAD_USER_INPUT, whether its
+// Content-Length says so or it turns out too large while being read (a
+// chunked body); left to gqlgen, the latter would get 200. An unreadable
+// body gets 400. The read happens under the server's read timeout, which
+// serveSSE clears afterwards. Memory stays bounded: http.MaxBytesReader
+// stops reading just past the limit (and has the connection closed), so the
+// buffer never grows beyond about twice MaxBodyBytes.
+func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request) bool {
 	if r.ContentLength > e.cfg.MaxBodyBytes {
 		writeError(w, http.StatusRequestEntityTooLarge, CodeBadUserInput, e.tooLargeMessage())
 		return false
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, e.cfg.MaxBodyBytes)
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength) + bytes.MinRead) // room to see EOF without growing
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, e.cfg.MaxBodyBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			writeError(w, http.StatusRequestEntityTooLarge, CodeBadUserInput, e.tooLargeMessage())
+			return false
+		}
+		writeError(w, http.StatusBadRequest, CodeBadUserInput, "the request body could not be read")
+		return false
+	}
+	r.Body = io.NopCloser(&buf)
 	return true
 }
 
