@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hindsight-dev/hindsight/auth"
+	"github.com/hindsight-dev/hindsight/eventstore"
 	"github.com/hindsight-dev/hindsight/graph"
 )
 
@@ -22,6 +24,9 @@ type serverMetrics struct {
 	opDuration    *prometheus.HistogramVec
 	subscriptions prometheus.Gauge
 	delivered     prometheus.Counter
+
+	// store is the event store once it is open, for imageCollector.
+	store atomic.Pointer[eventstore.Store]
 }
 
 func newServerMetrics() *serverMetrics {
@@ -58,7 +63,45 @@ func newServerMetrics() *serverMetrics {
 }
 
 func (m *serverMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.batchAppends, m.batchEvents, m.batchDuration, m.opDuration, m.subscriptions, m.delivered}
+	return []prometheus.Collector{m.batchAppends, m.batchEvents, m.batchDuration, m.opDuration, m.subscriptions, m.delivered,
+		imageCollector{m}}
+}
+
+// watchStore makes the memory image's metrics read from store.
+func (m *serverMetrics) watchStore(store *eventstore.Store) { m.store.Store(store) }
+
+// imageCollector exports the memory image's size, budget, hits, misses and
+// evictions, read from the store's Stats at scrape time. Before the store is
+// open it exports nothing.
+type imageCollector struct{ m *serverMetrics }
+
+var (
+	descImageBytes     = prometheus.NewDesc("hindsight_image_resident_bytes", "Bytes the memory image holds: the skeleton (never evicted) and resident event payloads.", nil, nil)
+	descImageEvents    = prometheus.NewDesc("hindsight_image_resident_events", "Events whose payload is resident in the memory image.", nil, nil)
+	descImageBudget    = prometheus.NewDesc("hindsight_image_budget_bytes", "The memory image's budget (HINDSIGHT_MEMORY_BUDGET); 0 means unlimited.", nil, nil)
+	descImageHits      = prometheus.NewDesc("hindsight_image_hits_total", "Reads served from the memory image.", nil, nil)
+	descImageMisses    = prometheus.NewDesc("hindsight_image_misses_total", "Reads of evicted events that went to the store.", nil, nil)
+	descImageEvictions = prometheus.NewDesc("hindsight_image_evictions_total", "Event payloads evicted from the memory image to stay within its budget.", nil, nil)
+)
+
+func (imageCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descImageBytes, descImageEvents, descImageBudget, descImageHits, descImageMisses, descImageEvictions} {
+		ch <- d
+	}
+}
+
+func (c imageCollector) Collect(ch chan<- prometheus.Metric) {
+	store := c.m.store.Load()
+	if store == nil {
+		return
+	}
+	s := store.Stats()
+	ch <- prometheus.MustNewConstMetric(descImageBytes, prometheus.GaugeValue, float64(s.ResidentBytes))
+	ch <- prometheus.MustNewConstMetric(descImageEvents, prometheus.GaugeValue, float64(s.ResidentEvents))
+	ch <- prometheus.MustNewConstMetric(descImageBudget, prometheus.GaugeValue, float64(s.BudgetBytes))
+	ch <- prometheus.MustNewConstMetric(descImageHits, prometheus.CounterValue, float64(s.Hits))
+	ch <- prometheus.MustNewConstMetric(descImageMisses, prometheus.CounterValue, float64(s.Misses))
+	ch <- prometheus.MustNewConstMetric(descImageEvictions, prometheus.CounterValue, float64(s.Evictions))
 }
 
 // observeBatch is the event store's batch observer.

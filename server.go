@@ -329,7 +329,7 @@ func (a *app) open(ctx context.Context) ([]closer, error) {
 	var store *eventstore.Store
 	for attempt := 1; ; attempt++ {
 		store, err = eventstore.Open(ctx, client, cfg.Database, eventstore.WithLogger(log.With("component", "eventstore")),
-			eventstore.WithBatchObserver(a.m.observeBatch))
+			eventstore.WithBatchObserver(a.m.observeBatch), eventstore.WithMemoryBudget(cfg.MemoryBudget))
 		if err == nil {
 			break
 		}
@@ -344,6 +344,7 @@ func (a *app) open(ctx context.Context) ([]closer, error) {
 		}
 	}
 	closers = append(closers, closer{"event store", store.Close})
+	a.m.watchStore(store)
 
 	proj := projections.New(store, projections.Options{Logger: log.With("component", "projections")})
 	if err := proj.Open(ctx); err != nil {

@@ -77,14 +77,20 @@ type SnapshotQuery struct {
 type Stats struct {
 	HeadPosition   int64
 	Streams        int
-	ResidentEvents int
-	ResidentBytes  int64
-	Hits, Misses   uint64 // image reads served from memory / from the store
+	LogEvents      int    // events in the image's skeleton: the whole log
+	ResidentEvents int    // events whose payload is in memory
+	ResidentBytes  int64  // what the image holds, skeleton and payloads (estimated from sizes)
+	SkeletonBytes  int64  // the part of ResidentBytes that is never evicted
+	BudgetBytes    int64  // the memory budget; 0 = unlimited
+	Evictions      uint64 // event payloads evicted to stay within the budget
+	Hits, Misses   uint64 // image reads served from memory / that read the store
 	Appends        uint64 // successful appends (not counting idempotent replays)
 	Conflicts      uint64 // appends rejected with ErrWrongExpectedVersion
 	Batches        uint64 // group-commit round trips
 	BatchedAppends uint64 // appends written in those round trips
 	StoreErrors    uint64
+	LogReads       uint64 // reads of the log after the image was built (scans on FerretDB)
+	Peers          int    // other instances alive
 	Subscribers    int64
 	Ready          bool
 }

@@ -59,7 +59,9 @@ func toDoc(events []Event) *commitDoc {
 }
 
 // load builds the memory image with one sequential read of the log, logging
-// progress, and loads the snapshot index.
+// progress, and loads the snapshot index. With a memory budget smaller than
+// the log, apply evicts as it goes: the skeleton and the most recently
+// written payloads stay.
 func (s *Store) load(ctx context.Context) error {
 	total, err := s.commits.EstimatedDocumentCount(ctx)
 	if err != nil {
@@ -89,8 +91,10 @@ func (s *Store) load(ctx context.Context) error {
 			if total > 0 {
 				pct = float64(n) * 100 / float64(total)
 			}
+			is := s.img.stats()
 			s.log.Info("building memory image", "commits", n, "events", events,
-				"percent", int(pct), "events_per_sec", int(float64(events)/time.Since(start).Seconds()))
+				"percent", int(pct), "events_per_sec", int(float64(events)/time.Since(start).Seconds()),
+				"resident_bytes", is.bytes, "evicted", is.evicted)
 		}
 	}
 	if err := cur.Err(); err != nil {

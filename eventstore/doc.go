@@ -1,6 +1,6 @@
 // Package eventstore is Hindsight's event log: an append-only log of events
-// on MongoDB, reached only through the official driver, with a memory image
-// that serves every read.
+// on MongoDB, reached only through the official driver, with a memory image,
+// bounded by a budget, that serves reads.
 //
 // # Storage layout
 //
@@ -49,21 +49,88 @@
 // appends fail with ErrStoreUnavailable and the next batch re-reads the log
 // first; a client resending with the same event ids gets the original result.
 //
-// # The memory image, and why reads never query the store
+// # The memory image, and why reads come from memory
 //
 // FerretDB, the embedded and test store, answers every query by scanning the
 // collection, even by _id (about 60 µs per stored commit measured here). So
-// each process holds the log in memory: the global log in position order and
-// every stream's history, built at Open by one sequential read (progress is
-// logged, Ready reports false until it is done) and fed only with commits that
-// are durable, strictly in position order. It is never ahead of the store and
-// never behind what this process acknowledged. Heads, stream pages, global log
-// pages, points in time and subscription catch-up are all answered from it.
-// VerifyStream is the one deliberate exception: it checks the stored documents,
-// because that is where tampering happens.
+// each process holds a memory image of the log, built at Open by one
+// sequential read (progress is logged, Ready reports false until it is done)
+// and fed only with commits that are durable, strictly in position order. It
+// is never ahead of the store and never behind what this process
+// acknowledged. Heads, stream pages, global log pages, points in time and
+// subscription catch-up are all answered from it. VerifyStream is the one
+// deliberate exception: it checks the stored documents, because that is where
+// tampering happens.
 //
-// The image is not yet bounded by a memory budget: it holds the whole log.
-// Stats reports its size.
+// The image has two layers:
+//
+//   - The skeleton, which is never evicted: every stream's head (version, last
+//     position, last hash, created and updated times) and a compact index of
+//     the whole log, one 40-byte slot per event in position order (its stream,
+//     position, version, interned type, recordedAt, and its offset in its
+//     commit document), plus a 4-byte version-to-slot entry per event in its
+//     stream. That is about 45 bytes per event and about 350 per stream.
+//     Heads, PositionAt, ResolveVersion, the writer's planning (a stream's
+//     last version and hash), subscription cursors and the decision which
+//     events a page holds all work from the skeleton alone, so none of them
+//     ever reads the store.
+//   - Payloads, which are evictable: the full Events of each stream, as a
+//     window of versions in which missing entries are not resident.
+//
+// # The memory budget and eviction
+//
+// WithMemoryBudget (HINDSIGHT_MEMORY_BUDGET in the server) bounds the
+// skeleton and the payloads together. The bytes are accounted from the
+// allocator's size classes (the Event struct, ID, data, metadata and hash,
+// the stream's window, the index chunks); measured with runtime.MemStats
+// they are within a few percent of the heap the image takes, and the image
+// costs about 1.3x the JSON size of the events it holds (see
+// BenchmarkImageBytes). When an append, a read back or the build at Open
+// takes the image over its budget, one eviction pass brings it down to 90%
+// of it, so passes are rare:
+//
+//  1. streams not read or written since the previous pass go whole, least
+//     recently used first (cold streams);
+//  2. then the old history of the streams used since, all but their last 32
+//     versions, least recently used first (recent versions are what
+//     current-state reads and live subscribers need; older versions are
+//     reached through snapshots);
+//  3. then those streams whole.
+//
+// A stream pinned by an append with client ids keeps its history (below).
+// A build at Open over a log larger than the budget therefore keeps the
+// skeleton and the most recently written payloads. If the skeleton alone
+// exceeds the budget, every payload goes and a warning is logged.
+//
+// # Misses
+//
+// A read of evicted events falls back to one indexed store read, located
+// exactly by the skeleton, and never runs while the image lock is held or
+// inside the writer's planning:
+//
+//   - A stream page reads {stream, version in [first version of the commit
+//     holding the page's first event, last version]} sorted by version, the
+//     stream_version index, and puts the page back into the image if it takes
+//     at most a quarter of the budget, so the next read hits.
+//   - A global page (ReadAll) reads the missing events with one range on _id
+//     (from the first position of the commit holding the first of them to
+//     the last of them), sorted by _id, and merges them with the resident
+//     ones. It does not fill the image: a reader paging through the log would
+//     flush everything else.
+//   - A subscription catching up over evicted positions opens one cursor, a
+//     range on _id (or on the stream's versions, for a stream subscription)
+//     up to the head it saw, and streams it; then it returns to the image.
+//     One query per page would be quadratic on FerretDB, where every query
+//     scans the collection. It does not fill the image either.
+//   - The writer's idempotency check looks event ids up in the stream's whole
+//     history, from memory. So Append first pins the stream: it loads the
+//     evicted part of the history with one stream read and keeps it until the
+//     append is answered, and eviction skips pinned streams.
+//
+// Stats counts reads served from memory (Hits) and reads that went to the
+// store (Misses; a subscription counts one per catch-up cursor), the bytes
+// held and the evictions. On MongoDB a miss is an index range; on FerretDB
+// it is a scan, slow but correct.
 //
 // # Other instances
 //
@@ -79,7 +146,8 @@
 // # Subscriptions
 //
 // A Subscription is a cursor over the image: Recv returns the next matching
-// event after the cursor and otherwise waits for the head to move. Catch-up
+// event after the cursor and otherwise waits for the head to move (over
+// evicted positions it reads from the store, see Misses). Catch-up
 // and live delivery are the same loop over the same gap-free log, so nothing is
 // lost or repeated at the handover, and a slow reader only lags its own cursor:
 // it holds no buffer and blocks nobody (guarantee 7).

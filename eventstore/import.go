@@ -87,12 +87,8 @@ func (s *Store) Import(ctx context.Context, events []Event) error {
 // into commit documents.
 func (s *Store) importDocs(head int64, events []Event) ([]*commitDoc, error) {
 	chain := &ChainVerifier{tips: map[string]chainTip{}, before: func(stream string) chainTip {
-		evs := s.img.streamEvents(stream)
-		if len(evs) == 0 {
-			return chainTip{}
-		}
-		last := evs[len(evs)-1]
-		return chainTip{last.Version, last.Hash}
+		v, h := s.img.tip(stream)
+		return chainTip{v, h}
 	}}
 	s.img.mu.RLock()
 	lastAt := s.img.headTime

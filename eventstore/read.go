@@ -2,7 +2,6 @@ package eventstore
 
 import (
 	"context"
-	"sort"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -10,19 +9,17 @@ import (
 )
 
 // Head returns the head of a stream, or ErrStreamNotFound. It is served from
-// memory.
+// the image's skeleton, which is never evicted.
 func (s *Store) Head(ctx context.Context, streamID string) (StreamHead, error) {
 	if err := s.checkOpen(); err != nil {
 		return StreamHead{}, &Error{Op: "head", StreamID: streamID, Err: err}
 	}
-	evs := s.img.streamEvents(streamID)
-	if len(evs) == 0 {
+	h, ok := s.img.headOf(streamID)
+	if !ok {
 		return StreamHead{}, &Error{Op: "head", StreamID: streamID, Err: ErrStreamNotFound}
 	}
 	s.stats.hits.Add(1)
-	first, last := evs[0], evs[len(evs)-1]
-	return StreamHead{StreamID: streamID, Version: last.Version, Position: last.Position,
-		CreatedAt: first.RecordedAt, UpdatedAt: last.RecordedAt}, nil
+	return h, nil
 }
 
 func limitOf(n int) (int, error) {
@@ -37,6 +34,10 @@ func limitOf(n int) (int, error) {
 
 // ReadStream reads a page of one stream. A stream without events reads as an
 // empty page, not an error; use Head to tell whether a stream exists.
+//
+// It is served from memory when the page is resident. Otherwise it reads the
+// page from the store (an index range on stream_version) and puts it back
+// into the image if the budget allows, so the next read hits.
 func (s *Store) ReadStream(ctx context.Context, streamID string, opts ReadStreamOptions) ([]Event, error) {
 	if err := s.checkOpen(); err != nil {
 		return nil, &Error{Op: "read stream", StreamID: streamID, Err: err}
@@ -48,27 +49,27 @@ func (s *Store) ReadStream(ctx context.Context, streamID string, opts ReadStream
 	if opts.From < 0 {
 		return nil, &Error{Op: "read stream", StreamID: streamID, Err: invalid("version must not be negative")}
 	}
-	s.stats.hits.Add(1)
-	evs := s.img.streamEvents(streamID)
-	var out []Event
-	if !opts.Backward {
-		// Versions are 1..n, so version v sits at index v-1.
-		for i := int(min(opts.From, int64(len(evs)))); i < len(evs) && len(out) < limit; i++ {
-			out = append(out, *evs[i])
-		}
+	out, lo, hi, from, ok := s.img.streamPage(streamID, opts, limit)
+	if ok {
+		s.stats.hits.Add(1)
 		return out, nil
 	}
-	end := len(evs)
-	if opts.From > 0 {
-		end = int(min(opts.From-1, int64(len(evs))))
+	s.stats.misses.Add(1)
+	out, err = s.fetchStream(ctx, streamID, from, lo, hi)
+	if err != nil {
+		return nil, &Error{Op: "read stream", StreamID: streamID, Err: err}
 	}
-	for i := end - 1; i >= 0 && len(out) < limit; i-- {
-		out = append(out, *evs[i])
+	s.img.fill(streamID, out, false)
+	if opts.Backward {
+		reverse(out)
 	}
 	return out, nil
 }
 
-// ReadAll reads a page of the global log in position order, served from memory.
+// ReadAll reads a page of the global log in position order. The page is
+// found in the image's skeleton; the events whose payloads are evicted are
+// read from the store with one range read on _id, and are not put back into
+// the image (a reader paging through the log would flush it).
 func (s *Store) ReadAll(ctx context.Context, opts ReadAllOptions) ([]Event, error) {
 	if err := s.checkOpen(); err != nil {
 		return nil, &Error{Op: "read all", Err: err}
@@ -77,38 +78,38 @@ func (s *Store) ReadAll(ctx context.Context, opts ReadAllOptions) ([]Event, erro
 	if err != nil {
 		return nil, &Error{Op: "read all", Err: err}
 	}
-	s.stats.hits.Add(1)
-	out, _ := s.img.readAll(opts.After, newFilter(opts.Types, opts.StreamPrefix, ""), limit)
-	return out, nil
+	out, miss, _ := s.img.logPage(opts.After, newFilter(opts.Types, opts.StreamPrefix, ""), limit)
+	if len(miss) == 0 {
+		s.stats.hits.Add(1)
+		return out, nil
+	}
+	s.stats.misses.Add(1)
+	got, err := s.fetchLog(ctx, miss)
+	if err != nil {
+		return nil, &Error{Op: "read all", Err: err}
+	}
+	return mergeByPosition(out, got), nil
 }
 
 // ResolveVersion returns the version a stream had at a point: the last
-// version at or before it, or 0 when the stream had no events then.
+// version at or before it, or 0 when the stream had no events then. It is
+// served from the skeleton.
 func (s *Store) ResolveVersion(ctx context.Context, streamID string, at At) (int64, error) {
 	if err := s.checkOpen(); err != nil {
 		return 0, &Error{Op: "resolve", StreamID: streamID, Err: err}
 	}
-	evs := s.img.streamEvents(streamID)
-	return resolveIn(evs, at), nil
-}
-
-func resolveIn(evs []*Event, at At) int64 {
-	n := len(evs)
-	switch at.kind {
-	case atVersion:
-		return max(0, min(at.version, int64(n)))
-	case atPosition:
-		return int64(sort.Search(n, func(i int) bool { return evs[i].Position > at.position }))
-	case atTime:
-		return int64(sort.Search(n, func(i int) bool { return evs[i].RecordedAt.After(at.time) }))
-	}
-	return int64(n)
+	return s.img.resolve(streamID, at), nil
 }
 
 // PositionAt returns the last global position recorded at or before t, or 0.
 // Because recordedAt never decreases with position, "as of t" is the prefix
 // of the log up to this position.
 func (s *Store) PositionAt(t time.Time) int64 { return s.img.positionAt(t) }
+
+// RecordedAt returns when the event at position p was recorded, from the
+// image's skeleton (so even when its payload is evicted), and false when the
+// image does not hold p.
+func (s *Store) RecordedAt(p int64) (time.Time, bool) { return s.img.recordedAt(p) }
 
 // VerifyStream checks the stream's hash chain as stored. Unlike other reads
 // it reads the store, not the memory image: tampering happens in the store,

@@ -39,22 +39,29 @@ type Store struct {
 	readTimeout   time.Duration // for reads of new commits: a scan on FerretDB
 	pollMin       time.Duration
 	pollMax       time.Duration
-	safetyPoll    time.Duration
+	heartbeat     time.Duration
 	liveness      time.Duration
 	batchObserver func(appends, events int, d time.Duration)
 
 	img   *image
 	snapI *snapshotIndex
 
-	reqs      chan *appendReq
-	pullMu    sync.Mutex // serializes reads of new commits from the store
-	holeSince time.Time  // when the tailer first met a hole; guarded by pullMu
-	wake      chan struct{}
-	beacon    chan struct{}
-	peers     atomic.Int64 // live peers seen in the instances collection
-	ready     atomic.Bool
-	loadErr   atomic.Pointer[error]
-	readyCh   chan struct{}
+	reqs           chan *appendReq
+	pullMu         sync.Mutex // serializes reads of new commits from the store
+	holeSince      time.Time  // when the tailer first met a hole; guarded by pullMu
+	wake           chan struct{}
+	peers          atomic.Int64 // live peers seen in the instances collection
+	recent         ring         // our latest commits, carried by our beacon
+	ann            announcer
+	tracker        peerTracker
+	wantPos        atomic.Int64 // highest position a reader waits for
+	down           atomic.Bool  // the store did not answer: appends fail fast
+	contending     atomic.Bool  // we keep losing races for positions to peers
+	peerContending atomic.Bool  // a live peer keeps losing races for positions to us
+	probe          chan struct{}
+	ready          atomic.Bool
+	loadErr        atomic.Pointer[error]
+	readyCh        chan struct{}
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -62,8 +69,8 @@ type Store struct {
 	closed atomic.Bool
 
 	stats struct {
-		hits, misses, appends, conflicts, batches, batched, storeErrors atomic.Uint64
-		subscribers                                                     atomic.Int64
+		hits, misses, appends, conflicts, batches, batched, storeErrors, logReads atomic.Uint64
+		subscribers                                                               atomic.Int64
 	}
 }
 
@@ -118,15 +125,18 @@ func WithPollInterval(min, max time.Duration) Option {
 	}
 }
 
-// WithSafetyPoll sets how often the tailer reads the log itself while other
-// instances are alive, to pick up commits whose writer died before announcing
-// them (default 1s; this bounds the delay a crashed writer causes).
-func WithSafetyPoll(d time.Duration) Option {
+// WithLiveness sets how long a peer instance may go without a heartbeat
+// before it counts as dead (default 1.5s; heartbeats go out six times as
+// often). A dead peer's last commit may be durable but unannounced, so the
+// tailer then reads the log: this bounds the delay a crashed writer causes
+// (guarantee 5).
+func WithLiveness(d time.Duration) Option {
 	return func(s *Store) error {
-		if d <= 0 {
-			return fmt.Errorf("safety poll must be positive")
+		if d < 60*time.Millisecond {
+			return fmt.Errorf("liveness %v is below 60ms", d)
 		}
-		s.safetyPoll = d
+		s.liveness = d
+		s.heartbeat = d / 6
 		return nil
 	}
 }
@@ -168,13 +178,13 @@ func Open(ctx context.Context, client *mongo.Client, database string, opts ...Op
 		readTimeout: time.Minute,
 		pollMin:     20 * time.Millisecond,
 		pollMax:     250 * time.Millisecond,
-		safetyPoll:  time.Second,
-		liveness:    10 * time.Second,
+		heartbeat:   250 * time.Millisecond,
+		liveness:    1500 * time.Millisecond,
 		img:         newImage(),
 		snapI:       newSnapshotIndex(),
 		reqs:        make(chan *appendReq, 1024),
 		wake:        make(chan struct{}, 1),
-		beacon:      make(chan struct{}, 1),
+		probe:       make(chan struct{}, 1),
 		readyCh:     make(chan struct{}),
 	}
 	var b [8]byte
@@ -264,9 +274,14 @@ func (s *Store) build() {
 		close(s.readyCh)
 		return
 	}
-	streams, events, bytes := s.img.stats()
-	s.log.Info("memory image ready", "events", events, "streams", streams, "bytes", bytes,
+	is := s.img.stats()
+	s.log.Info("memory image ready", "events", is.logEvents, "streams", is.streams, "resident_events", is.resident,
+		"bytes", is.bytes, "budget", is.budget, "evicted", is.evicted,
 		"head", s.img.head.Load(), "took", time.Since(start).Round(time.Millisecond))
+	if is.budget > 0 && is.skeleton > is.budget {
+		s.log.Warn("the memory budget is smaller than the image's skeleton, which is never evicted; raise it",
+			"budget", is.budget, "skeleton_bytes", is.skeleton)
+	}
 	// Announce before serving, so that a peer's Sync never mistakes itself
 	// for the only writer once we can write.
 	actx, cancel := context.WithTimeout(s.ctx, s.opTimeout)
@@ -274,10 +289,11 @@ func (s *Store) build() {
 	cancel()
 	s.ready.Store(true)
 	close(s.readyCh)
-	s.wg.Add(3)
+	s.wg.Add(4)
 	go func() { defer s.wg.Done(); s.runWriter() }()
 	go func() { defer s.wg.Done(); s.runTailer() }()
 	go func() { defer s.wg.Done(); s.runBeacon() }()
+	go func() { defer s.wg.Done(); s.runProber() }()
 }
 
 // Ready reports whether the memory image is built and the store serves.
@@ -341,12 +357,16 @@ func (s *Store) Instance() string { return s.instance }
 
 // Stats returns counters for metrics.
 func (s *Store) Stats() Stats {
-	streams, events, bytes := s.img.stats()
+	is := s.img.stats()
 	return Stats{
 		HeadPosition:   s.img.head.Load(),
-		Streams:        streams,
-		ResidentEvents: events,
-		ResidentBytes:  bytes,
+		Streams:        is.streams,
+		LogEvents:      is.logEvents,
+		ResidentEvents: is.resident,
+		ResidentBytes:  is.bytes,
+		SkeletonBytes:  is.skeleton,
+		BudgetBytes:    is.budget,
+		Evictions:      is.evicted,
 		Hits:           s.stats.hits.Load(),
 		Misses:         s.stats.misses.Load(),
 		Appends:        s.stats.appends.Load(),
@@ -354,6 +374,8 @@ func (s *Store) Stats() Stats {
 		Batches:        s.stats.batches.Load(),
 		BatchedAppends: s.stats.batched.Load(),
 		StoreErrors:    s.stats.storeErrors.Load(),
+		LogReads:       s.stats.logReads.Load(),
+		Peers:          int(s.peers.Load()),
 		Subscribers:    s.stats.subscribers.Load(),
 		Ready:          s.Ready(),
 	}

@@ -20,6 +20,8 @@ type Subscription struct {
 	mu      sync.Mutex
 	cursor  int64        // last position examined
 	pending []Event      // fetched but not yet returned
+	cat     *catchUp     // open while reading evicted positions from the store
+	hasCat  atomic.Bool  // cat != nil, for Close
 	done    atomic.Int64 // every matching event up to here has been returned
 	closed  chan struct{}
 	once    sync.Once
@@ -47,13 +49,11 @@ func (s *Store) Subscribe(ctx context.Context, opts SubscribeOptions) (*Subscrip
 		}
 		// Events of the stream after version v are those after the
 		// position of version v.
-		evs := s.img.streamEvents(opts.StreamID)
-		switch {
-		case v == 0:
+		if v == 0 {
 			sub.cursor = 0
-		case v <= int64(len(evs)):
-			sub.cursor = evs[v-1].Position
-		default:
+		} else if p, ok := s.img.positionOf(opts.StreamID, v); ok {
+			sub.cursor = p
+		} else {
 			// The stream is not there yet: its version v+1 is still to come.
 			sub.cursor = s.img.head.Load()
 		}
@@ -72,6 +72,10 @@ func (s *Store) Subscribe(ctx context.Context, opts SubscribeOptions) (*Subscrip
 
 // Recv returns the next matching event, waiting for one as long as ctx
 // allows. After Close it returns ErrClosed.
+//
+// Events come from the image. When the next matching ones are evicted, Recv
+// opens one cursor over the store from there up to the current head and
+// reads on from it (the miss path, see miss.go), then returns to the image.
 func (sub *Subscription) Recv(ctx context.Context) (Event, error) {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
@@ -88,14 +92,39 @@ func (sub *Subscription) Recv(ctx context.Context) (Event, error) {
 		}
 		select {
 		case <-sub.closed:
+			sub.dropCatchUp()
 			return Event{}, ErrClosed
 		default:
 		}
 		if sub.maxLag > 0 && sub.Lag() > sub.maxLag {
+			sub.dropCatchUp()
 			return Event{}, ErrSubscriberTooSlow
 		}
+		if sub.cat != nil {
+			if err := sub.fromStore(ctx); err != nil {
+				return Event{}, err
+			}
+			continue
+		}
 		changed := sub.s.img.wait()
-		evs, scanned := sub.s.img.readAll(sub.cursor, sub.f, 64)
+		evs, miss, scanned := sub.s.img.logPage(sub.cursor, sub.f, 64)
+		if len(miss) > 0 {
+			// Deliver what is resident before the first evicted event,
+			// then read on from the store.
+			k := 0
+			for k < len(evs) && evs[k].Position < miss[0].position {
+				k++
+			}
+			sub.cursor = max(sub.cursor, miss[0].position-1)
+			if k > 0 {
+				sub.pending = evs[:k]
+				continue
+			}
+			if err := sub.openCatchUp(ctx, miss[0]); err != nil {
+				return Event{}, err
+			}
+			continue
+		}
 		sub.cursor = max(sub.cursor, scanned)
 		if len(evs) > 0 {
 			sub.pending = evs
@@ -126,5 +155,14 @@ func (sub *Subscription) Close() {
 	sub.once.Do(func() {
 		close(sub.closed)
 		sub.s.stats.subscribers.Add(-1)
+		if sub.hasCat.Load() {
+			// A Recv in progress holds mu; it returns soon, as it watches
+			// closed. Release the store cursor after it.
+			go func() {
+				sub.mu.Lock()
+				defer sub.mu.Unlock()
+				sub.dropCatchUp()
+			}()
+		}
 	})
 }

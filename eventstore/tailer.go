@@ -16,11 +16,13 @@ const maxHoleWait = 2 * time.Second
 // pull reads every commit after the image's head from the store and applies
 // it. On FerretDB this is a scan of the whole collection, even by _id (about
 // 60 µs per stored commit measured here, point lookups included), so it is
-// only done when a peer announced news, on a conflict, or as a safety poll. It returns how many commits it applied. Other instances' writes reach
-// the image this way; so do our own writes whose outcome was unknown.
+// only done when the beacons cannot account for the log (see runTailer and
+// catchUp). It returns how many commits it applied. Our own writes whose
+// outcome was unknown reach the image this way.
 func (s *Store) pull(ctx context.Context) (int, error) {
 	s.pullMu.Lock()
 	defer s.pullMu.Unlock()
+	s.stats.logReads.Add(1)
 	n := 0
 	head := s.img.head.Load()
 	cur, err := s.commits.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: head}}}},
@@ -66,34 +68,13 @@ func (s *Store) hasHole() bool {
 	return !s.holeSince.IsZero()
 }
 
-type beaconDoc struct {
-	ID     string    `bson:"_id"`
-	Head   int64     `bson:"head"`
-	Seen   time.Time `bson:"seen"`
-	Closed bool      `bson:"closed"`
-}
-
-// beaconRetention is how long the beacon of a closed or dead instance is kept.
-const beaconRetention = 24 * time.Hour
-
-// announce writes this instance's beacon.
-func (s *Store) announce(ctx context.Context, closed bool) error {
-	_, err := s.beacons.UpdateOne(ctx, bson.D{{Key: "_id", Value: s.instance}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "head", Value: s.img.head.Load()},
-			{Key: "seen", Value: time.Now().UTC()}, {Key: "closed", Value: closed}}}},
-		options.UpdateOne().SetUpsert(true))
-	return err
-}
-
-// runTailer picks up commits of other instances. Each instance announces its
-// head in the small instances collection (runBeacon); reading that is cheap on
-// every store, while reading the log by position is a scan on FerretDB. So the
-// tailer reads the log only when a peer announces a head beyond ours, when
-// asked to (WaitForPosition), and every safetyPoll while peers are alive, to
-// catch commits whose writer died before announcing them.
+// runTailer picks up commits of other instances from their beacons, and reads
+// the log (a scan on FerretDB) only when the beacons cannot account for
+// everything: a peer is further ahead than its recent commits reach, a peer
+// died (its last commit may be durable but unannounced), a position is
+// missing, or a reader waits for a position no beacon explains.
 func (s *Store) runTailer() {
 	interval := s.pollMin
-	var lastRead time.Time
 	for {
 		forced := false
 		select {
@@ -103,31 +84,29 @@ func (s *Store) runTailer() {
 		case <-s.wake:
 			forced = true
 		}
-		peers, peerHead, err := s.readBeacons()
-		if err == nil {
-			s.peers.Store(int64(peers))
-		}
-		if err != nil && !forced {
-			interval = s.pollMax
-			continue
-		}
-		need := forced || peerHead > s.img.head.Load() ||
-			(peers > 0 && time.Since(lastRead) >= s.safetyPoll) || s.hasHole()
-		if !need {
-			interval = min(interval*2, s.pollMax)
-			continue
-		}
-		ctx, cancel := context.WithTimeout(s.ctx, s.readTimeout)
-		n, err := s.pull(ctx)
-		cancel()
-		lastRead = time.Now()
+		before := s.img.head.Load()
+		v, complete, err := s.catchUp(s.ctx)
 		if err != nil {
-			s.stats.storeErrors.Add(1)
-			s.log.Warn("tailer could not read the log", "err", err)
+			if s.ctx.Err() == nil {
+				s.log.Debug("tailer could not read the beacons", "err", err)
+			}
 			interval = s.pollMax
 			continue
 		}
-		if n > 0 {
+		behind := s.img.head.Load() < v.head
+		waiting := forced && s.wantPos.Load() > s.img.head.Load()
+		if behind || v.died || s.hasHole() || (waiting && !complete) {
+			ctx, cancel := context.WithTimeout(s.ctx, s.readTimeout)
+			_, err := s.pull(ctx)
+			cancel()
+			if err != nil {
+				s.stats.storeErrors.Add(1)
+				s.log.Warn("tailer could not read the log", "err", err)
+				interval = s.pollMax
+				continue
+			}
+		}
+		if s.img.head.Load() > before {
 			interval = s.pollMin
 		} else {
 			interval = min(interval*2, s.pollMax)
@@ -135,78 +114,38 @@ func (s *Store) runTailer() {
 	}
 }
 
-// readBeacons returns how many other instances are alive and the highest head
-// any instance announced.
-func (s *Store) readBeacons() (peers int, head int64, err error) {
-	ctx, cancel := context.WithTimeout(s.ctx, s.opTimeout)
-	defer cancel()
-	cur, err := s.beacons.Find(ctx, bson.D{})
-	if err != nil {
-		return 0, 0, err
-	}
-	var docs []beaconDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return 0, 0, err
-	}
-	for _, d := range docs {
-		if d.Head > head {
-			head = d.Head
-		}
-		if d.ID != s.instance && !d.Closed && time.Since(d.Seen) < s.liveness {
-			peers++
-		}
-	}
-	return peers, head, nil
-}
-
-// runBeacon announces this instance's head after every commit and
-// periodically as a heartbeat.
+// runBeacon sends the heartbeat. Commits are announced by the writer itself,
+// before it acknowledges them (see commitBatch).
 func (s *Store) runBeacon() {
-	heartbeat := time.NewTicker(s.liveness / 4)
-	defer heartbeat.Stop()
-	// Announce at once, so peers know from the start that we are alive.
 	ctx, cancel := context.WithTimeout(s.ctx, s.opTimeout)
-	var announced int64 = -1
-	if s.announce(ctx, false) == nil {
-		announced = s.img.head.Load()
-	}
+	_, _ = s.beacons.DeleteMany(ctx, bson.D{{Key: "seen", Value: bson.D{{Key: "$lt", Value: time.Now().Add(-beaconRetention)}}}})
 	cancel()
+	heartbeat := time.NewTicker(s.heartbeat)
+	defer heartbeat.Stop()
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
-		case <-s.beacon:
-			// Alone, nobody needs to hear of each commit: a peer that
-			// starts reads the log itself, and we start announcing once
-			// the tailer sees its beacon.
-			if s.peers.Load() == 0 {
-				continue
-			}
 		case <-heartbeat.C:
-			announced = -1
-		}
-		head := s.img.head.Load()
-		if head == announced {
-			continue
 		}
 		ctx, cancel := context.WithTimeout(s.ctx, s.opTimeout)
-		if s.announce(ctx, false) == nil {
-			announced = head
+		if err := s.announce(ctx, false); err != nil && s.ctx.Err() == nil {
+			s.log.Debug("heartbeat failed", "err", err)
 		}
 		cancel()
 	}
 }
 
-// Sync reads the log from the store now, so the image holds every commit
-// that was durable when Sync was called, including other instances'.
+// Sync brings the image up to date: when it returns nil, the image holds
+// every commit that any instance acknowledged before Sync was called. It
+// learns them from the beacons, and reads the log only if they cannot account
+// for everything.
 func (s *Store) Sync(ctx context.Context) error {
 	if err := s.checkOpen(); err != nil {
 		return &Error{Op: "sync", Err: err}
 	}
-	// Reading the log is a scan on FerretDB; when no other instance is alive
-	// and none announced a head beyond ours, every commit came through this
-	// process and the image already holds it.
-	if peers, peerHead, err := s.readBeacons(); err == nil && peers == 0 && peerHead <= s.img.head.Load() {
+	_, complete, err := s.catchUp(ctx)
+	if err == nil && complete && !s.hasHole() {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.readTimeout)
@@ -226,6 +165,12 @@ func (s *Store) WaitForPosition(ctx context.Context, p int64) error {
 	}
 	if err := s.checkOpen(); err != nil {
 		return err
+	}
+	for {
+		w := s.wantPos.Load()
+		if w >= p || s.wantPos.CompareAndSwap(w, p) {
+			break
+		}
 	}
 	retry := time.NewTicker(100 * time.Millisecond)
 	defer retry.Stop()

@@ -14,9 +14,9 @@ import (
 // maxBatchBytes keeps one group commit well under MongoDB's 48 MB message limit.
 const maxBatchBytes = 16 << 20
 
-// maxAttempts bounds how often one batch is re-planned after conflicts with
-// other processes.
-const maxAttempts = 16
+// A batch is re-planned after conflicts with other processes at least
+// minAttempts times, and then until it has taken the op timeout.
+const minAttempts = 16
 
 type appendReq struct {
 	ctx       context.Context
@@ -65,22 +65,44 @@ func (s *Store) Append(ctx context.Context, streamID string, expected ExpectedSt
 			req.clientIDs = true
 		}
 	}
+	// The writer checks client ids against the stream's history while it
+	// plans, from memory (guarantee 3): load the history now if it was
+	// evicted, and keep it until the append is answered.
+	unpin := func() {}
+	if req.clientIDs {
+		if unpin, err = s.pinHistory(ctx, streamID); err != nil {
+			return AppendResult{}, &Error{Op: "append", StreamID: streamID, Err: err}
+		}
+	}
 	select {
 	case s.reqs <- req:
 	case <-ctx.Done():
+		unpin()
 		return AppendResult{}, ctx.Err()
 	case <-s.ctx.Done():
+		unpin()
 		return AppendResult{}, &Error{Op: "append", StreamID: streamID, Err: ErrClosed}
 	}
 	// Once queued, the append may be written even if ctx ends; the caller
 	// then does not know the outcome and may resend it (idempotency).
 	select {
 	case r := <-req.done:
+		unpin()
 		if r.err != nil {
 			return AppendResult{}, &Error{Op: "append", StreamID: streamID, Err: r.err}
 		}
 		return r.res, nil
 	case <-ctx.Done():
+		if req.clientIDs {
+			// The writer may still plan it: unpin once it is answered.
+			go func() {
+				select {
+				case <-req.done:
+				case <-s.ctx.Done():
+				}
+				unpin()
+			}()
+		}
 		return AppendResult{}, ctx.Err()
 	}
 }
@@ -105,6 +127,15 @@ func (s *Store) runWriter() {
 			default:
 				break drain
 			}
+		}
+		if s.down.Load() {
+			// The last round trip found the store unreachable: fail fast
+			// until the prober reaches it again, rather than have every
+			// append wait out its own timeout.
+			for _, r := range batch {
+				r.reply(AppendResult{}, fmt.Errorf("%w: the store did not answer; retry shortly", ErrStoreUnavailable))
+			}
+			continue
 		}
 		dirty = s.commitBatch(batch, dirty)
 	}
@@ -141,28 +172,36 @@ type streamCursor struct {
 func (s *Store) commitBatch(batch []*appendReq, dirty bool) bool {
 	start := time.Now()
 	pending := batch
+	conflict := false // the last round lost a position or version to another writer
+	defer s.contending.Store(false)
 	for attempt := 0; len(pending) > 0; attempt++ {
-		if attempt >= maxAttempts {
+		if attempt >= minAttempts && time.Since(start) > s.opTimeout {
 			for _, r := range pending {
 				r.reply(AppendResult{}, fmt.Errorf("%w: too much contention from other writers", ErrStoreUnavailable))
 			}
 			return dirty
 		}
+		if conflict && attempt >= 2 && !s.contending.Load() {
+			// Lost twice in a row: ask the peers to hold back a moment.
+			s.contending.Store(true)
+			actx, acancel := context.WithTimeout(context.Background(), s.opTimeout)
+			_ = s.announce(actx, false)
+			acancel()
+		}
 		if dirty || attempt > 0 {
 			// Another process wrote what we planned to write (or we don't
 			// know what we wrote): learn the current log before re-planning.
-			ctx, cancel := context.WithTimeout(context.Background(), s.readTimeout)
-			_, err := s.pull(ctx)
-			cancel()
-			if err != nil {
+			if err := s.relearn(conflict, dirty); err != nil {
 				s.stats.storeErrors.Add(1)
+				s.storeFailed(err)
 				for _, r := range pending {
-					r.reply(AppendResult{}, classify(err))
+					r.reply(AppendResult{}, err)
 				}
 				return true
 			}
 			dirty = false
 		}
+		conflict = false
 		writes, deferred := s.plan(pending)
 		if len(writes) == 0 {
 			if len(deferred) == 0 {
@@ -177,6 +216,7 @@ func (s *Store) commitBatch(batch []*appendReq, dirty bool) bool {
 			docs[i] = toDoc(w.events)
 			nEvents += len(w.events)
 		}
+		s.holdBack()
 		ctx, cancel := context.WithTimeout(context.Background(), s.opTimeout)
 		_, err := s.commits.InsertMany(ctx, docs, options.InsertMany().SetOrdered(true))
 		cancel()
@@ -190,8 +230,10 @@ func (s *Store) commitBatch(batch []*appendReq, dirty bool) bool {
 				// the same ids gets the original result.
 				s.stats.storeErrors.Add(1)
 				s.log.Warn("group commit failed", "appends", len(writes), "err", err)
+				err = classify(err)
+				s.storeFailed(err)
 				for _, w := range writes {
-					w.req.reply(AppendResult{}, classify(err))
+					w.req.reply(AppendResult{}, err)
 				}
 				return true
 			}
@@ -203,15 +245,26 @@ func (s *Store) commitBatch(batch []*appendReq, dirty bool) bool {
 				s.log.Error("own commit does not follow head; re-reading log", "position", w.events[0].Position)
 				dirty = true
 			}
-			s.stats.appends.Add(1)
-			w.req.reply(resultOf(w.events), nil)
 		}
 		if inserted > 0 {
 			s.stats.batched.Add(uint64(inserted))
-			select {
-			case s.beacon <- struct{}{}:
-			default:
+			s.recent.add(docsOf(docs[:inserted]))
+			s.contending.Store(false)
+			if s.mustAnnounce() {
+				// Announce before acknowledging, so that a peer that
+				// reads our beacon knows every commit we acknowledged
+				// (Sync relies on it). If this fails the commits are
+				// still durable; the heartbeat announces them later.
+				actx, acancel := context.WithTimeout(context.Background(), s.opTimeout)
+				if aerr := s.announce(actx, false); aerr != nil {
+					s.log.Warn("could not announce commits to peers", "err", aerr)
+				}
+				acancel()
 			}
+		}
+		for _, w := range writes[:inserted] {
+			s.stats.appends.Add(1)
+			w.req.reply(resultOf(w.events), nil)
 		}
 		if s.batchObserver != nil {
 			s.batchObserver(len(writes), nEvents, time.Since(start))
@@ -221,7 +274,8 @@ func (s *Store) commitBatch(batch []*appendReq, dirty bool) bool {
 			continue
 		}
 		failed := writes[inserted]
-		if !mongo.IsDuplicateKeyError(err) {
+		conflict = mongo.IsDuplicateKeyError(err)
+		if !conflict {
 			s.stats.storeErrors.Add(1)
 			failed.req.reply(AppendResult{}, fmt.Errorf("store rejected the append: %w", err))
 			writes = writes[inserted+1:]
@@ -261,10 +315,7 @@ func (s *Store) plan(reqs []*appendReq) (out []planned, deferred []*appendReq) {
 		c := cursors[r.stream]
 		if c == nil {
 			c = &streamCursor{}
-			if st := s.img.streams[r.stream]; st != nil && len(st.events) > 0 {
-				last := st.events[len(st.events)-1]
-				c.version, c.hash = last.Version, last.Hash
-			}
+			c.version, c.hash = s.img.tipLocked(r.stream) // the skeleton: never evicted
 			cursors[r.stream] = c
 		}
 		if r.clientIDs {
@@ -310,9 +361,17 @@ var errPlannedInBatch = errors.New("repeats an append planned in the same batch"
 
 // replay looks for the request's event ids in the stream. found is false when
 // none of them is stored (a normal append). Callers hold the image lock.
+//
+// Append pinned the stream's whole history in the image before it queued
+// the request (pinHistory), so the lookup needs no store read. Should the
+// history be incomplete anyway, the request fails rather than risk writing
+// a duplicate.
 func (s *Store) replay(r *appendReq, c *streamCursor) (AppendResult, error, bool) {
 	var history []*Event
 	if st := s.img.streams[r.stream]; st != nil {
+		if !st.complete() {
+			return AppendResult{}, fmt.Errorf("%w: the history of the stream is not in memory; retry", ErrStoreUnavailable), true
+		}
 		history = st.events
 	}
 	lookup := func(id string) *Event {

@@ -89,10 +89,18 @@
 // The embedded store, FerretDB, scans a whole collection for every query,
 // even a lookup by _id. So the eventstore keeps a memory image of the log
 // (stream histories, the global log, snapshots), and this package reads only
-// that image: ReadStream pages, Head, ResolveVersion, PositionAt, LoadSnapshot
-// and subscriptions. No request path of this package queries MongoDB. The
-// only writes it makes are the commands' appends, snapshots and an optional
+// through it: ReadStream pages, Head, ResolveVersion, PositionAt, LoadSnapshot
+// and subscriptions. This package never queries MongoDB itself. The only
+// writes it makes are the commands' appends, snapshots and an optional
 // checkpoint document.
+//
+// The image is bounded by a memory budget. Heads, versions, positions and
+// times come from its skeleton, which is never evicted; event payloads of
+// cold streams and old history are. A fold over evicted events (an order at
+// an old version, a history) is therefore served by the eventstore from an
+// indexed store read, and so is the projector's first pass over the log
+// when the budget is smaller than the log. Snapshots keep such folds short:
+// no fold reads more than SnapshotEvery events.
 //
 // # Time travel: snapshots plus a bounded fold
 //

@@ -157,12 +157,11 @@ func (s *Service) recordedAt(ctx context.Context, p int64) (time.Time, error) {
 	if p == 0 {
 		return time.Unix(0, 0).UTC(), nil
 	}
-	evs, err := s.store.ReadAll(ctx, eventstore.ReadAllOptions{After: p - 1, Limit: 1})
-	if err != nil {
-		return time.Time{}, err
-	}
-	if len(evs) == 0 || evs[0].Position != p {
+	// From the store's skeleton: never a store read, even when the event's
+	// payload is evicted.
+	t, ok := s.store.RecordedAt(p)
+	if !ok {
 		return time.Time{}, fmt.Errorf("projections: position %d is missing from the log", p)
 	}
-	return evs[0].RecordedAt, nil
+	return t, nil
 }

@@ -1,0 +1,217 @@
+package eventstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// The miss path: reads of events whose payloads were evicted. Each is one
+// indexed range read, located exactly by the skeleton, and none runs while
+// the image lock is held:
+//
+//   - a stream page reads the commits {stream, version in [from, hi]} sorted
+//     by version (index stream_version), from being the first version of the
+//     commit that holds the page's first event;
+//   - a page of the global log reads {_id in [from, last]} sorted by _id (the
+//     first position), from being the first position of the commit that holds
+//     the page's first missing event and last the position of its last one;
+//   - a subscription catching up over evicted positions streams one such
+//     range with one cursor, up to the head it saw when it opened it.
+
+// fetchStream reads versions lo..hi of a stream from the store. from is the
+// version at which the commit holding lo starts.
+func (s *Store) fetchStream(ctx context.Context, id string, from, lo, hi int64) ([]Event, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.readTimeout)
+	defer cancel()
+	cur, err := s.commits.Find(ctx,
+		bson.D{{Key: "stream", Value: id}, {Key: "version", Value: bson.D{{Key: "$gte", Value: from}, {Key: "$lte", Value: hi}}}},
+		options.Find().SetSort(bson.D{{Key: "version", Value: 1}}))
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer cur.Close(ctx)
+	out := make([]Event, 0, hi-lo+1)
+	for cur.Next(ctx) {
+		var d commitDoc
+		if err := cur.Decode(&d); err != nil {
+			return nil, err
+		}
+		for _, e := range d.events() {
+			if e.Version >= lo && e.Version <= hi {
+				out = append(out, e)
+			}
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return nil, classify(err)
+	}
+	for i := range out {
+		if out[i].Version != lo+int64(i) {
+			return nil, incomplete(fmt.Sprintf("versions %d to %d of stream %s", lo, hi, id))
+		}
+	}
+	if int64(len(out)) != hi-lo+1 {
+		return nil, incomplete(fmt.Sprintf("versions %d to %d of stream %s", lo, hi, id))
+	}
+	return out, nil
+}
+
+// fetchLog reads the events at the positions of want (in position order)
+// from the store, with one range read.
+func (s *Store) fetchLog(ctx context.Context, want []slot) ([]Event, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.readTimeout)
+	defer cancel()
+	from, last := want[0].position-int64(want[0].off), want[len(want)-1].position
+	cur, err := s.commits.Find(ctx,
+		bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: from}, {Key: "$lte", Value: last}}}},
+		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(1000))
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer cur.Close(ctx)
+	out := make([]Event, 0, len(want))
+	for cur.Next(ctx) && len(out) < len(want) {
+		var d commitDoc
+		if err := cur.Decode(&d); err != nil {
+			return nil, err
+		}
+		if d.LastPosition < want[len(out)].position {
+			continue
+		}
+		for _, e := range d.events() {
+			if len(out) < len(want) && e.Position == want[len(out)].position {
+				out = append(out, e)
+			}
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return nil, classify(err)
+	}
+	if len(out) != len(want) {
+		return nil, incomplete(fmt.Sprintf("positions %d to %d", want[0].position, last))
+	}
+	return out, nil
+}
+
+// incomplete is the error for a store that does not hold what the image
+// says it holds: it was changed behind our back, or a read was cut short.
+func incomplete(what string) error {
+	return fmt.Errorf("%w: the store did not return all of %s; retry", ErrStoreUnavailable, what)
+}
+
+// mergeByPosition merges two event lists sorted by position.
+func mergeByPosition(a, b []Event) []Event {
+	out := make([]Event, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		if a[0].Position < b[0].Position {
+			out, a = append(out, a[0]), a[1:]
+		} else {
+			out, b = append(out, b[0]), b[1:]
+		}
+	}
+	return append(append(out, a...), b...)
+}
+
+// catchUp is a subscription's cursor over the store, open while it reads
+// positions whose payloads are evicted. It is one range read up to bound,
+// the head when it was opened: per-page queries would each scan the whole
+// collection on FerretDB. What it reads is not put back into the image: a
+// subscriber passing over the whole log would flush everything else.
+type catchUp struct {
+	cur   *mongo.Cursor
+	bound int64 // last position it delivers
+}
+
+// openCatchUp opens a catch-up cursor at the commit that holds m.
+func (sub *Subscription) openCatchUp(ctx context.Context, m slot) error {
+	s := sub.s
+	var q, sort bson.D
+	var bound int64
+	if sub.f.stream != "" {
+		var v int64
+		s.img.mu.RLock()
+		if st := s.img.streams[sub.f.stream]; st != nil {
+			v, bound = st.version, st.lastPos
+		}
+		s.img.mu.RUnlock()
+		q = bson.D{{Key: "stream", Value: sub.f.stream}, {Key: "version", Value: bson.D{{Key: "$gte", Value: m.version - int64(m.off)}, {Key: "$lte", Value: v}}}}
+		sort = bson.D{{Key: "version", Value: 1}}
+	} else {
+		bound = s.img.head.Load()
+		q = bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: m.position - int64(m.off)}, {Key: "$lte", Value: bound}}}}
+		sort = bson.D{{Key: "_id", Value: 1}}
+	}
+	s.stats.misses.Add(1)
+	cur, err := s.commits.Find(ctx, q, options.Find().SetSort(sort).SetBatchSize(1000))
+	if err != nil {
+		return classify(err)
+	}
+	sub.cat = &catchUp{cur: cur, bound: bound}
+	sub.hasCat.Store(true)
+	return nil
+}
+
+// fromStore reads the catch-up cursor until it has matching events or ends.
+// It advances the cursor over every position it examines.
+func (sub *Subscription) fromStore(ctx context.Context) error {
+	c := sub.cat
+	for len(sub.pending) == 0 {
+		if !c.cur.Next(ctx) {
+			err := c.cur.Err()
+			sub.dropCatchUp()
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return classify(err)
+			}
+			// Every commit up to bound has been read (bound is a commit
+			// boundary: it was the head).
+			sub.cursor = max(sub.cursor, c.bound)
+			return nil
+		}
+		var d commitDoc
+		if err := c.cur.Decode(&d); err != nil {
+			sub.dropCatchUp()
+			return err
+		}
+		if d.ID > c.bound {
+			sub.dropCatchUp()
+			sub.cursor = max(sub.cursor, c.bound)
+			return nil
+		}
+		if d.LastPosition <= sub.cursor || !sub.s.img.has(d.ID) {
+			// Already delivered, or a commit the image skipped after it
+			// waited for it too long (guarantee 5): memory and store
+			// readers must deliver the same log.
+			continue
+		}
+		for _, e := range d.events() {
+			if e.Position <= sub.cursor {
+				continue
+			}
+			sub.cursor = e.Position
+			if sub.f.match(&e) {
+				sub.pending = append(sub.pending, e)
+			}
+		}
+	}
+	return nil
+}
+
+// dropCatchUp closes the catch-up cursor. Callers hold sub.mu.
+func (sub *Subscription) dropCatchUp() {
+	if sub.cat == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = sub.cat.cur.Close(ctx)
+	sub.cat = nil
+	sub.hasCat.Store(false)
+}
