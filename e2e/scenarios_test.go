@@ -13,7 +13,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"reflect"
 	"slices"
 	"sort"
@@ -430,7 +429,6 @@ func TestScenarioQuickStart(t *testing.T) {
 // concurrent addOrderItem calls on one order through A and B, without
 // expected versions, all land.
 func TestScenarioThreeInstances(t *testing.T) {
-	knownBug(t, "two instances writing concurrently starve one another (full-log re-read per conflict on FerretDB): appends fail with too much contention")
 	st := newScenario("2 three instances")
 	dir := t.TempDir()
 	db := startDevdb(t, dir)
@@ -668,7 +666,6 @@ func TestScenarioCrash(t *testing.T) {
 // once, and subscribers (resubscribing with their last position if they
 // were ended) have received exactly the log.
 func TestScenarioStoreOutage(t *testing.T) {
-	knownBug(t, "appends queued behind a failing batch take ~3.9 s to fail instead of <3.5 s")
 	st := newScenario("4 store outage")
 	dir := t.TempDir()
 	db := startDevdb(t, dir)
@@ -1189,15 +1186,4 @@ func TestScenarioGracefulShutdown(t *testing.T) {
 	acked, events, _ := l.counts()
 	t.Logf("%d events in the log, %d streams verified; %d appends (%d events) acknowledged", len(log), len(streamVersions(log)), acked, events)
 	s.p.stop(30 * time.Second)
-}
-
-// knownBug marks a scenario that exposes a server bug not fixed yet. It runs
-// (and fails) with HINDSIGHT_E2E_KNOWN_BUGS=1; by default it is reported as
-// skipped with the bug, so the rest of the suite can land. Remove the call
-// with the fix.
-func knownBug(t *testing.T, bug string) {
-	t.Helper()
-	if os.Getenv("HINDSIGHT_E2E_KNOWN_BUGS") == "" {
-		t.Skip("known server bug, set HINDSIGHT_E2E_KNOWN_BUGS=1 to run: " + bug)
-	}
 }

@@ -26,11 +26,8 @@ type beaconDoc struct {
 	Closed bool      `bson:"closed"` // closed cleanly; its head is final
 	// Every is true while the instance announces each of its commits before
 	// acknowledging it. Then every commit it acknowledged is at or below Head.
-	Every bool `bson:"every"`
-	// Contending is set while the instance keeps losing the race for the
-	// next position; peers then hold back for a moment (see yieldFor).
-	Contending bool        `bson:"contending"`
-	Recent     []commitDoc `bson:"recent,omitempty"` // its latest commits, in position order
+	Every  bool        `bson:"every"`
+	Recent []commitDoc `bson:"recent,omitempty"` // its latest commits, in position order
 }
 
 // Bounds of the recent commits a beacon carries. The whole ring is rewritten
@@ -41,17 +38,11 @@ type beaconDoc struct {
 // collection, so the ring is small; the latest batch is kept whole up to
 // ringMaxBatchBytes, because a writer that lost a race needs all of it.
 const (
-	ringMaxCommits    = 64
-	ringMaxBytes      = 64 << 10
+	ringMaxCommits    = 4
+	ringMaxBytes      = 4 << 10
 	ringMaxBatchBytes = 256 << 10
-	ringMaxAge        = 500 * time.Millisecond
+	ringMaxAge        = 50 * time.Millisecond
 )
-
-// maxYield bounds how long a writer holds back its next batch while a peer
-// is contending. Without holding back, a busy writer wins every race for the
-// next position: it writes its next batch while the loser is still learning
-// what the last one was.
-const maxYield = 250 * time.Millisecond
 
 // beaconRetention is how long the beacon of a closed or dead instance is kept.
 const beaconRetention = 24 * time.Hour
@@ -125,7 +116,7 @@ func (s *Store) announce(ctx context.Context, closed bool) error {
 	defer s.ann.mu.Unlock()
 	every := s.peers.Load() > 0 && !closed
 	set := bson.D{{Key: "head", Value: s.img.head.Load()}, {Key: "seen", Value: time.Now().UTC()},
-		{Key: "closed", Value: closed}, {Key: "every", Value: every}, {Key: "contending", Value: s.contending.Load()}}
+		{Key: "closed", Value: closed}, {Key: "every", Value: every}}
 	docs, version := s.recent.snapshot()
 	if version != s.ann.ringVersion {
 		set = append(set, bson.E{Key: "recent", Value: docs})
@@ -182,8 +173,6 @@ func (s *Store) readBeacons(ctx context.Context) (peerView, error) {
 		return peerView{}, classify(err)
 	}
 	v := peerView{allEvery: true}
-	contending := false
-	defer func() { s.peerContending.Store(contending) }()
 	mine := s.img.head.Load()
 	now := time.Now()
 	s.tracker.mu.Lock()
@@ -217,7 +206,6 @@ func (s *Store) readBeacons(ctx context.Context) (peerView, error) {
 		if p.alive {
 			v.alive++
 			v.allEvery = v.allEvery && d.Every
-			contending = contending || d.Contending
 		}
 	}
 	s.peers.Store(int64(v.alive))

@@ -3,6 +3,7 @@ package eventstore
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -25,9 +26,20 @@ const (
 // what was written. Otherwise (a caller expects a version this image does not
 // have yet) the beacons suffice when they account for every acknowledged
 // commit.
-func (s *Store) relearn(conflict, dirty bool) error {
+func (s *Store) relearn(conflict, dirty bool, attempt int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.readTimeout)
 	defer cancel()
+	if conflict && attempt > 1 {
+		// Lost more than once in a row: back off a random, growing time.
+		// Our queue grows meanwhile, so the next win writes a larger batch,
+		// and two busy writers stop trading failed inserts on a store that
+		// serializes writes.
+		ceiling := time.Millisecond << min(attempt-1, 6)
+		select {
+		case <-time.After(rand.N(ceiling)):
+		case <-ctx.Done():
+		}
+	}
 	for try := 0; !dirty && try < relearnTries; try++ {
 		before := s.img.head.Load()
 		_, complete, err := s.catchUp(ctx)
@@ -48,22 +60,6 @@ func (s *Store) relearn(conflict, dirty bool) error {
 	}
 	_, err := s.pull(ctx)
 	return err
-}
-
-// holdBack delays the next batch while a peer that kept losing races for
-// positions takes its turn.
-func (s *Store) holdBack() {
-	if s.contending.Load() || !s.peerContending.Load() {
-		return // nobody waits, or we are the one waiting for a turn
-	}
-	start := time.Now()
-	for s.peerContending.Load() && time.Since(start) < maxYield && s.ctx.Err() == nil {
-		select {
-		case s.wake <- struct{}{}: // have the tailer read the beacons again
-		default:
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // docsOf returns the commit documents of a batch, as written.

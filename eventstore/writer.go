@@ -173,7 +173,6 @@ func (s *Store) commitBatch(batch []*appendReq, dirty bool) bool {
 	start := time.Now()
 	pending := batch
 	conflict := false // the last round lost a position or version to another writer
-	defer s.contending.Store(false)
 	for attempt := 0; len(pending) > 0; attempt++ {
 		if attempt >= minAttempts && time.Since(start) > s.opTimeout {
 			for _, r := range pending {
@@ -181,17 +180,10 @@ func (s *Store) commitBatch(batch []*appendReq, dirty bool) bool {
 			}
 			return dirty
 		}
-		if conflict && attempt >= 2 && !s.contending.Load() {
-			// Lost twice in a row: ask the peers to hold back a moment.
-			s.contending.Store(true)
-			actx, acancel := context.WithTimeout(context.Background(), s.opTimeout)
-			_ = s.announce(actx, false)
-			acancel()
-		}
 		if dirty || attempt > 0 {
 			// Another process wrote what we planned to write (or we don't
 			// know what we wrote): learn the current log before re-planning.
-			if err := s.relearn(conflict, dirty); err != nil {
+			if err := s.relearn(conflict, dirty, attempt); err != nil {
 				s.stats.storeErrors.Add(1)
 				s.storeFailed(err)
 				for _, r := range pending {
@@ -216,7 +208,6 @@ func (s *Store) commitBatch(batch []*appendReq, dirty bool) bool {
 			docs[i] = toDoc(w.events)
 			nEvents += len(w.events)
 		}
-		s.holdBack()
 		ctx, cancel := context.WithTimeout(context.Background(), s.opTimeout)
 		_, err := s.commits.InsertMany(ctx, docs, options.InsertMany().SetOrdered(true))
 		cancel()
@@ -249,7 +240,6 @@ func (s *Store) commitBatch(batch []*appendReq, dirty bool) bool {
 		if inserted > 0 {
 			s.stats.batched.Add(uint64(inserted))
 			s.recent.add(docsOf(docs[:inserted]))
-			s.contending.Store(false)
 			if s.mustAnnounce() {
 				// Announce before acknowledging, so that a peer that
 				// reads our beacon knows every commit we acknowledged
