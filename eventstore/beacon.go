@@ -26,8 +26,11 @@ type beaconDoc struct {
 	Closed bool      `bson:"closed"` // closed cleanly; its head is final
 	// Every is true while the instance announces each of its commits before
 	// acknowledging it. Then every commit it acknowledged is at or below Head.
-	Every  bool        `bson:"every"`
-	Recent []commitDoc `bson:"recent,omitempty"` // its latest commits, in position order
+	Every bool `bson:"every"`
+	// Contending is set while the instance keeps losing the race for the
+	// next position; peers then hold back their next batch (see holdBack).
+	Contending bool        `bson:"contending"`
+	Recent     []commitDoc `bson:"recent,omitempty"` // its latest commits, in position order
 }
 
 // Bounds of the recent commits a beacon carries. The whole ring is rewritten
@@ -38,11 +41,17 @@ type beaconDoc struct {
 // collection, so the ring is small; the latest batch is kept whole up to
 // ringMaxBatchBytes, because a writer that lost a race needs all of it.
 const (
-	ringMaxCommits    = 4
-	ringMaxBytes      = 4 << 10
+	ringMaxCommits    = 64
+	ringMaxBytes      = 64 << 10
 	ringMaxBatchBytes = 256 << 10
-	ringMaxAge        = 50 * time.Millisecond
+	ringMaxAge        = 500 * time.Millisecond
 )
+
+// maxYield bounds how long a writer holds back its next batch while a peer
+// is contending. Without holding back, a busy writer wins every race for the
+// next position: it writes its next batch while the loser is still learning
+// what the last one was.
+const maxYield = 100 * time.Millisecond
 
 // beaconRetention is how long the beacon of a closed or dead instance is kept.
 const beaconRetention = 24 * time.Hour
@@ -116,7 +125,7 @@ func (s *Store) announce(ctx context.Context, closed bool) error {
 	defer s.ann.mu.Unlock()
 	every := s.peers.Load() > 0 && !closed
 	set := bson.D{{Key: "head", Value: s.img.head.Load()}, {Key: "seen", Value: time.Now().UTC()},
-		{Key: "closed", Value: closed}, {Key: "every", Value: every}}
+		{Key: "closed", Value: closed}, {Key: "every", Value: every}, {Key: "contending", Value: s.contending.Load()}}
 	docs, version := s.recent.snapshot()
 	if version != s.ann.ringVersion {
 		set = append(set, bson.E{Key: "recent", Value: docs})
@@ -159,12 +168,17 @@ type peerSeen struct {
 	alive   bool
 }
 
-// readBeacons reads the beacons without their recent commits and updates the
-// view of which peers are alive.
-func (s *Store) readBeacons(ctx context.Context) (peerView, error) {
+// readBeacons reads the beacons and updates the view of which peers are
+// alive. With recent, it also applies the peers' recent commits that follow
+// the image's head, in one round trip.
+func (s *Store) readBeacons(ctx context.Context, recent bool) (peerView, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
-	cur, err := s.beacons.Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{{Key: "recent", Value: 0}}))
+	opts := options.Find()
+	if !recent {
+		opts.SetProjection(bson.D{{Key: "recent", Value: 0}})
+	}
+	cur, err := s.beacons.Find(ctx, bson.D{}, opts)
 	if err != nil {
 		return peerView{}, classify(err)
 	}
@@ -172,7 +186,12 @@ func (s *Store) readBeacons(ctx context.Context) (peerView, error) {
 	if err := cur.All(ctx, &docs); err != nil {
 		return peerView{}, classify(err)
 	}
+	if recent {
+		s.applyDocs(docs)
+	}
 	v := peerView{allEvery: true}
+	contending := false
+	defer func() { s.peerContending.Store(contending) }()
 	mine := s.img.head.Load()
 	now := time.Now()
 	s.tracker.mu.Lock()
@@ -206,6 +225,7 @@ func (s *Store) readBeacons(ctx context.Context) (peerView, error) {
 		if p.alive {
 			v.alive++
 			v.allEvery = v.allEvery && d.Every
+			contending = contending || d.Contending
 		}
 	}
 	s.peers.Store(int64(v.alive))
@@ -229,6 +249,12 @@ func (s *Store) applyRecent(ctx context.Context, ids []string) (int, error) {
 	if err := cur.All(ctx, &docs); err != nil {
 		return 0, classify(err)
 	}
+	return s.applyDocs(docs), nil
+}
+
+// applyDocs applies the recent commits of beacons that follow the image's
+// head, in position order, as far as they are contiguous.
+func (s *Store) applyDocs(docs []beaconDoc) int {
 	head := s.img.head.Load()
 	var commits []*commitDoc
 	for i := range docs {
@@ -245,10 +271,10 @@ func (s *Store) applyRecent(ctx context.Context, ids []string) (int, error) {
 		case applied:
 			n++
 		case gap:
-			return n, nil
+			return n
 		}
 	}
-	return n, nil
+	return n
 }
 
 // catchUp brings the image up to what the peers announced, from their
@@ -256,7 +282,7 @@ func (s *Store) applyRecent(ctx context.Context, ids []string) (int, error) {
 // commit any live instance has acknowledged. When it is not, the caller reads
 // the log.
 func (s *Store) catchUp(ctx context.Context) (peerView, bool, error) {
-	v, err := s.readBeacons(ctx)
+	v, err := s.readBeacons(ctx, false)
 	if err != nil {
 		return v, false, err
 	}

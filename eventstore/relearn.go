@@ -3,7 +3,6 @@ package eventstore
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -29,20 +28,28 @@ const (
 func (s *Store) relearn(conflict, dirty bool, attempt int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.readTimeout)
 	defer cancel()
-	if conflict && attempt > 1 {
-		// Lost more than once in a row: back off a random, growing time.
-		// Our queue grows meanwhile, so the next win writes a larger batch,
-		// and two busy writers stop trading failed inserts on a store that
-		// serializes writes.
-		ceiling := time.Millisecond << min(attempt-1, 6)
-		select {
-		case <-time.After(rand.N(ceiling)):
-		case <-ctx.Done():
+	if conflict && attempt > 1 && !s.contending.Load() {
+		// Lost twice in a row: ask the peers to hold back their next
+		// batch until we have had our turn (see holdBack).
+		s.contending.Store(true)
+		if err := s.announce(ctx, false); err != nil {
+			return classify(err)
 		}
 	}
 	for try := 0; !dirty && try < relearnTries; try++ {
 		before := s.img.head.Load()
-		_, complete, err := s.catchUp(ctx)
+		var complete bool
+		var err error
+		if conflict {
+			// One round trip for heads and recent commits: the shorter
+			// the time from learning the head to writing after it, the
+			// likelier the write wins.
+			var v peerView
+			v, err = s.readBeacons(ctx, true)
+			complete = v.allEvery && !v.died && s.img.head.Load() >= v.head
+		} else {
+			_, complete, err = s.catchUp(ctx)
+		}
 		if err != nil {
 			return err
 		}
@@ -60,6 +67,30 @@ func (s *Store) relearn(conflict, dirty bool, attempt int) error {
 	}
 	_, err := s.pull(ctx)
 	return err
+}
+
+// holdBack delays the next batch while a peer that kept losing races for
+// positions takes its turn, up to maxYield.
+func (s *Store) holdBack() {
+	if s.contending.Load() || !s.peerContending.Load() {
+		return // nobody waits, or we are the one waiting for a turn
+	}
+	start := time.Now()
+	for time.Since(start) < maxYield && s.ctx.Err() == nil {
+		if _, err := s.readBeacons(s.ctx, false); err != nil || !s.peerContending.Load() {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// stopContending withdraws a request to hold back that outlived its batch.
+func (s *Store) stopContending() {
+	if s.contending.Swap(false) {
+		ctx, cancel := context.WithTimeout(context.Background(), s.opTimeout)
+		_ = s.announce(ctx, false)
+		cancel()
+	}
 }
 
 // docsOf returns the commit documents of a batch, as written.

@@ -46,20 +46,22 @@ type Store struct {
 	img   *image
 	snapI *snapshotIndex
 
-	reqs      chan *appendReq
-	pullMu    sync.Mutex // serializes reads of new commits from the store
-	holeSince time.Time  // when the tailer first met a hole; guarded by pullMu
-	wake      chan struct{}
-	peers     atomic.Int64 // live peers seen in the instances collection
-	recent    ring         // our latest commits, carried by our beacon
-	ann       announcer
-	tracker   peerTracker
-	wantPos   atomic.Int64 // highest position a reader waits for
-	down      atomic.Bool  // the store did not answer: appends fail fast
-	probe     chan struct{}
-	ready     atomic.Bool
-	loadErr   atomic.Pointer[error]
-	readyCh   chan struct{}
+	reqs           chan *appendReq
+	pullMu         sync.Mutex // serializes reads of new commits from the store
+	holeSince      time.Time  // when the tailer first met a hole; guarded by pullMu
+	wake           chan struct{}
+	peers          atomic.Int64 // live peers seen in the instances collection
+	recent         ring         // our latest commits, carried by our beacon
+	ann            announcer
+	tracker        peerTracker
+	wantPos        atomic.Int64 // highest position a reader waits for
+	down           atomic.Bool  // the store did not answer: appends fail fast
+	contending     atomic.Bool  // we keep losing races for positions to peers
+	peerContending atomic.Bool  // a live peer keeps losing races for positions
+	probe          chan struct{}
+	ready          atomic.Bool
+	loadErr        atomic.Pointer[error]
+	readyCh        chan struct{}
 
 	ctx    context.Context
 	cancel context.CancelFunc

@@ -173,6 +173,7 @@ func (s *Store) commitBatch(batch []*appendReq, dirty bool) bool {
 	start := time.Now()
 	pending := batch
 	conflict := false // the last round lost a position or version to another writer
+	defer s.stopContending()
 	for attempt := 0; len(pending) > 0; attempt++ {
 		if attempt >= minAttempts && time.Since(start) > s.opTimeout {
 			for _, r := range pending {
@@ -208,6 +209,7 @@ func (s *Store) commitBatch(batch []*appendReq, dirty bool) bool {
 			docs[i] = toDoc(w.events)
 			nEvents += len(w.events)
 		}
+		s.holdBack()
 		ctx, cancel := context.WithTimeout(context.Background(), s.opTimeout)
 		_, err := s.commits.InsertMany(ctx, docs, options.InsertMany().SetOrdered(true))
 		cancel()
@@ -240,6 +242,7 @@ func (s *Store) commitBatch(batch []*appendReq, dirty bool) bool {
 		if inserted > 0 {
 			s.stats.batched.Add(uint64(inserted))
 			s.recent.add(docsOf(docs[:inserted]))
+			s.contending.Store(false) // the announce below withdraws it
 			if s.mustAnnounce() {
 				// Announce before acknowledging, so that a peer that
 				// reads our beacon knows every commit we acknowledged
