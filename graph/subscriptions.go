@@ -39,7 +39,18 @@ type receiver[T any] interface {
 // client catching up from far back is behind too, but its lag shrinks, so it
 // is left alone. (This is why the store's own MaxLag, which would end such a
 // client at once, is not used.)
+//
+// Under the endpoint there is no pump: the response interceptor drains the
+// subscription itself (directFeed, see fanout.go), which saves a goroutine
+// and a hand-over per event and lets subscribers share encodings.
 func pump[T any](ctx context.Context, r *Resolver, sub receiver[T]) <-chan *T {
+	if h, ok := ctx.Value(subEndKey{}).(*subEnd); ok && h.direct && h.feed == nil {
+		f := newDirectFeed(r, sub)
+		h.feed = f
+		// Whoever ends the operation, the store subscription goes with it.
+		context.AfterFunc(ctx, sub.Close)
+		return f.ch
+	}
 	ch := make(chan *T)
 	maxLag, every := r.Limits.maxLag(), r.Limits.slowCheck()
 	go func() {
@@ -102,6 +113,14 @@ func pump[T any](ctx context.Context, r *Resolver, sub receiver[T]) <-chan *T {
 type subEnd struct {
 	mu  sync.Mutex
 	err error
+
+	// The rest is used by the goroutine that runs the operation's
+	// response handler, which also runs its resolver.
+	direct   bool   // the interceptor drains a feed; set by InterceptOperation
+	feed     feed   // set by pump when direct
+	shape    *shape // the shared encodings, once known
+	unshared bool   // the operation cannot share encodings
+	ended    bool   // the feed ended and that was reported
 }
 
 type subEndKey struct{}
@@ -139,6 +158,7 @@ type connStateKey struct{}
 type subscriptionGuard struct {
 	maxPerConn int
 	present    graphql.ErrorPresenterFunc
+	fanout     *fanout // nil = no shared encodings
 }
 
 var _ interface {
@@ -166,10 +186,13 @@ func (g subscriptionGuard) InterceptOperation(ctx context.Context, next graphql.
 		// ends, however it ends.
 		context.AfterFunc(ctx, func() { c.subscriptions.Add(-1) })
 	}
-	return next(context.WithValue(ctx, subEndKey{}, &subEnd{}))
+	return next(context.WithValue(ctx, subEndKey{}, &subEnd{direct: true}))
 }
 
 func (g subscriptionGuard) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+	if h, ok := ctx.Value(subEndKey{}).(*subEnd); ok && h.feed != nil {
+		return g.respond(ctx, h, next)
+	}
 	resp := next(ctx)
 	if resp != nil {
 		return resp

@@ -36,3 +36,24 @@ func TestPercentile(t *testing.T) {
 		t.Errorf("p99 of nothing = %v", got)
 	}
 }
+
+func TestParsePosition(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"0", 0, true},
+		{"1234", 1234, true},
+		{"999999999999999999", 999999999999999999, true},
+		{"", 0, false},
+		{"12a", 0, false},
+		{"-1", 0, false},
+		{"1234567890123456789", 0, false},
+	} {
+		got, ok := parsePosition([]byte(c.in))
+		if got != c.want || ok != c.ok {
+			t.Errorf("parsePosition(%q) = %d, %v; want %d, %v", c.in, got, ok, c.want, c.ok)
+		}
+	}
+}

@@ -1,0 +1,351 @@
+package graph
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/hindsight-dev/hindsight/auth"
+	"github.com/hindsight-dev/hindsight/eventstore"
+)
+
+// Fan-out: what a live event costs per subscriber.
+//
+// Many subscribers send the same subscription document. gqlgen executes the
+// selection set for every subscriber and every event: field contexts,
+// resolvers, marshalling. With thousands of subscribers that was most of the
+// server's CPU, and it starved the writer (the fan-out target of
+// ARCHITECTURE.md: 5,000 subscribers at 100 events/s).
+//
+// So a subscription served by the endpoint has no goroutine of its own
+// between the store and gqlgen. The response interceptor (subscriptionGuard)
+// receives the next event straight from the subscriber's own store
+// subscription, in gqlgen's transport goroutine, and asks the encoding cache
+// for the bytes of that event under the subscriber's operation. Only the first
+// subscriber to need them runs gqlgen's executor (the event goes on the
+// resolver's channel and the interceptor calls next, gqlgen's normal path);
+// the others get the same bytes as the response data. Everything that decides
+// what a subscriber receives stays per subscriber: its own store subscription
+// applies its filter and scope, starts where it asked and delivers exactly
+// once in position order (guarantee 5); the cache only answers "how is event
+// P encoded under this operation", which is the same for every subscriber of
+// the operation.
+//
+// The cache key (a shape) is the operation's text and name, the values of the
+// variables its selection set uses below the root field (arguments of the root
+// field, such as afterPosition, only choose events and are checked by the
+// store subscription), and the principal's role and stream prefixes, so that
+// subscribers with different scopes never share an entry even if a field came
+// to depend on the caller.
+
+// fanout holds the encodings shared by subscribers of the same operation.
+type fanout struct {
+	mu     sync.Mutex
+	shapes map[string]*shape
+}
+
+// shapeSlots is how many recent events a shape keeps encoded: enough for
+// subscribers that are a little apart (they are woken by the same append, but
+// some write sooner than others); one further behind re-executes, which is
+// correct, only slower.
+const shapeSlots = 256
+
+// shape is the encodings of events under one operation, by position.
+type shape struct {
+	key  string
+	refs int // subscriptions using it; guarded by fanout.mu
+
+	mu    sync.Mutex
+	slots [shapeSlots]slot
+}
+
+// slot is one event's encoding. While ready is open, one subscriber is
+// executing it; the others wait for it rather than all executing at once.
+type slot struct {
+	pos   int64
+	data  []byte
+	ready chan struct{}
+}
+
+func newFanout() *fanout { return &fanout{shapes: map[string]*shape{}} }
+
+// acquire returns the shape for key, creating it; release it when done.
+func (f *fanout) acquire(key string) *shape {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.shapes[key]
+	if s == nil {
+		s = &shape{key: key}
+		f.shapes[key] = s
+	}
+	s.refs++
+	return s
+}
+
+func (f *fanout) release(s *shape) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if s.refs--; s.refs == 0 {
+		delete(f.shapes, s.key)
+	}
+}
+
+// size returns the number of shapes in use, for tests.
+func (f *fanout) size() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.shapes)
+}
+
+// lookup returns the encoding of the event at pos if it is cached. If not,
+// and nobody is making it, the caller becomes its maker (lead) and must call
+// done; if somebody is, wait is closed when they finish.
+func (s *shape) lookup(pos int64) (data []byte, wait <-chan struct{}, lead bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sl := &s.slots[pos%shapeSlots]
+	if sl.pos == pos && (sl.data != nil || sl.ready != nil) {
+		if sl.ready != nil {
+			return nil, sl.ready, false
+		}
+		return sl.data, nil, false
+	}
+	*sl = slot{pos: pos, ready: make(chan struct{})}
+	return nil, nil, true
+}
+
+// done publishes the encoding the lead made (nil if it could not) and wakes
+// the subscribers waiting for it.
+func (s *shape) done(pos int64, data []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sl := &s.slots[pos%shapeSlots]
+	if sl.pos != pos || sl.ready == nil {
+		return // reused for another position meanwhile; that one's maker closed it
+	}
+	close(sl.ready)
+	sl.ready = nil
+	sl.data = data
+}
+
+// shapeKey is the cache key of the operation in ctx for principal p, and
+// false if the operation cannot share encodings.
+func shapeKey(ctx context.Context, p *auth.Principal) (string, bool) {
+	oc := graphql.GetOperationContext(ctx)
+	if oc == nil || oc.Operation == nil || len(oc.Operation.SelectionSet) != 1 {
+		return "", false
+	}
+	root, ok := oc.Operation.SelectionSet[0].(*ast.Field)
+	if !ok || len(root.Directives) > 0 {
+		return "", false
+	}
+	used := map[string]bool{}
+	varsIn(oc.Doc, root.SelectionSet, used, map[string]bool{})
+	names := make([]string, 0, len(used))
+	for n := range used {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	var b strings.Builder
+	b.WriteString(oc.RawQuery)
+	b.WriteByte(0)
+	b.WriteString(oc.OperationName)
+	b.WriteByte(0)
+	for _, n := range names {
+		v, err := json.Marshal(oc.Variables[n]) // maps marshal with sorted keys
+		if err != nil {
+			return "", false
+		}
+		b.WriteString(n)
+		b.WriteByte('=')
+		b.Write(v)
+		b.WriteByte(0)
+	}
+	if p != nil {
+		b.WriteString(p.Role.String())
+		for _, pre := range p.Prefixes {
+			b.WriteByte(0)
+			b.WriteString(pre)
+		}
+	}
+	return b.String(), true
+}
+
+// varsIn adds to used the variables referenced in set: in arguments and
+// directives, at any depth, through fragments.
+func varsIn(doc *ast.QueryDocument, set ast.SelectionSet, used, seen map[string]bool) {
+	args := func(list ast.ArgumentList) {
+		for _, a := range list {
+			valueVars(a.Value, used)
+		}
+	}
+	dirs := func(list ast.DirectiveList) {
+		for _, d := range list {
+			args(d.Arguments)
+		}
+	}
+	for _, sel := range set {
+		switch s := sel.(type) {
+		case *ast.Field:
+			args(s.Arguments)
+			dirs(s.Directives)
+			varsIn(doc, s.SelectionSet, used, seen)
+		case *ast.InlineFragment:
+			dirs(s.Directives)
+			varsIn(doc, s.SelectionSet, used, seen)
+		case *ast.FragmentSpread:
+			dirs(s.Directives)
+			if seen[s.Name] || doc == nil {
+				continue
+			}
+			seen[s.Name] = true
+			if def := doc.Fragments.ForName(s.Name); def != nil {
+				dirs(def.Directives)
+				varsIn(doc, def.SelectionSet, used, seen)
+			}
+		}
+	}
+}
+
+func valueVars(v *ast.Value, used map[string]bool) {
+	if v == nil {
+		return
+	}
+	if v.Kind == ast.Variable {
+		used[v.Raw] = true
+	}
+	for _, c := range v.Children {
+		valueVars(c.Value, used)
+	}
+}
+
+// feed is a subscription that the response interceptor drains itself,
+// instead of a pump goroutine: see the comment at the top of this file.
+type feed interface {
+	// recv waits for the next value. key is its position, when its
+	// encoding may be shared.
+	recv(ctx context.Context) (key int64, shareable bool, err error)
+	// push hands the value last received to gqlgen's executor, through the
+	// resolver's channel, for the next call of the response handler.
+	push()
+	close()
+}
+
+// directFeed is the feed of one subscription.
+type directFeed[T any] struct {
+	sub    receiver[T]
+	ch     chan *T // the resolver's channel; buffered, only push sends
+	last   T
+	maxLag int64
+	every  time.Duration
+
+	lastCheck time.Time
+	lastLag   int64 // lag at the previous check; -1 = none yet
+}
+
+func newDirectFeed[T any](r *Resolver, sub receiver[T]) *directFeed[T] {
+	return &directFeed[T]{sub: sub, ch: make(chan *T, 1), maxLag: r.Limits.maxLag(), every: r.Limits.slowCheck(),
+		lastCheck: time.Now(), lastLag: -1}
+}
+
+// recv returns the next value. A subscriber more than maxLag positions behind
+// whose lag did not shrink since the previous check, at most every
+// SlowCheckInterval, is ended with SUBSCRIBER_TOO_SLOW, as pump does: it can
+// resubscribe from the last position it received. A subscriber that stops
+// reading altogether blocks its transport's write, which the endpoint's write
+// deadline ends; it costs no buffer here (guarantee 7).
+func (f *directFeed[T]) recv(ctx context.Context) (int64, bool, error) {
+	if f.maxLag > 0 {
+		if now := time.Now(); now.Sub(f.lastCheck) >= f.every {
+			lag := f.sub.Lag()
+			if lag > f.maxLag && f.lastLag >= 0 && lag >= f.lastLag {
+				return 0, false, eventstore.ErrSubscriberTooSlow
+			}
+			f.lastLag, f.lastCheck = lag, now
+		}
+	}
+	v, err := f.sub.Recv(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	f.last = v
+	if e, ok := any(&f.last).(*eventstore.Event); ok {
+		return e.Position, true, nil
+	}
+	return 0, false, nil
+}
+
+func (f *directFeed[T]) push() {
+	v := f.last
+	f.ch <- &v
+}
+
+func (f *directFeed[T]) close() { f.sub.Close() }
+
+// respond produces the next response of a subscription with a feed; it is
+// the response interceptor's part for such subscriptions.
+func (g subscriptionGuard) respond(ctx context.Context, h *subEnd, next graphql.ResponseHandler) *graphql.Response {
+	if h.ended {
+		return nil
+	}
+	pos, shareable, err := h.feed.recv(ctx)
+	if err != nil {
+		h.ended = true
+		h.feed.close()
+		if ctx.Err() != nil {
+			return nil
+		}
+		return &graphql.Response{Errors: gqlerror.List{g.present(ctx, err)}}
+	}
+	if !shareable || g.fanout == nil {
+		h.feed.push()
+		return next(ctx)
+	}
+	if h.shape == nil && !h.unshared {
+		key, ok := shapeKey(ctx, auth.FromContext(ctx))
+		if !ok {
+			h.unshared = true
+		} else {
+			h.shape = g.fanout.acquire(key)
+			s := h.shape
+			context.AfterFunc(ctx, func() { g.fanout.release(s) })
+		}
+	}
+	if h.shape == nil {
+		h.feed.push()
+		return next(ctx)
+	}
+	data, wait, lead := h.shape.lookup(pos)
+	if wait != nil {
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil
+		}
+		// Normally the data is there now. If its maker failed, make it
+		// (lead); if yet another subscriber makes it, don't wait twice.
+		data, wait, lead = h.shape.lookup(pos)
+	}
+	if data != nil {
+		return &graphql.Response{Data: data}
+	}
+	h.feed.push()
+	resp := next(ctx)
+	if lead {
+		var shared []byte
+		if resp != nil && len(resp.Errors) == 0 && len(resp.Extensions) == 0 && len(resp.Data) > 0 {
+			// gqlgen reuses its buffer for the next response.
+			shared = append([]byte(nil), resp.Data...)
+			resp.Data = shared
+		}
+		h.shape.done(pos, shared)
+	}
+	return resp
+}
