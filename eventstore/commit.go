@@ -3,6 +3,7 @@ package eventstore
 import (
 	"context"
 	"encoding/json"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -63,11 +64,15 @@ func toDoc(events []Event) *commitDoc {
 // the log, apply evicts as it goes: the skeleton and the most recently
 // written payloads stay.
 func (s *Store) load(ctx context.Context) error {
-	total, err := s.commits.EstimatedDocumentCount(ctx)
-	if err != nil {
-		return classify(err)
-	}
-	s.log.Info("building memory image", "commits", total)
+	// The count is only for the progress log, and FerretDB answers it with
+	// a scan as long as the read itself, so it runs alongside the read.
+	var total atomic.Int64
+	go func() {
+		if n, err := s.commits.EstimatedDocumentCount(ctx); err == nil {
+			total.Store(n)
+		}
+	}()
+	s.log.Info("building memory image")
 	cur, err := s.commits.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: s.img.head.Load()}}}},
 		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(1000))
 	if err != nil {
@@ -87,9 +92,9 @@ func (s *Store) load(ctx context.Context) error {
 		events += int64(len(evs))
 		if time.Since(lastLog) >= time.Second {
 			lastLog = time.Now()
-			pct := 100.0
-			if total > 0 {
-				pct = float64(n) * 100 / float64(total)
+			pct := -1.0 // not known yet
+			if t := total.Load(); t > 0 {
+				pct = min(100, float64(n)*100/float64(t))
 			}
 			is := s.img.stats()
 			s.log.Info("building memory image", "commits", n, "events", events,

@@ -134,14 +134,33 @@
 //
 // # Other instances
 //
-// Each instance announces its head in the tiny "instances" collection after
-// every batch and as a heartbeat. The tailer reads that collection (cheap on
-// any store) at an adaptive interval, and reads the log by position (a scan on
-// FerretDB, an index range on MongoDB) only when a peer is ahead, when a reader
-// asks for a position it does not have (WaitForPosition, Sync), and every
-// safety-poll interval while peers are alive, to pick up a commit whose writer
-// died before announcing it. That bounds the delay a crashed writer causes
-// (guarantee 5) without scanning the log when an instance runs alone.
+// Each instance keeps a beacon in the tiny "instances" collection: its head,
+// a heartbeat (every 250ms), whether it announces every commit, and copies of
+// its latest commits (a ring of at most 64 commits, 64 KiB and 500ms, but
+// always the whole latest batch up to 256 KiB). Reading that collection is
+// cheap on any store, while reading the log by position is a scan of the
+// whole log on FerretDB. So (beacon.go, tailer.go, relearn.go):
+//
+//   - While peers are alive, the writer announces each batch before it
+//     acknowledges it. So a live peer's beacon accounts for every commit it
+//     acknowledged, and Sync and WaitForPosition on another instance are
+//     answered from the beacons (guarantee 8) without reading the log.
+//   - The tailer reads the beacons at an adaptive interval and applies the
+//     peers' recent commits. It reads the log only when the beacons cannot
+//     account for everything: a peer is further ahead than its ring reaches,
+//     a position is missing, or a peer stopped heartbeating (liveness 1.5s,
+//     judged on our own clock) — its last commit may be durable but never
+//     announced. That bounds the delay a crashed writer causes (guarantee 5).
+//   - A writer that loses the race for head+1 learns the winning commit from
+//     one read of the beacons, not the log. Before, each lost race cost a
+//     scan, and a writer could lose every race to a busy peer. A writer that
+//     loses twice in a row marks itself contending in its beacon, and peers
+//     hold back their next batch (up to 100ms) until it has had its turn.
+//   - An unknown outcome (a timeout) is still settled by reading the log.
+//
+// When a round trip finds the store unreachable, appends fail at once with
+// ErrStoreUnavailable, instead of each waiting out its own timeout, until a
+// ping every 250ms reaches the store again.
 //
 // # Subscriptions
 //

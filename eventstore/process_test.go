@@ -139,7 +139,7 @@ func TestTwoProcessesGapFree(t *testing.T) {
 		writers, appends = 4, 50 // the -race run in CI: same shape, smaller
 	}
 	total := 2 * writers * appends
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute) // a bound on progress on a shared 2-core machine, not a speed target
 	defer cancel()
 	zero := int64(0)
 	subs := make([]*eventstore.Subscription, 4)

@@ -342,7 +342,7 @@ func (s *Store) Close(ctx context.Context) error {
 		return ctx.Err()
 	}
 	// Announce our final head and that we are gone, so peers pick up our
-	// last commits and stop safety-polling for us.
+	// last commits and stop counting us as alive.
 	dctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	s.announce(dctx, true)
