@@ -432,7 +432,10 @@ func TestMemoryBudgetConcurrent(t *testing.T) {
 	checkLog(t, got)
 	ref := openOn(t, client, db)
 	sameEvents(t, "the subscribed log", got, readAllEvents(t, ref))
-	if st := s.Stats(); st.ResidentBytes > tinyBudget || st.Evictions == 0 {
+	// Pinned streams (appends with ids) cannot be evicted while pinned; when
+	// they and the skeleton filled the budget, the next pass waits for
+	// another tenth of it (see evict), so that much slack is by design.
+	if st := s.Stats(); st.ResidentBytes > tinyBudget+tinyBudget/10 || st.Evictions == 0 {
 		t.Fatalf("stats: %+v", st)
 	}
 }

@@ -3,13 +3,14 @@
 // subscribers at 100 events/s: every subscriber gets every event, p99
 // delivery ≤ 200 ms, server memory ≤ 30 KB per subscriber).
 //
-// For each subscriber count it starts a fresh server (the hindsight binary,
-// built into a temporary directory unless -bin names one) on an empty
-// embedded store, opens that many graphql-transport-ws connections, each
-// with one `events` subscription starting at the current head (so, live),
-// appends -rate events per second for -duration with HTTP POSTs of
-// appendToStream, waits for every subscriber to reach the last position, and
-// prints a table:
+// For each subscriber count it starts a fresh server on an empty embedded
+// store: the hindsight binary, built into a temporary directory unless -bin
+// names one, run with internal/benchserver in its own process group (stopped
+// on exit and on Ctrl-C). It opens that many graphql-transport-ws
+// connections, each with one `events` subscription starting at the current
+// head (so, live), appends -rate events per second for -duration with HTTP
+// POSTs of appendToStream, waits for every subscriber to reach the last
+// position, and prints a table:
 //
 //   - delivery latency at p50 and p99 over every (subscriber, event) pair,
 //     from the moment the append's POST was sent to the moment the subscriber
@@ -41,17 +42,13 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
@@ -64,6 +61,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/hindsight-dev/hindsight/internal/benchserver"
 )
 
 func main() {
@@ -139,12 +138,9 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	defer os.RemoveAll(tmp)
 	bin := o.bin
 	if bin == "" {
-		bin = filepath.Join(tmp, "hindsight")
 		fmt.Fprintln(stderr, "building hindsight ...")
-		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/hindsight-dev/hindsight")
-		build.Stdout, build.Stderr = stderr, stderr
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("go build (run from the repository root, or pass -bin): %w", err)
+		if bin, err = benchserver.Build(ctx, tmp, stderr); err != nil {
+			return err
 		}
 	}
 
@@ -250,13 +246,15 @@ func benchOne(ctx context.Context, o options, n int, bin, dir string, stderr io.
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(stderr, "[%d subscribers] %s\n", n, fmt.Sprintf(format, args...))
 	}
-	srv, err := startServer(ctx, bin, dir, max(10000, 2*n))
+	sup := &benchserver.Supervisor{}
+	defer sup.StopAll()
+	srv, err := startServer(ctx, sup, bin, dir, max(10000, 2*n))
 	if err != nil {
 		return res, err
 	}
-	defer srv.close()
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}, Timeout: 60 * time.Second}
-	c := &client{http: hc, base: srv.base}
+	wsURL := "ws" + strings.TrimPrefix(srv.Base, "http") + "/graphql"
+	c := client{benchserver.NewClient(srv.Base, 128)}
+	c.HTTP.Timeout = 60 * time.Second
 
 	// Warm up: some appends and one subscriber from the start, so that what
 	// is measured next is what subscribers cost, not first use.
@@ -269,7 +267,7 @@ func benchOne(ctx context.Context, o options, n int, bin, dir string, stderr io.
 	if err != nil {
 		return res, err
 	}
-	warm, err := dialSubscriber(ctx, srv.wsURL, 0, 0, false)
+	warm, err := dialSubscriber(ctx, wsURL, 0, 0, false)
 	if err != nil {
 		return res, fmt.Errorf("warm-up subscriber: %w", err)
 	}
@@ -278,7 +276,7 @@ func benchOne(ctx context.Context, o options, n int, bin, dir string, stderr io.
 	}
 	warm.close()
 	time.Sleep(2 * time.Second)
-	if res.rssBefore, err = srv.memory("VmRSS"); err != nil {
+	if res.rssBefore, err = srv.Memory("VmRSS"); err != nil {
 		return res, err
 	}
 	logf("server RSS %s; connecting", mib(res.rssBefore))
@@ -298,7 +296,7 @@ func benchOne(ctx context.Context, o options, n int, bin, dir string, stderr io.
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			s, err := dialSubscriber(ctx, srv.wsURL, head, int(o.duration*time.Duration(o.rate)/time.Second)+64, i == 0)
+			s, err := dialSubscriber(ctx, wsURL, head, int(o.duration*time.Duration(o.rate)/time.Second)+64, i == 0)
 			if err != nil {
 				err = fmt.Errorf("subscriber %d: %w", i, err)
 				dialErr.CompareAndSwap(nil, &err)
@@ -331,7 +329,7 @@ func benchOne(ctx context.Context, o options, n int, bin, dir string, stderr io.
 	}
 	res.connect = time.Since(start)
 	time.Sleep(time.Second)
-	if res.rssConnected, err = srv.memory("VmRSS"); err != nil {
+	if res.rssConnected, err = srv.Memory("VmRSS"); err != nil {
 		return res, err
 	}
 	logf("connected in %v; server RSS %s (%.1f KB per subscriber); appending %d events/s for %v",
@@ -349,7 +347,7 @@ func benchOne(ctx context.Context, o options, n int, bin, dir string, stderr io.
 	total := int(o.duration / interval)
 	tick := time.NewTicker(interval)
 	began := time.Now()
-	serverCPU0, err := srv.cpu()
+	serverCPU0, err := srv.CPU()
 	if err != nil {
 		return res, err
 	}
@@ -380,7 +378,7 @@ func benchOne(ctx context.Context, o options, n int, bin, dir string, stderr io.
 	appends.Wait()
 	res.events = len(sent)
 	res.rate = float64(res.events) / time.Since(began).Seconds()
-	res.appendP99 = percentile(latency, 99)
+	res.appendP99 = benchserver.Percentile(latency, 99)
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
@@ -389,7 +387,7 @@ func benchOne(ctx context.Context, o options, n int, bin, dir string, stderr io.
 		logf("%v", err)
 	}
 	wall := time.Since(began)
-	serverCPU1, err := srv.cpu()
+	serverCPU1, err := srv.CPU()
 	if err != nil {
 		return res, err
 	}
@@ -398,7 +396,7 @@ func benchOne(ctx context.Context, o options, n int, bin, dir string, stderr io.
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		res.load = strings.Join(strings.Fields(string(b))[:3], " ")
 	}
-	if res.rssPeak, err = srv.memory("VmHWM"); err != nil {
+	if res.rssPeak, err = srv.Memory("VmHWM"); err != nil {
 		return res, err
 	}
 	for _, s := range subs {
@@ -430,127 +428,23 @@ func benchOne(ctx context.Context, o options, n int, bin, dir string, stderr io.
 		}
 		s.mu.Unlock()
 	}
-	res.sendP50, res.sendP99, res.sendMax = percentile(send, 50), percentile(send, 99), percentile(send, 100)
-	res.recP50, res.recP99 = percentile(rec, 50), percentile(rec, 99)
+	res.sendP50, res.sendP99, res.sendMax = benchserver.Percentile(send, 50), benchserver.Percentile(send, 99), benchserver.Percentile(send, 100)
+	res.recP50, res.recP99 = benchserver.Percentile(rec, 50), benchserver.Percentile(rec, 99)
 	logf("done: %d missed, p99 %v", res.missed, ms(res.sendP99))
 	return res, nil
 }
 
-// percentile sorts d and returns its p-th percentile (nearest rank).
-func percentile(d []time.Duration, p float64) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	slices.Sort(d)
-	i := int(float64(len(d))*p/100+0.999999) - 1
-	return d[min(max(i, 0), len(d)-1)]
-}
-
-// server is a running hindsight process.
-type server struct {
-	cmd   *exec.Cmd
-	base  string
-	wsURL string
-	log   *bytes.Buffer
-	done  chan struct{}
-}
-
-func startServer(ctx context.Context, bin, dir string, maxConns int) (*server, error) {
+// startServer starts `hindsight serve` on an empty embedded store in dir
+// (its log in dir/server.log) and waits for it to be ready.
+func startServer(ctx context.Context, sup *benchserver.Supervisor, bin, dir string, maxConns int) (*benchserver.Server, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	addr := l.Addr().String()
-	l.Close()
-	cmd := exec.Command(bin, "serve")
-	cmd.Dir = dir
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "HINDSIGHT_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env,
-		"HINDSIGHT_ADDR="+addr,
-		"HINDSIGHT_DATA_DIR="+filepath.Join(dir, "data"),
-		"HINDSIGHT_MAX_CONNECTIONS="+strconv.Itoa(maxConns),
+	return sup.StartServer(ctx, bin, []string{
+		"HINDSIGHT_DATA_DIR=" + filepath.Join(dir, "data"),
+		"HINDSIGHT_MAX_CONNECTIONS=" + strconv.Itoa(maxConns),
 		"HINDSIGHT_LOG_LEVEL=warn",
-		"HINDSIGHT_LOG_FORMAT=text",
-	)
-	s := &server{cmd: cmd, base: "http://" + addr, wsURL: "ws://" + addr + "/graphql", log: &bytes.Buffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = io.Discard, &lockedWriter{w: s.log}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() {
-		_ = cmd.Wait()
-		close(s.done)
-	}()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		resp, err := http.Get(s.base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s, nil
-			}
-		}
-		select {
-		case <-s.done:
-			return nil, fmt.Errorf("hindsight exited before it was ready: %s", s.log)
-		case <-ctx.Done():
-			s.close()
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			s.close()
-			return nil, fmt.Errorf("hindsight not ready after 90s: %s", s.log)
-		}
-	}
-}
-
-// memory returns a size field of /proc/PID/status, in bytes.
-func (s *server) memory(field string) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, fmt.Errorf("no %s in /proc/%d/status", field, s.cmd.Process.Pid)
-}
-
-// cpu returns the CPU time the server has used (user and system).
-func (s *server) cpu() (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the command name, which is in parentheses: state is the
-	// first, utime and stime the 12th and 13th, in clock ticks (USER_HZ,
-	// 100 on Linux).
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %q", s.cmd.Process.Pid, b)
-	}
-	var ticks int64
-	for _, v := range f[11:13] {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return 0, err
-		}
-		ticks += n
-	}
-	return time.Duration(ticks) * (time.Second / 100), nil
+	}, filepath.Join(dir, "server.log"), 90*time.Second)
 }
 
 // selfCPU returns the CPU time this process has used (user and system).
@@ -560,33 +454,8 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// close stops the server with SIGTERM, or kills it after 30 s.
-func (s *server) close() {
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(30 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-// client makes GraphQL requests over HTTP.
-type client struct {
-	http *http.Client
-	base string
-}
+// client makes the bench's GraphQL requests over HTTP.
+type client struct{ *benchserver.Client }
 
 type appended struct{ pos int64 }
 
@@ -594,7 +463,7 @@ func (c *client) append(ctx context.Context, stream string) (appended, error) {
 	var r struct {
 		AppendToStream struct{ FirstPosition string }
 	}
-	err := c.do(ctx, `mutation($s: String!) { appendToStream(streamId: $s, events: [{type: "Benched", data: {}}]) { firstPosition } }`,
+	err := c.Do(ctx, `mutation($s: String!) { appendToStream(streamId: $s, events: [{type: "Benched", data: {}}]) { firstPosition } }`,
 		map[string]any{"s": stream}, &r)
 	if err != nil {
 		return appended{}, err
@@ -605,36 +474,10 @@ func (c *client) append(ctx context.Context, stream string) (appended, error) {
 
 func (c *client) head(ctx context.Context) (int64, error) {
 	var r struct{ HeadPosition string }
-	if err := c.do(ctx, `{ headPosition }`, nil, &r); err != nil {
+	if err := c.Do(ctx, `{ headPosition }`, nil, &r); err != nil {
 		return 0, err
 	}
 	return strconv.ParseInt(r.HeadPosition, 10, 64)
-}
-
-func (c *client) do(ctx context.Context, query string, vars map[string]any, data any) error {
-	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/graphql", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	var r struct {
-		Data   json.RawMessage
-		Errors []json.RawMessage
-	}
-	if err := json.Unmarshal(b, &r); err != nil || resp.StatusCode != http.StatusOK || len(r.Errors) > 0 {
-		return fmt.Errorf("POST /graphql: %d %s", resp.StatusCode, b)
-	}
-	return json.Unmarshal(r.Data, data)
 }
 
 // subscriber is one graphql-transport-ws connection with one subscription to

@@ -1,9 +1,6 @@
 package main
 
-import (
-	"testing"
-	"time"
-)
+import "testing"
 
 func TestField(t *testing.T) {
 	msg := []byte(`{"id":"1","type":"next","payload":{"data":{"events":{"position":"1234","recordedAt":"2030-01-02T03:04:05.123456789Z"}}}}`)
@@ -19,21 +16,6 @@ func TestField(t *testing.T) {
 		if string(got) != c.want || ok != c.ok {
 			t.Errorf("field(%s) = %q, %v; want %q, %v", c.key, got, ok, c.want, c.ok)
 		}
-	}
-}
-
-func TestPercentile(t *testing.T) {
-	var d []time.Duration
-	for i := 100; i >= 1; i-- {
-		d = append(d, time.Duration(i))
-	}
-	for p, want := range map[float64]time.Duration{50: 50, 99: 99, 100: 100, 1: 1} {
-		if got := percentile(d, p); got != want {
-			t.Errorf("p%v = %v, want %v", p, got, want)
-		}
-	}
-	if got := percentile(nil, 99); got != 0 {
-		t.Errorf("p99 of nothing = %v", got)
 	}
 }
 

@@ -1,9 +1,9 @@
-// Package benchserver runs the hindsight binary for benchmark commands (see
-// cmd/imagebench): it builds the binary, starts `hindsight devdb` and
-// `hindsight serve` as child processes, each in its own process group so that
-// stopping one stops everything it started, waits for /readyz, reads a
-// process's memory from /proc, scrapes /metrics and makes GraphQL requests
-// over HTTP.
+// Package benchserver runs the hindsight binary for benchmark commands
+// (cmd/imagebench, cmd/fanoutbench): it builds the binary, starts `hindsight
+// devdb` and `hindsight serve` as child processes, each in its own process
+// group so that stopping one stops everything it started, waits for /readyz,
+// reads a process's memory and CPU time from /proc, scrapes /metrics and
+// makes GraphQL requests over HTTP.
 //
 // It is test infrastructure: only benchmark commands import it, and it knows
 // nothing of the server's internals, only its command line, environment
