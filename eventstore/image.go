@@ -337,8 +337,12 @@ func (f filter) matches(stream, typ string) bool {
 // matching events: those resident in out, and the slots of those that are
 // not in miss, both in position order. scanned is the position up to which
 // the log was examined (for cursors that skip non-matching events). A global
-// walk does not count as use of the streams it passes.
-func (im *image) logPage(after int64, f filter, limit int) (out []Event, miss []slot, scanned int64) {
+// walk does not count as use of the streams it passes. The events are
+// appended to buf, so a subscription can reuse one buffer: with thousands of
+// live subscribers, a fresh page per subscriber per commit was a large share
+// of fan-out's allocations.
+func (im *image) logPage(after int64, f filter, limit int, buf []Event) (out []Event, miss []slot, scanned int64) {
+	out = buf
 	im.mu.RLock()
 	defer im.mu.RUnlock()
 	take := func(sl *slot) bool {
@@ -355,7 +359,7 @@ func (im *image) logPage(after int64, f filter, limit int) (out []Event, miss []
 	if f.stream != "" {
 		st := im.streams[f.stream]
 		if st == nil {
-			return nil, nil, im.head.Load()
+			return out, nil, im.head.Load()
 		}
 		i := sort.Search(len(st.idx), func(i int) bool { return im.slotAt(int(st.idx[i])).position > after })
 		for ; i < len(st.idx); i++ {

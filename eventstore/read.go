@@ -78,7 +78,7 @@ func (s *Store) ReadAll(ctx context.Context, opts ReadAllOptions) ([]Event, erro
 	if err != nil {
 		return nil, &Error{Op: "read all", Err: err}
 	}
-	out, miss, _ := s.img.logPage(opts.After, newFilter(opts.Types, opts.StreamPrefix, ""), limit)
+	out, miss, _ := s.img.logPage(opts.After, newFilter(opts.Types, opts.StreamPrefix, ""), limit, nil)
 	if len(miss) == 0 {
 		s.stats.hits.Add(1)
 		return out, nil

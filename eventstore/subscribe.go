@@ -20,6 +20,7 @@ type Subscription struct {
 	mu      sync.Mutex
 	cursor  int64        // last position examined
 	pending []Event      // fetched but not yet returned
+	buf     []Event      // backing array reused for pages from memory
 	cat     *catchUp     // open while reading evicted positions from the store
 	hasCat  atomic.Bool  // cat != nil, for Close
 	done    atomic.Int64 // every matching event up to here has been returned
@@ -107,7 +108,9 @@ func (sub *Subscription) Recv(ctx context.Context) (Event, error) {
 			continue
 		}
 		changed := sub.s.img.wait()
-		evs, miss, scanned := sub.s.img.logPage(sub.cursor, sub.f, 64)
+		// pending is empty here, so its buffer can take the next page.
+		evs, miss, scanned := sub.s.img.logPage(sub.cursor, sub.f, 64, sub.buf[:0])
+		sub.buf = evs
 		if len(miss) > 0 {
 			// Deliver what is resident before the first evicted event,
 			// then read on from the store.
