@@ -293,18 +293,30 @@ func (e *Endpoint) serveSSE(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	id, err := e.hub.add(cancel)
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, codeOf(err), err.Error())
+	ctx, rc, done, ok := e.openStream(w, r)
+	if !ok {
 		return
 	}
-	defer e.hub.remove(id)
+	defer done()
+	e.gql.ServeHTTP(&streamWriter{ResponseWriter: w, rc: rc, timeout: e.cfg.StreamWriteTimeout}, r.WithContext(ctx))
+}
+
+// openStream registers a long-lived connection (SSE or websocket) with the
+// hub, which caps their number and ends them at shutdown, and clears the
+// server's read and write deadlines, which streams are exempt from. done
+// unregisters it; on !ok the refusal has been written.
+func (e *Endpoint) openStream(w http.ResponseWriter, r *http.Request) (context.Context, *http.ResponseController, func(), bool) {
+	ctx, cancel := context.WithCancel(r.Context())
+	id, err := e.hub.add(cancel)
+	if err != nil {
+		cancel()
+		writeError(w, http.StatusServiceUnavailable, codeOf(err), err.Error())
+		return nil, nil, nil, false
+	}
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Time{})
 	_ = rc.SetWriteDeadline(time.Time{})
-	e.gql.ServeHTTP(&streamWriter{ResponseWriter: w, rc: rc, timeout: e.cfg.StreamWriteTimeout}, r.WithContext(ctx))
+	return ctx, rc, func() { e.hub.remove(id); cancel() }, true
 }
 
 // serveWebsocket checks the origin and the connection cap, clears the
@@ -315,17 +327,11 @@ func (e *Endpoint) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, CodeForbidden, "origin not allowed")
 		return
 	}
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	id, err := e.hub.add(cancel)
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, codeOf(err), err.Error())
+	ctx, _, done, ok := e.openStream(w, r)
+	if !ok {
 		return
 	}
-	defer e.hub.remove(id)
-	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Time{})
-	_ = rc.SetWriteDeadline(time.Time{})
+	defer done()
 	ctx = context.WithValue(ctx, connStateKey{}, &connState{})
 	ctx = context.WithValue(ctx, upgradeRequestKey{}, r)
 	e.gql.ServeHTTP(w, r.WithContext(ctx))
