@@ -48,6 +48,20 @@ type appendWriter struct {
 	pad       int
 }
 
+// startWriters starts two writers per server, each appending up to
+// maxEvents events per append, pausing between appends, to a stream of its
+// own ("<prefix>-w<i><server>") and one it shares with the other servers'
+// writers ("<prefix>-shared-<i>").
+func startWriters(ctx context.Context, wg *sync.WaitGroup, l *ledger, st *scenarioStats, srv []*server, prefix string, maxEvents int, pause time.Duration) {
+	for i := 0; i < 2; i++ {
+		for _, s := range srv {
+			name := fmt.Sprintf("w%d%s", i, s.name)
+			streams := []string{prefix + "-" + name, fmt.Sprintf("%s-shared-%d", prefix, i)}
+			wg.Go(func() { appendWriter{name, fixed(s), streams, maxEvents, 0, pause, 0}.run(ctx, l, st) })
+		}
+	}
+}
+
 func (w appendWriter) run(ctx context.Context, l *ledger, st *scenarioStats) {
 	for i := 0; w.n == 0 || i < w.n; i++ {
 		if ctx.Err() != nil {
@@ -579,13 +593,7 @@ func TestScenarioCrash(t *testing.T) {
 	var wg sync.WaitGroup
 	ctx, stopWriters := context.WithCancel(context.Background())
 	defer stopWriters()
-	for i := 0; i < 2; i++ {
-		for _, s := range srv {
-			name := fmt.Sprintf("w%d%s", i, s.name)
-			streams := []string{"crash-" + name, fmt.Sprintf("crash-shared-%d", i)}
-			wg.Go(func() { appendWriter{name, fixed(s), streams, 4, 0, 10 * time.Millisecond, 0}.run(ctx, &l, st) })
-		}
-	}
+	startWriters(ctx, &wg, &l, st, srv, "crash", 4, 10*time.Millisecond)
 	var rr atomic.Int64
 	roundRobin := func() *server { return srv[rr.Add(1)%3] }
 	var orderFailures []string
@@ -681,13 +689,7 @@ func TestScenarioStoreOutage(t *testing.T) {
 	var wg sync.WaitGroup
 	ctx, stopWriters := context.WithCancel(context.Background())
 	defer stopWriters()
-	for i := 0; i < 2; i++ {
-		for _, s := range srv {
-			name := fmt.Sprintf("w%d%s", i, s.name)
-			streams := []string{"outage-" + name, fmt.Sprintf("outage-shared-%d", i)}
-			wg.Go(func() { appendWriter{name, fixed(s), streams, 3, 0, 100 * time.Millisecond, 0}.run(ctx, &l, st) })
-		}
-	}
+	startWriters(ctx, &wg, &l, st, srv, "outage", 3, 100*time.Millisecond)
 
 	time.Sleep(time.Second)
 	headBefore := headPosition(t, a.base)
