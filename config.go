@@ -53,6 +53,8 @@ type config struct {
 	RateLimitBurst   int     // 0 = max(1, RateLimit)
 	SlowOperation    time.Duration
 	ReadyMaxLag      int64
+
+	DebugAddr string // net/http/pprof listener; empty = none
 }
 
 // loopback reports whether the listen address only accepts local clients.
@@ -252,6 +254,15 @@ var serveSettings = []setting{
 			return errors.New("must be an integer >= 0")
 		}
 		c.ReadyMaxLag = n
+		return nil
+	}},
+	{"debug-addr", "", "serve Go's profiler (net/http/pprof) on this separate address, e.g. 127.0.0.1:6060; empty = off. It has no access control: keep it on a loopback address", func(c *config, v string) error {
+		if v != "" {
+			if _, _, err := net.SplitHostPort(v); err != nil {
+				return errors.New("must be host:port")
+			}
+		}
+		c.DebugAddr = v
 		return nil
 	}},
 	{"log-level", "info", "debug, info, warn or error", func(c *config, v string) error {

@@ -68,6 +68,7 @@ func TestConfigErrors(t *testing.T) {
 		{nil, env("HINDSIGHT_CORS_ORIGINS", "example.com"), "HINDSIGHT_CORS_ORIGINS"},
 		{nil, env("HINDSIGHT_SUBSCRIBER_MAX_LAG", "0"), "HINDSIGHT_SUBSCRIBER_MAX_LAG"},
 		{nil, env("HINDSIGHT_MAX_BODY_BYTES", "1KiB"), "HINDSIGHT_MAX_BODY_BYTES"},
+		{nil, env("HINDSIGHT_DEBUG_ADDR", "6060"), "HINDSIGHT_DEBUG_ADDR"},
 		{[]string{"extra"}, env(), "unexpected argument"},
 		{[]string{"--nope"}, env(), "not defined"},
 	} {

@@ -219,6 +219,9 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		return err
 	}
 	a.authn = authn
+	if _, err := startDebug(ctx, cfg.DebugAddr, log); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -158,7 +158,7 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 		Implementation: wsImplementation{
 			// The origin is checked by ServeHTTP before the upgrade, against
 			// the same list CORS uses, so coder's own check is off.
-			inner:        transport.CoderWebsocketImplementation{AcceptOptions: coderws.AcceptOptions{InsecureSkipVerify: true}},
+			accept:       coderws.AcceptOptions{InsecureSkipVerify: true},
 			hub:          e.hub,
 			writeTimeout: cfg.StreamWriteTimeout,
 			flushDelay:   cfg.StreamFlushDelay,
@@ -575,87 +575,6 @@ func (w *streamWriter) Flush() {
 }
 
 func (w *streamWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// wsImplementation wraps gqlgen's coder/websocket adapter to speak the close
-// codes of the protocols: 1001 ("going away") when the server shuts down, so
-// that clients reconnect and resume, and graphql-transport-ws's 4400/4408
-// where gqlgen uses 1002. It also bounds each write.
-type wsImplementation struct {
-	inner        transport.WebsocketImplementation
-	hub          *streamHub
-	writeTimeout time.Duration
-	flushDelay   time.Duration // see coalescingConn; 0 = every message is written at once
-}
-
-func (i wsImplementation) Accept(w http.ResponseWriter, r *http.Request, opts transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
-	if i.flushDelay > 0 {
-		w = &coalescingHijacker{ResponseWriter: w, delay: i.flushDelay, timeout: i.writeTimeout}
-	}
-	c, err := i.inner.Accept(w, r, opts)
-	if err != nil {
-		return nil, err
-	}
-	wc := &wsConn{WebsocketConn: c, hub: i.hub, writeTimeout: i.writeTimeout}
-	wc.watchdog = time.AfterFunc(time.Hour, func() { _ = c.Close() })
-	wc.watchdog.Stop()
-	return wc, nil
-}
-
-type wsConn struct {
-	transport.WebsocketConn
-	hub          *streamHub
-	writeTimeout time.Duration
-	watchdog     *time.Timer // closes the connection when a write blocks too long; set once in Accept
-}
-
-// Close codes.
-const (
-	closeGoingAway      = 1001
-	closeBadRequest     = 4400 // graphql-transport-ws: invalid message
-	closeInitTimeout    = 4408 // graphql-transport-ws: connection initialisation timeout
-	transportWSProtocol = "graphql-transport-ws"
-)
-
-func (c *wsConn) WriteClose(code int, msg string) error {
-	switch {
-	case c.hub.isClosing() && code == transport.WebsocketCloseNormalClosure:
-		code, msg = closeGoingAway, "server shutting down; reconnect to resume"
-	case code == transport.WebsocketCloseProtocolError && c.Subprotocol() == transportWSProtocol:
-		if strings.Contains(msg, "timeout") {
-			code = closeInitTimeout
-		} else {
-			code = closeBadRequest
-		}
-	}
-	return c.WebsocketConn.WriteClose(code, msg)
-}
-
-// WriteJSON arms the watchdog for the length of one write. gqlgen serializes
-// writes, and a Timer's methods are safe for concurrent use.
-func (c *wsConn) WriteJSON(v any) error {
-	c.watchdog.Reset(c.writeTimeout)
-	err := c.WebsocketConn.WriteJSON(v)
-	c.watchdog.Stop()
-	return err
-}
-
-func (c *wsConn) Close() error {
-	c.watchdog.Stop()
-	return c.WebsocketConn.Close()
-}
-
-func (c *wsConn) SetReadLimit(n int64) {
-	if l, ok := c.WebsocketConn.(transport.WebsocketReadLimiter); ok {
-		l.SetReadLimit(n)
-	}
-}
-
-func (c *wsConn) SetReadDeadline(t time.Time) error {
-	if d, ok := c.WebsocketConn.(transport.WebsocketReadDeadliner); ok {
-		return d.SetReadDeadline(t)
-	}
-	return nil
-}
 
 // Close codes of websockets refused at connection_init (graphql-transport-ws
 // uses the HTTP status plus 4000).

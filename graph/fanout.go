@@ -333,7 +333,11 @@ func (g subscriptionGuard) respond(ctx context.Context, h *subEnd, next graphql.
 		// (lead); if yet another subscriber makes it, don't wait twice.
 		data, wait, lead = h.shape.lookup(pos)
 	}
+	ws := wsOf(ctx)
 	if data != nil {
+		if ws != nil {
+			return &graphql.Response{Data: ws.deferPayload(data)}
+		}
 		return &graphql.Response{Data: data}
 	}
 	h.feed.push()
@@ -344,8 +348,20 @@ func (g subscriptionGuard) respond(ctx context.Context, h *subEnd, next graphql.
 			// gqlgen reuses its buffer for the next response.
 			shared = append([]byte(nil), resp.Data...)
 			resp.Data = shared
+			if ws != nil {
+				resp.Data = ws.deferPayload(shared)
+			}
 		}
 		h.shape.done(pos, shared)
 	}
 	return resp
+}
+
+// wsOf returns the websocket the operation in ctx runs on, if any: its
+// responses can carry deferred payloads (see wsconn.go).
+func wsOf(ctx context.Context) *wsConn {
+	if cs, ok := ctx.Value(connStateKey{}).(*connState); ok {
+		return cs.ws.Load()
+	}
+	return nil
 }

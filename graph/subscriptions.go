@@ -149,6 +149,7 @@ func (h *subEnd) take() error {
 // share.
 type connState struct {
 	subscriptions atomic.Int64
+	ws            atomic.Pointer[wsConn] // set once accepted
 }
 
 type connStateKey struct{}

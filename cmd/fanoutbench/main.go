@@ -48,6 +48,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -79,6 +80,7 @@ type options struct {
 	bin         string
 	dialers     int
 	drain       time.Duration
+	profile     string // directory for the server's CPU and heap profiles; empty = none
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -91,6 +93,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.bin, "bin", "", "hindsight binary; empty = go build the module in the current directory")
 	fs.IntVar(&o.dialers, "dialers", 32, "websocket connections opened concurrently")
 	fs.DurationVar(&o.drain, "drain", 60*time.Second, "how long to wait, after the last append, for every subscriber to catch up")
+	fs.StringVar(&o.profile, "profile", "", "write the server's CPU profile of the append phase and its heap profile once connected to this directory (cpu-N.pprof, heap-N.pprof)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -248,7 +251,17 @@ func benchOne(ctx context.Context, o options, n int, bin, dir string, stderr io.
 	}
 	sup := &benchserver.Supervisor{}
 	defer sup.StopAll()
-	srv, err := startServer(ctx, sup, bin, dir, max(10000, 2*n))
+	debugAddr := ""
+	if o.profile != "" {
+		var err error
+		if err := os.MkdirAll(o.profile, 0o755); err != nil {
+			return res, err
+		}
+		if debugAddr, err = benchserver.FreeAddr(); err != nil {
+			return res, err
+		}
+	}
+	srv, err := startServer(ctx, sup, bin, dir, max(10000, 2*n), debugAddr)
 	if err != nil {
 		return res, err
 	}
@@ -334,6 +347,20 @@ func benchOne(ctx context.Context, o options, n int, bin, dir string, stderr io.
 	}
 	logf("connected in %v; server RSS %s (%.1f KB per subscriber); appending %d events/s for %v",
 		res.connect.Round(time.Millisecond), mib(res.rssConnected), res.perSubscriber()/1024, o.rate, o.duration)
+	var profiled sync.WaitGroup
+	if o.profile != "" {
+		fetchProfile(ctx, debugAddr, "heap", filepath.Join(o.profile, fmt.Sprintf("heap-%d.pprof", n)), logf)
+		fetchProfile(ctx, debugAddr, "goroutine", filepath.Join(o.profile, fmt.Sprintf("goroutine-%d.pprof", n)), logf)
+		// The CPU profile covers the append phase, less a second at each end.
+		secs := max(1, int(o.duration/time.Second)-2)
+		profiled.Add(1)
+		go func() {
+			defer profiled.Done()
+			time.Sleep(time.Second)
+			fetchProfile(ctx, debugAddr, "profile?seconds="+strconv.Itoa(secs), filepath.Join(o.profile, fmt.Sprintf("cpu-%d.pprof", n)), logf)
+		}()
+	}
+	defer profiled.Wait()
 
 	// Append at the rate, one event per POST, each on its own goroutine so
 	// that a slow append does not slow the rate.
@@ -436,7 +463,7 @@ func benchOne(ctx context.Context, o options, n int, bin, dir string, stderr io.
 
 // startServer starts `hindsight serve` on an empty embedded store in dir
 // (its log in dir/server.log) and waits for it to be ready.
-func startServer(ctx context.Context, sup *benchserver.Supervisor, bin, dir string, maxConns int) (*benchserver.Server, error) {
+func startServer(ctx context.Context, sup *benchserver.Supervisor, bin, dir string, maxConns int, debugAddr string) (*benchserver.Server, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -444,7 +471,36 @@ func startServer(ctx context.Context, sup *benchserver.Supervisor, bin, dir stri
 		"HINDSIGHT_DATA_DIR=" + filepath.Join(dir, "data"),
 		"HINDSIGHT_MAX_CONNECTIONS=" + strconv.Itoa(maxConns),
 		"HINDSIGHT_LOG_LEVEL=warn",
+		"HINDSIGHT_DEBUG_ADDR=" + debugAddr,
 	}, filepath.Join(dir, "server.log"), 90*time.Second)
+}
+
+// fetchProfile saves the server's profile (a path under /debug/pprof/) to
+// file; it logs rather than fails, as a profile is a by-product.
+func fetchProfile(ctx context.Context, debugAddr, path, file string, logf func(string, ...any)) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+debugAddr+"/debug/pprof/"+path, nil)
+	if err != nil {
+		logf("profile %s: %v", path, err)
+		return
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		logf("profile %s: %v", path, err)
+		return
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("status %s", resp.Status)
+	}
+	if err == nil {
+		err = os.WriteFile(file, b, 0o644)
+	}
+	if err != nil {
+		logf("profile %s: %v", path, err)
+		return
+	}
+	logf("wrote %s", file)
 }
 
 // selfCPU returns the CPU time this process has used (user and system).
