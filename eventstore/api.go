@@ -44,6 +44,13 @@ type SubscribeOptions struct {
 	// MaxLag, when > 0, makes Recv fail with ErrSubscriberTooSlow once the
 	// subscriber is more than MaxLag positions behind the head.
 	MaxLag int64
+	// Batched lets the store coalesce the subscription's wake-ups for new
+	// commits with those of the other batched subscriptions, so that under
+	// load each wake-up delivers several events: meant for fanning out to
+	// many clients. A live event may then wait up to 20 µs per batched
+	// subscription, at most 100 ms; a lone one does not wait. What is
+	// delivered is unchanged. See wake.go.
+	Batched bool
 }
 
 // Verification is the result of checking a stream's hash chain.

@@ -36,6 +36,7 @@ type image struct {
 	typeIdx  map[string]uint32
 	headTime time.Time
 	changed  chan struct{} // closed and replaced whenever head advances
+	batch    *waker        // wakes batched subscriptions (wake.go)
 
 	// Accounting and eviction, guarded by mu (written under the write lock).
 	budget    int64  // bytes; 0 = unlimited
@@ -99,7 +100,8 @@ var (
 const mapSlotBytes = 40
 
 func newImage() *image {
-	return &image{streams: make(map[string]*streamEntry), typeIdx: make(map[string]uint32), changed: make(chan struct{})}
+	return &image{streams: make(map[string]*streamEntry), typeIdx: make(map[string]uint32), changed: make(chan struct{}),
+		batch: newWaker()}
 }
 
 // eventBytes is what a resident event costs: its share of the commit's
@@ -188,6 +190,7 @@ func (im *image) apply(events []Event, force bool) applyResult {
 	im.head.Store(last.Position)
 	close(im.changed)
 	im.changed = make(chan struct{})
+	im.batch.notify()
 	im.enforce()
 	return applied
 }

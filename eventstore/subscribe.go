@@ -13,9 +13,10 @@ import (
 // buffer and no goroutine of its own: a slow reader only lags its cursor, so
 // it cannot block writers or other subscribers (guarantee 7).
 type Subscription struct {
-	s      *Store
-	f      filter
-	maxLag int64
+	s       *Store
+	f       filter
+	maxLag  int64
+	batched bool
 
 	mu      sync.Mutex
 	cursor  int64        // last position examined
@@ -24,6 +25,7 @@ type Subscription struct {
 	cat     *catchUp     // open while reading evicted positions from the store
 	hasCat  atomic.Bool  // cat != nil, for Close
 	done    atomic.Int64 // every matching event up to here has been returned
+	ready   atomic.Int32 // len(pending) after the last Recv, for Buffered
 	closed  chan struct{}
 	once    sync.Once
 }
@@ -34,7 +36,7 @@ func (s *Store) Subscribe(ctx context.Context, opts SubscribeOptions) (*Subscrip
 		return nil, &Error{Op: "subscribe", StreamID: opts.StreamID, Err: err}
 	}
 	sub := &Subscription{s: s, f: newFilter(opts.Types, opts.StreamPrefix, opts.StreamID),
-		maxLag: opts.MaxLag, closed: make(chan struct{})}
+		maxLag: opts.MaxLag, batched: opts.Batched, closed: make(chan struct{})}
 	switch {
 	case opts.StreamID != "":
 		if err := ValidateStreamID(opts.StreamID); err != nil {
@@ -68,6 +70,9 @@ func (s *Store) Subscribe(ctx context.Context, opts SubscribeOptions) (*Subscrip
 	}
 	sub.done.Store(sub.cursor)
 	s.stats.subscribers.Add(1)
+	if sub.batched {
+		s.img.batch.subs.Add(1)
+	}
 	return sub, nil
 }
 
@@ -89,6 +94,7 @@ func (sub *Subscription) Recv(ctx context.Context) (Event, error) {
 			} else {
 				sub.done.Store(e.Position)
 			}
+			sub.ready.Store(int32(len(sub.pending)))
 			return e, nil
 		}
 		select {
@@ -108,6 +114,9 @@ func (sub *Subscription) Recv(ctx context.Context) (Event, error) {
 			continue
 		}
 		changed := sub.s.img.wait()
+		if sub.batched {
+			changed = sub.s.img.batch.wait()
+		}
 		// pending is empty here, so its buffer can take the next page.
 		evs, miss, scanned := sub.s.img.logPage(sub.cursor, sub.f, 64, sub.buf[:0])
 		sub.buf = evs
@@ -146,6 +155,11 @@ func (sub *Subscription) Recv(ctx context.Context) (Event, error) {
 	}
 }
 
+// Buffered returns how many events the last Recv left fetched from memory
+// and ready to return at once: the next Buffered calls of Recv will not
+// wait. A caller that writes to a socket can hold its writes until then.
+func (sub *Subscription) Buffered() int { return int(sub.ready.Load()) }
+
 // Lag returns how many positions the subscription is behind the head.
 // It is safe to call while Recv blocks.
 func (sub *Subscription) Lag() int64 {
@@ -158,6 +172,9 @@ func (sub *Subscription) Close() {
 	sub.once.Do(func() {
 		close(sub.closed)
 		sub.s.stats.subscribers.Add(-1)
+		if sub.batched {
+			sub.s.img.batch.subs.Add(-1)
+		}
 		if sub.hasCat.Load() {
 			// A Recv in progress holds mu; it returns soon, as it watches
 			// closed. Release the store cursor after it.

@@ -35,6 +35,12 @@ func TestSubscribeCatchUpIntoLive(t *testing.T) {
 		{"stream from version 10", eventstore.SubscribeOptions{StreamID: "c-2", AfterVersion: &ten}, func(e eventstore.Event) bool { return e.StreamID == "c-2" && e.Version > 10 }},
 		{"live only", eventstore.SubscribeOptions{}, func(e eventstore.Event) bool { return e.Position > 50 }},
 	}
+	// The same, woken in batches: what is delivered must not change.
+	for _, c := range cases[:len(cases):len(cases)] {
+		c.name += ", batched"
+		c.opts.Batched = true
+		cases = append(cases, c)
+	}
 	subs := make([]*eventstore.Subscription, len(cases))
 	for i, c := range cases {
 		sub, err := s.Subscribe(ctx, c.opts)

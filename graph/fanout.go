@@ -236,6 +236,8 @@ type feed interface {
 	// resolver's channel, for the next call of the response handler.
 	push()
 	close()
+	// buffered is how many further values are ready without waiting.
+	buffered() int
 }
 
 // directFeed is the feed of one subscription.
@@ -246,6 +248,7 @@ type directFeed[T any] struct {
 	maxLag int64
 	every  time.Duration
 
+	calls     uint64
 	lastCheck time.Time
 	lastLag   int64 // lag at the previous check; -1 = none yet
 }
@@ -262,7 +265,10 @@ func newDirectFeed[T any](r *Resolver, sub receiver[T]) *directFeed[T] {
 // reading altogether blocks its transport's write, which the endpoint's write
 // deadline ends; it costs no buffer here (guarantee 7).
 func (f *directFeed[T]) recv(ctx context.Context) (int64, bool, error) {
-	if f.maxLag > 0 {
+	// Reading the clock for every event is a measurable part of fan-out;
+	// a subscriber that falls behind receives many events, so looking every
+	// 16th is soon enough.
+	if f.calls++; f.maxLag > 0 && f.calls&15 == 1 {
 		if now := time.Now(); now.Sub(f.lastCheck) >= f.every {
 			lag := f.sub.Lag()
 			if lag > f.maxLag && f.lastLag >= 0 && lag >= f.lastLag {
@@ -289,14 +295,29 @@ func (f *directFeed[T]) push() {
 
 func (f *directFeed[T]) close() { f.sub.Close() }
 
+func (f *directFeed[T]) buffered() int { return bufferedOf(f.sub) }
+
+// bufferedOf is r's Buffered, for receivers that have one (the store's
+// subscriptions and wrappers of them), else 0.
+func bufferedOf(r any) int {
+	if b, ok := r.(interface{ Buffered() int }); ok {
+		return b.Buffered()
+	}
+	return 0
+}
+
 // respond produces the next response of a subscription with a feed; it is
 // the response interceptor's part for such subscriptions.
 func (g subscriptionGuard) respond(ctx context.Context, h *subEnd, next graphql.ResponseHandler) *graphql.Response {
 	if h.ended {
 		return nil
 	}
+	if h.feed.buffered() == 0 {
+		h.uncork() // the events written so far leave now
+	}
 	pos, shareable, err := h.feed.recv(ctx)
 	if err != nil {
+		h.uncork()
 		h.ended = true
 		h.feed.close()
 		if ctx.Err() != nil {
@@ -304,6 +325,7 @@ func (g subscriptionGuard) respond(ctx context.Context, h *subEnd, next graphql.
 		}
 		return &graphql.Response{Errors: gqlerror.List{g.present(ctx, err)}}
 	}
+	h.cork(ctx)
 	if !shareable || g.fanout == nil {
 		h.feed.push()
 		return next(ctx)
@@ -333,10 +355,9 @@ func (g subscriptionGuard) respond(ctx context.Context, h *subEnd, next graphql.
 		// (lead); if yet another subscriber makes it, don't wait twice.
 		data, wait, lead = h.shape.lookup(pos)
 	}
-	ws := wsOf(ctx)
 	if data != nil {
-		if ws != nil {
-			return &graphql.Response{Data: ws.deferPayload(data)}
+		if h.ws != nil {
+			return h.deferred(ctx, data)
 		}
 		return &graphql.Response{Data: data}
 	}
@@ -348,8 +369,8 @@ func (g subscriptionGuard) respond(ctx context.Context, h *subEnd, next graphql.
 			// gqlgen reuses its buffer for the next response.
 			shared = append([]byte(nil), resp.Data...)
 			resp.Data = shared
-			if ws != nil {
-				resp.Data = ws.deferPayload(shared)
+			if h.ws != nil {
+				resp = h.deferred(ctx, shared)
 			}
 		}
 		h.shape.done(pos, shared)

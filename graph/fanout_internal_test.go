@@ -188,3 +188,53 @@ func TestCoalescingConn(t *testing.T) {
 		t.Fatal("not closed")
 	}
 }
+
+// TestCoalescingConnCork: a subscriber with several events ready corks the
+// connection, and they leave in one write when it uncorks, even after a
+// quiet spell; a cork left open still lets them go within the delay.
+func TestCoalescingConnCork(t *testing.T) {
+	nc := &countingConn{}
+	c := newCoalescingConn(nc, 50*time.Millisecond, time.Second)
+	c.cork()
+	for _, m := range []string{"a", "b", "c"} {
+		if _, err := c.Write([]byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := nc.snapshot(); len(got) != 0 {
+		t.Fatalf("corked: %q written", got)
+	}
+	c.uncork()
+	if got := nc.snapshot(); len(got) != 1 || got[0] != "abc" {
+		t.Fatalf("uncorked: %q, want [abc]", got)
+	}
+
+	// Two subscriptions of one connection: the first uncork waits for the
+	// second.
+	time.Sleep(60 * time.Millisecond) // quiet again
+	c.cork()
+	c.cork()
+	_, _ = c.Write([]byte("d"))
+	c.uncork()
+	_, _ = c.Write([]byte("e"))
+	if got := nc.snapshot(); len(got) != 1 {
+		t.Fatalf("one of two corks open: %q written", got)
+	}
+	c.uncork()
+	if got := nc.snapshot(); len(got) != 2 || got[1] != "de" {
+		t.Fatalf("both uncorked: %q, want [abc de]", got)
+	}
+
+	// A cork never closed: the timer sends what is held.
+	time.Sleep(60 * time.Millisecond)
+	c.cork()
+	_, _ = c.Write([]byte("f"))
+	deadline := time.Now().Add(2 * time.Second)
+	for len(nc.snapshot()) < 3 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := nc.snapshot(); len(got) != 3 || got[2] != "f" {
+		t.Fatalf("open cork: %q, want [abc de f]", got)
+	}
+	_ = c.Close()
+}

@@ -271,6 +271,8 @@ type observed[T any] struct {
 	delivered func()
 }
 
+func (o observed[T]) Buffered() int { return bufferedOf(o.receiver) }
+
 func (o observed[T]) Recv(ctx context.Context) (T, error) {
 	v, err := o.receiver.Recv(ctx)
 	if err == nil {

@@ -298,7 +298,7 @@ func (r *subscriptionResolver) Events(ctx context.Context, afterPosition *int64,
 		return nil, err
 	}
 	sub, err := r.Store.Subscribe(ctx, eventstore.SubscribeOptions{
-		AfterPosition: afterPosition, Types: types, StreamPrefix: scope.prefix,
+		AfterPosition: afterPosition, Types: types, StreamPrefix: scope.prefix, Batched: true,
 	})
 	if err != nil {
 		return nil, err
@@ -321,7 +321,7 @@ func (r *subscriptionResolver) StreamEvents(ctx context.Context, streamID string
 	if err := allowStream(ctx, streamID); err != nil {
 		return nil, err
 	}
-	sub, err := r.Store.Subscribe(ctx, eventstore.SubscribeOptions{StreamID: streamID, AfterVersion: av})
+	sub, err := r.Store.Subscribe(ctx, eventstore.SubscribeOptions{StreamID: streamID, AfterVersion: av, Batched: true})
 	if err != nil {
 		return nil, err
 	}

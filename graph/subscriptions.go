@@ -116,11 +116,49 @@ type subEnd struct {
 
 	// The rest is used by the goroutine that runs the operation's
 	// response handler, which also runs its resolver.
-	direct   bool   // the interceptor drains a feed; set by InterceptOperation
-	feed     feed   // set by pump when direct
-	shape    *shape // the shared encodings, once known
-	unshared bool   // the operation cannot share encodings
-	ended    bool   // the feed ended and that was reported
+	direct   bool            // the interceptor drains a feed; set by InterceptOperation
+	feed     feed            // set by pump when direct
+	shape    *shape          // the shared encodings, once known
+	unshared bool            // the operation cannot share encodings
+	ended    bool            // the feed ended and that was reported
+	corked   *coalescingConn // corked while the feed has events ready
+
+	ws   *wsConn          // the websocket it runs on, if any; see wsconn.go
+	slot *deferSlot       // its slot on ws, once it has shared an encoding
+	resp graphql.Response // reused for responses with a placeholder
+}
+
+// cork holds the websocket's writes while the feed has more events ready,
+// so that they leave in one system call; uncork lets them go. See
+// coalescingConn.cork.
+func (h *subEnd) cork(ctx context.Context) {
+	if h.corked != nil || h.feed.buffered() == 0 {
+		return
+	}
+	if h.ws != nil && h.ws.out != nil {
+		h.corked = h.ws.out
+		h.corked.cork()
+	}
+}
+
+// deferred returns a response that stands for data, which WriteJSON sends
+// in its place; see wsconn.go. gqlgen is done with the previous response
+// when it asks for the next, so one is reused.
+func (h *subEnd) deferred(ctx context.Context, data []byte) *graphql.Response {
+	if h.slot == nil {
+		ws, s := h.ws, h.ws.newSlot()
+		h.slot = s
+		context.AfterFunc(ctx, func() { ws.dropSlot(s) })
+	}
+	h.resp = graphql.Response{Data: h.slot.put(data)}
+	return &h.resp
+}
+
+func (h *subEnd) uncork() {
+	if h.corked != nil {
+		h.corked.uncork()
+		h.corked = nil
+	}
 }
 
 type subEndKey struct{}
@@ -187,7 +225,7 @@ func (g subscriptionGuard) InterceptOperation(ctx context.Context, next graphql.
 		// ends, however it ends.
 		context.AfterFunc(ctx, func() { c.subscriptions.Add(-1) })
 	}
-	return next(context.WithValue(ctx, subEndKey{}, &subEnd{direct: true}))
+	return next(context.WithValue(ctx, subEndKey{}, &subEnd{direct: true, ws: wsOf(ctx)}))
 }
 
 func (g subscriptionGuard) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {

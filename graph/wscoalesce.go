@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -51,6 +52,7 @@ var pendingPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return
 type coalescingHijacker struct {
 	http.ResponseWriter
 	delay, timeout time.Duration
+	conn           *coalescingConn // once hijacked
 }
 
 func (h *coalescingHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -59,6 +61,7 @@ func (h *coalescingHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	c := newCoalescingConn(nc, h.delay, h.timeout)
+	h.conn = c
 	return c, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(c, smallBufio)), nil
 }
 
@@ -71,6 +74,8 @@ type coalescingConn struct {
 	timer          *time.Timer // runs flush; armed while something waits
 
 	wmu sync.Mutex // serializes writes to Conn
+
+	corks atomic.Int32 // open corks
 
 	mu    sync.Mutex
 	buf   *[]byte // unsent; nil when there is none
@@ -107,9 +112,15 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 	now := false
 	if !c.armed {
 		c.armed = true
-		if wait := c.delay - time.Since(c.last); wait > 0 {
+		wait := c.delay - time.Since(c.last)
+		switch {
+		case wait > 0:
 			c.timer.Reset(wait)
-		} else {
+		case c.corks.Load() > 0:
+			// More is coming (cork); uncork flushes, and the timer
+			// bounds the wait in case it comes late.
+			c.timer.Reset(c.delay)
+		default:
 			now = true
 		}
 	}
@@ -120,6 +131,27 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
+}
+
+// cork tells the connection that more messages follow at once: a write
+// after a quiet spell is then held too, until uncork, so that a subscriber
+// delivering several ready events sends them in one system call. Each cork
+// needs an uncork; while any is open, what is held still goes out within
+// delay.
+func (c *coalescingConn) cork() { c.corks.Add(1) }
+
+func (c *coalescingConn) uncork() {
+	if c.corks.Add(-1) > 0 {
+		return
+	}
+	c.mu.Lock()
+	if c.buf == nil || c.err != nil || time.Since(c.last) < c.delay {
+		c.mu.Unlock()
+		return // nothing held, or the armed timer sends it
+	}
+	c.timer.Stop()
+	c.mu.Unlock()
+	_ = c.flush() // a failure is kept in err and fails the next write
 }
 
 // flush writes what is held.

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
@@ -65,11 +64,12 @@ func (i wsImplementation) Accept(w http.ResponseWriter, r *http.Request, opts tr
 			ao.Subprotocols = append(ao.Subprotocols, p)
 		}
 	}
-	conn, err := coderws.Accept(&coalescingHijacker{ResponseWriter: w, delay: i.flushDelay, timeout: i.writeTimeout}, r, &ao)
+	hj := &coalescingHijacker{ResponseWriter: w, delay: i.flushDelay, timeout: i.writeTimeout}
+	conn, err := coderws.Accept(hj, r, &ao)
 	if err != nil {
 		return nil, err
 	}
-	c := &wsConn{conn: conn, hub: i.hub, deferred: map[uint64][]byte{}}
+	c := &wsConn{conn: conn, out: hj.conn, hub: i.hub, slots: map[uint32]*deferSlot{}}
 	if cs, ok := r.Context().Value(connStateKey{}).(*connState); ok {
 		cs.ws.Store(c)
 	}
@@ -79,14 +79,14 @@ func (i wsImplementation) Accept(w http.ResponseWriter, r *http.Request, opts tr
 // wsConn is one accepted websocket.
 type wsConn struct {
 	conn *coderws.Conn
+	out  *coalescingConn // under conn; for cork and uncork
 	hub  *streamHub
 
-	mu            sync.Mutex
-	readDeadline  *time.Timer
-	closing       chan struct{} // the close handshake runs; it owns closing the connection
-	deferred      map[uint64][]byte
-	nextDeferred  uint64
-	deferredCount atomic.Int32
+	mu           sync.Mutex
+	readDeadline *time.Timer
+	closing      chan struct{} // the close handshake runs; it owns closing the connection
+	slots        map[uint32]*deferSlot
+	nextSlot     uint32
 }
 
 var (
@@ -211,58 +211,74 @@ func (c *wsConn) stopReadDeadline() {
 }
 
 // Deferred payloads. A subscriber whose event's encoding is shared (fanout.go)
-// returns to gqlgen a response whose data is a placeholder, a JSON string
-// that no encoding of real data contains (it starts with a NUL character).
-// gqlgen encodes the response and the message around it as usual, which
-// costs little for a placeholder, and WriteJSON puts the shared bytes in its
-// place. The placeholder names its entry, so subscriptions of one connection
-// writing at the same time don't mix them up.
+// returns to gqlgen a response whose data is a placeholder, and WriteJSON
+// puts the shared bytes in its place. gqlgen encodes the response and the
+// message around it as usual, which costs little for a placeholder.
+//
+// The placeholder is a negative number, -N for the subscription's slot N on
+// this connection: GraphQL data is an object or null, never a number, so it
+// cannot be mistaken for data. gqlgen hands the response to WriteJSON in the
+// same goroutine that returned it, before it asks the subscription for the
+// next, so a slot holds at most one payload and needs no lock of its own.
 
-const deferredMark = `"\u0000hindsight-deferred:`
-
-// deferPayload stashes data and returns the placeholder to send instead.
-func (c *wsConn) deferPayload(data []byte) []byte {
-	c.mu.Lock()
-	c.nextDeferred++
-	n := c.nextDeferred
-	c.deferred[n] = data
-	c.mu.Unlock()
-	c.deferredCount.Add(1)
-	ph := make([]byte, 0, len(deferredMark)+21)
-	ph = append(ph, deferredMark...)
-	ph = strconv.AppendUint(ph, n, 10)
-	return append(ph, '"')
+// deferSlot is one subscription's slot.
+type deferSlot struct {
+	n    uint32
+	ph   []byte // the placeholder, -n
+	data []byte // set by put, taken by WriteJSON; the subscription's goroutine
 }
 
-// appendPayload appends p, with a placeholder in it replaced by its data.
+// put stashes data and returns the placeholder to send instead.
+func (s *deferSlot) put(data []byte) []byte {
+	s.data = data
+	return s.ph
+}
+
+// newSlot gives a subscription a slot; dropSlot takes it back.
+func (c *wsConn) newSlot() *deferSlot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.nextSlot++
+	s := &deferSlot{n: c.nextSlot, ph: strconv.AppendInt(nil, -int64(c.nextSlot), 10)}
+	c.slots[s.n] = s
+	return s
+}
+
+func (c *wsConn) dropSlot(s *deferSlot) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.slots, s.n)
+}
+
+// dataPrefix is how gqlgen's encoding of a response without errors starts.
+const dataPrefix = `{"data":-`
+
+// appendPayload appends p, the payload of a data message, with a
+// placeholder for its data replaced by the data.
 func (c *wsConn) appendPayload(b, p []byte) []byte {
-	if c.deferredCount.Load() == 0 {
+	if !bytes.HasPrefix(p, []byte(dataPrefix)) {
 		return append(b, p...)
 	}
-	i := bytes.Index(p, []byte(deferredMark))
-	if i < 0 {
-		return append(b, p...)
+	j := len(dataPrefix)
+	k := j
+	for k < len(p) && p[k] >= '0' && p[k] <= '9' {
+		k++
 	}
-	j := i + len(deferredMark)
-	k := bytes.IndexByte(p[j:], '"')
-	if k < 0 {
-		return append(b, p...)
-	}
-	n, err := strconv.ParseUint(string(p[j:j+k]), 10, 64)
-	if err != nil {
+	n, err := strconv.ParseUint(string(p[j:k]), 10, 32)
+	if err != nil || k == len(p) || (p[k] != '}' && p[k] != ',') {
 		return append(b, p...)
 	}
 	c.mu.Lock()
-	data, ok := c.deferred[n]
-	delete(c.deferred, n)
+	s := c.slots[uint32(n)]
 	c.mu.Unlock()
-	if !ok {
+	if s == nil || s.data == nil {
 		return append(b, p...)
 	}
-	c.deferredCount.Add(-1)
-	b = append(b, p[:i]...)
+	data := s.data
+	s.data = nil
+	b = append(b, `{"data":`...)
 	b = append(b, data...)
-	return append(b, p[j+k+1:]...)
+	return append(b, p[k:]...)
 }
 
 // Message encoding. gqlgen's message types are unexported structs; what
@@ -333,8 +349,8 @@ func (c *wsConn) appendMessage(b []byte, v any) ([]byte, bool) {
 	if plan == nil {
 		return b, false
 	}
-	// Only data messages carry deferred payloads: a placeholder a client
-	// sent in a ping's payload is echoed as it came.
+	// Only data messages carry placeholders: a client's ping payload is
+	// echoed as it came.
 	data := false
 	for _, f := range plan {
 		if !f.raw && f.key == `"type":` {

@@ -3,8 +3,11 @@ package graph
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
+
+	"github.com/99designs/gqlgen/graphql"
 )
 
 // Shapes of gqlgen's websocket messages (unexported there): a payload, an id
@@ -49,7 +52,7 @@ func TestMessageEncodingMatchesJSON(t *testing.T) {
 		{"not a pointer", testMsg{Type: "x"}, false},
 		{"nil", (*testMsg)(nil), false},
 	}
-	c := &wsConn{deferred: map[uint64][]byte{}}
+	c := &wsConn{slots: map[uint32]*deferSlot{}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, ok := c.appendMessage([]byte("prefix"), tc.v)
@@ -74,7 +77,7 @@ func TestMessageEncodingMatchesJSON(t *testing.T) {
 }
 
 func TestDeferredPayloads(t *testing.T) {
-	c := &wsConn{deferred: map[uint64][]byte{}}
+	c := &wsConn{slots: map[uint32]*deferSlot{}}
 	encode := func(typ string, payload []byte) string {
 		b, ok := c.appendMessage(nil, &testMsg{Payload: payload, ID: "1", Type: testMsgType(typ)})
 		if !ok {
@@ -83,54 +86,65 @@ func TestDeferredPayloads(t *testing.T) {
 		return string(b)
 	}
 	resp := func(ph []byte) []byte {
-		b, err := json.Marshal(struct {
-			Data json.RawMessage `json:"data"`
-		}{ph}) // what gqlgen's sendResponse makes of it
+		b, err := json.Marshal(graphql.Response{Data: ph}) // what gqlgen's sendResponse makes of it
 		if err != nil {
 			t.Fatal(err)
 		}
 		return b
 	}
 
-	ph := c.deferPayload([]byte(`{"events":{"position":"5"}}`))
-	if got, want := encode("next", resp(ph)), `{"payload":{"data":{"events":{"position":"5"}}},"id":"1","type":"next"}`; got != want {
-		t.Fatalf("got  %s\nwant %s", got, want)
+	s := c.newSlot()
+	if got := encode("next", resp(s.put([]byte(`{"events":{"position":"5"}}`)))); got != `{"payload":{"data":{"events":{"position":"5"}}},"id":"1","type":"next"}` {
+		t.Fatalf("got %s", got)
 	}
-	if len(c.deferred) != 0 || c.deferredCount.Load() != 0 {
-		t.Fatalf("%d entries left after use", len(c.deferred))
+	if s.data != nil {
+		t.Fatal("the slot still holds the payload after use")
+	}
+	// With extensions after the data, as gqlgen would add them.
+	ext, _ := json.Marshal(graphql.Response{Data: s.put([]byte(`{"x":1}`)), Extensions: map[string]any{"k": 1}})
+	if got := encode("next", ext); got != `{"payload":{"data":{"x":1},"extensions":{"k":1}},"id":"1","type":"next"}` {
+		t.Fatalf("with extensions: %s", got)
+	}
+	// The legacy protocol's data message.
+	if got := encode("data", resp(s.put([]byte(`{"y":2}`)))); got != `{"payload":{"data":{"y":2}},"id":"1","type":"data"}` {
+		t.Fatalf("legacy data message: %s", got)
 	}
 
 	// A placeholder in a message that is not data (a client's ping echoed
-	// as pong) is left alone, and so is its entry.
-	ph = c.deferPayload([]byte(`{"secret":1}`))
-	pong := encode("pong", ph)
-	if pong != `{"payload":`+string(ph)+`,"id":"1","type":"pong"}` {
-		t.Fatalf("pong %s", pong)
+	// as pong) is left alone, and so is the slot.
+	ph := s.put([]byte(`{"secret":1}`))
+	if got := encode("pong", resp(ph)); got != `{"payload":{"data":`+string(ph)+`},"id":"1","type":"pong"}` {
+		t.Fatalf("pong %s", got)
 	}
-	if got := encode("data", resp(ph)); got != `{"payload":{"data":{"secret":1}},"id":"1","type":"data"}` {
-		t.Fatalf("legacy data message %s", got)
-	}
+	s.data = nil
 
-	// An unknown or malformed placeholder goes out as it is.
-	for _, p := range []string{`{"data":"\u0000hindsight-deferred:99"}`, `{"data":"\u0000hindsight-deferred:x"}`} {
-		c.deferredCount.Store(1)
+	// Unknown slots, empty slots and other shapes go out as they are.
+	other := c.newSlot()
+	for _, p := range []string{`{"data":-99}`, `{"data":-` + strconv.Itoa(int(other.n)) + `}`, `{"data":-1x}`, `{"data":-}`, `{"data":-1`, `{"errors":[],"data":-1}`} {
 		if got := encode("next", []byte(p)); got != `{"payload":`+p+`,"id":"1","type":"next"}` {
 			t.Fatalf("%s became %s", p, got)
 		}
-		c.deferredCount.Store(0)
+	}
+	c.dropSlot(other)
+	c.dropSlot(s)
+	if len(c.slots) != 0 {
+		t.Fatalf("%d slots left", len(c.slots))
 	}
 
-	// Subscriptions of one connection defer and write at the same time;
-	// each gets its own data.
+	// Subscriptions of one connection write at the same time, each in its
+	// own goroutine; each gets its own data.
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
 	for g := 0; g < 16; g++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			s := c.newSlot()
+			defer c.dropSlot(s)
 			for i := 0; i < 200; i++ {
 				data := fmt.Sprintf(`{"g":%d,"i":%d}`, g, i)
-				b, _ := c.appendMessage(nil, &testMsg{Payload: resp(c.deferPayload([]byte(data))), ID: "1", Type: "next"})
+				p, _ := json.Marshal(graphql.Response{Data: s.put([]byte(data))})
+				b, _ := c.appendMessage(nil, &testMsg{Payload: p, ID: "1", Type: "next"})
 				if want := `{"payload":{"data":` + data + `},"id":"1","type":"next"}`; string(b) != want {
 					errs <- fmt.Errorf("got %s, want %s", b, want)
 					return
