@@ -106,7 +106,8 @@ func (f *fanout) size() int {
 
 // lookup returns the encoding of the event at pos if it is cached. If not,
 // and nobody is making it, the caller becomes its maker (lead) and must call
-// done; if somebody is, wait is closed when they finish.
+// done; if somebody is, wait is closed when they finish. With none of the
+// three, the caller makes the encoding for itself.
 func (s *shape) lookup(pos int64) (data []byte, wait <-chan struct{}, lead bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -116,6 +117,17 @@ func (s *shape) lookup(pos int64) (data []byte, wait <-chan struct{}, lead bool)
 			return nil, sl.ready, false
 		}
 		return sl.data, nil, false
+	}
+	if pos < sl.pos {
+		// The slot has moved on to a later event: make this one without
+		// caching it (a subscriber this far behind is rare).
+		return nil, nil, false
+	}
+	if sl.ready != nil {
+		// An earlier position is being made in this slot: its maker's
+		// done will find the slot taken and return, so release its
+		// waiters here. Looking again, they make it themselves.
+		close(sl.ready)
 	}
 	*sl = slot{pos: pos, ready: make(chan struct{})}
 	return nil, nil, true
@@ -128,7 +140,7 @@ func (s *shape) done(pos int64, data []byte) {
 	defer s.mu.Unlock()
 	sl := &s.slots[pos%shapeSlots]
 	if sl.pos != pos || sl.ready == nil {
-		return // reused for another position meanwhile; that one's maker closed it
+		return // taken by another position meanwhile, which released our waiters
 	}
 	close(sl.ready)
 	sl.ready = nil

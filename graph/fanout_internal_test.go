@@ -120,6 +120,34 @@ func TestShapeOneMakerPerEvent(t *testing.T) {
 		t.Fatalf("got %q", data)
 	}
 
+	// A slot taken by another position while its encoding is being made:
+	// the waiters for the old position are released (they were left
+	// waiting forever once, when subscribers were more than shapeSlots
+	// positions apart), and the old maker's done changes nothing.
+	if _, _, lead := s.lookup(9); !lead {
+		t.Fatal("first lookup of 9 does not lead")
+	}
+	_, wait, _ := s.lookup(9)
+	if wait == nil {
+		t.Fatal("second lookup of 9 does not wait")
+	}
+	if _, _, lead := s.lookup(9 + shapeSlots); !lead {
+		t.Fatal("another position in the slot does not lead")
+	}
+	select {
+	case <-wait:
+	default:
+		t.Fatal("the waiter for the old position was not released")
+	}
+	if data, wait, lead := s.lookup(9); data != nil || wait != nil || lead {
+		t.Fatalf("a released waiter looking again: %q %v %v, want to make its own, uncached", data, wait, lead)
+	}
+	s.done(9, []byte("stale"))
+	s.done(9+shapeSlots, []byte("new"))
+	if data, _, _ := s.lookup(9 + shapeSlots); string(data) != "new" {
+		t.Fatalf("got %q", data)
+	}
+
 	f.release(s)
 	if f.size() != 0 {
 		t.Fatalf("%d shapes after the last release", f.size())

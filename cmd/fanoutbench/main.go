@@ -347,6 +347,16 @@ func benchOne(ctx context.Context, o options, n int, bin, dir string, stderr io.
 	}
 	logf("connected in %v; server RSS %s (%.1f KB per subscriber); appending %d events/s for %v",
 		res.connect.Round(time.Millisecond), mib(res.rssConnected), res.perSubscriber()/1024, o.rate, o.duration)
+	if m, err := c.Metrics(ctx); err == nil {
+		// Where the memory is, per subscriber (the Go runtime's view).
+		var parts []string
+		for _, name := range []string{"go_goroutines", "go_memstats_stack_inuse_bytes", "go_memstats_heap_inuse_bytes", "go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes"} {
+			if v, ok := m.Get(name); ok {
+				parts = append(parts, fmt.Sprintf("%s %.1f", strings.TrimPrefix(name, "go_memstats_"), v/float64(n)))
+			}
+		}
+		logf("per subscriber: %s", strings.Join(parts, ", "))
+	}
 	var profiled sync.WaitGroup
 	if o.profile != "" {
 		fetchProfile(ctx, debugAddr, "heap", filepath.Join(o.profile, fmt.Sprintf("heap-%d.pprof", n)), logf)
