@@ -321,26 +321,53 @@ func bufferedOf(r any) int {
 // respond produces the next response of a subscription with a feed; it is
 // the response interceptor's part for such subscriptions.
 func (g subscriptionGuard) respond(ctx context.Context, h *subEnd, next graphql.ResponseHandler) *graphql.Response {
-	if h.ended {
-		return nil
-	}
-	if h.feed.buffered() == 0 {
-		h.uncork() // the events written so far leave now
-	}
-	pos, shareable, err := h.feed.recv(ctx)
-	if err != nil {
-		h.uncork()
-		h.ended = true
-		h.feed.close()
-		if ctx.Err() != nil {
+	for {
+		if h.ended {
 			return nil
 		}
-		return &graphql.Response{Errors: gqlerror.List{g.present(ctx, err)}}
+		if h.feed.buffered() == 0 {
+			h.uncork() // the events written so far leave now
+		}
+		pos, shareable, err := h.feed.recv(ctx)
+		if err != nil {
+			h.uncork()
+			h.ended = true
+			h.feed.close()
+			if ctx.Err() != nil {
+				return nil
+			}
+			return &graphql.Response{Errors: gqlerror.List{g.present(ctx, err)}}
+		}
+		h.cork(ctx)
+		data, resp := g.encode(ctx, h, pos, shareable, next)
+		if data == nil {
+			return resp
+		}
+		if h.ws == nil {
+			return &graphql.Response{Data: data}
+		}
+		// More events are ready and gqlgen has sent one for this
+		// subscription before: write this one directly, in gqlgen's
+		// form (wsConn.writeNext), and go on to the next. The last one
+		// goes through gqlgen, which renews the form.
+		if h.slot != nil && h.slot.prefix != nil && h.feed.buffered() > 0 {
+			if err := h.ws.writeNext(h.slot, data); err == nil {
+				continue
+			}
+			// The connection failed; gqlgen finds out with this
+			// response and ends it.
+		}
+		return h.deferred(ctx, data)
 	}
-	h.cork(ctx)
+}
+
+// encode returns the shared encoding of the event at pos under the
+// subscription's operation (data), or else the response gqlgen's executor
+// made for it alone (resp, nil when ctx ended).
+func (g subscriptionGuard) encode(ctx context.Context, h *subEnd, pos int64, shareable bool, next graphql.ResponseHandler) (data []byte, resp *graphql.Response) {
 	if !shareable || g.fanout == nil {
 		h.feed.push()
-		return next(ctx)
+		return nil, next(ctx)
 	}
 	if h.shape == nil && !h.unshared {
 		key, ok := shapeKey(ctx, auth.FromContext(ctx))
@@ -354,40 +381,37 @@ func (g subscriptionGuard) respond(ctx context.Context, h *subEnd, next graphql.
 	}
 	if h.shape == nil {
 		h.feed.push()
-		return next(ctx)
+		return nil, next(ctx)
 	}
 	data, wait, lead := h.shape.lookup(pos)
 	if wait != nil {
 		select {
 		case <-wait:
 		case <-ctx.Done():
-			return nil
+			return nil, nil
 		}
 		// Normally the data is there now. If its maker failed, make it
 		// (lead); if yet another subscriber makes it, don't wait twice.
 		data, wait, lead = h.shape.lookup(pos)
 	}
 	if data != nil {
-		if h.ws != nil {
-			return h.deferred(ctx, data)
-		}
-		return &graphql.Response{Data: data}
+		return data, nil
 	}
 	h.feed.push()
-	resp := next(ctx)
-	if lead {
-		var shared []byte
-		if resp != nil && len(resp.Errors) == 0 && len(resp.Extensions) == 0 && len(resp.Data) > 0 {
-			// gqlgen reuses its buffer for the next response.
-			shared = append([]byte(nil), resp.Data...)
-			resp.Data = shared
-			if h.ws != nil {
-				resp = h.deferred(ctx, shared)
-			}
-		}
-		h.shape.done(pos, shared)
+	resp = next(ctx)
+	if !lead {
+		return nil, resp
 	}
-	return resp
+	var shared []byte
+	if resp != nil && len(resp.Errors) == 0 && len(resp.Extensions) == 0 && len(resp.Data) > 0 {
+		// gqlgen reuses its buffer for the next response.
+		shared = append([]byte(nil), resp.Data...)
+	}
+	h.shape.done(pos, shared)
+	if shared == nil {
+		return nil, resp
+	}
+	return shared, nil
 }
 
 // wsOf returns the websocket the operation in ctx runs on, if any: its

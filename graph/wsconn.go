@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
@@ -121,6 +122,9 @@ func (c *wsConn) NextReader() (int, io.Reader, error) {
 	return int(typ), bytes.NewReader(data), nil
 }
 
+// directFrames counts the messages writeNext wrote, for tests.
+var directFrames atomic.Int64
+
 // framePool holds the buffers messages are encoded into; coder copies a
 // message out before Write returns.
 var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
@@ -221,11 +225,16 @@ func (c *wsConn) stopReadDeadline() {
 // same goroutine that returned it, before it asks the subscription for the
 // next, so a slot holds at most one payload and needs no lock of its own.
 
-// deferSlot is one subscription's slot.
+// deferSlot is one subscription's slot. All but n and ph belong to the
+// subscription's goroutine.
 type deferSlot struct {
 	n    uint32
 	ph   []byte // the placeholder, -n
-	data []byte // set by put, taken by WriteJSON; the subscription's goroutine
+	data []byte // set by put, taken by WriteJSON
+
+	// The message gqlgen last sent for the slot, around its data: the
+	// template of writeNext.
+	prefix, suffix []byte
 }
 
 // put stashes data and returns the placeholder to send instead.
@@ -254,10 +263,11 @@ func (c *wsConn) dropSlot(s *deferSlot) {
 const dataPrefix = `{"data":-`
 
 // appendPayload appends p, the payload of a data message, with a
-// placeholder for its data replaced by the data.
-func (c *wsConn) appendPayload(b, p []byte) []byte {
+// placeholder for its data replaced by the data. If it was, it returns the
+// slot and where in b the data went.
+func (c *wsConn) appendPayload(b, p []byte) (_ []byte, _ *deferSlot, from, to int) {
 	if !bytes.HasPrefix(p, []byte(dataPrefix)) {
-		return append(b, p...)
+		return append(b, p...), nil, 0, 0
 	}
 	j := len(dataPrefix)
 	k := j
@@ -266,19 +276,43 @@ func (c *wsConn) appendPayload(b, p []byte) []byte {
 	}
 	n, err := strconv.ParseUint(string(p[j:k]), 10, 32)
 	if err != nil || k == len(p) || (p[k] != '}' && p[k] != ',') {
-		return append(b, p...)
+		return append(b, p...), nil, 0, 0
 	}
 	c.mu.Lock()
 	s := c.slots[uint32(n)]
 	c.mu.Unlock()
 	if s == nil || s.data == nil {
-		return append(b, p...)
+		return append(b, p...), nil, 0, 0
 	}
 	data := s.data
 	s.data = nil
 	b = append(b, `{"data":`...)
+	from = len(b)
 	b = append(b, data...)
-	return append(b, p[k:]...)
+	to = len(b)
+	return append(b, p[k:]...), s, from, to
+}
+
+// writeNext writes a data message for data: the message gqlgen last sent
+// for the slot with data in place of its data. A subscriber with several
+// events ready sends all but the last this way (fanout.go); gqlgen's
+// transport sends the last, and everything that is not data, as usual.
+// gqlgen's messages for a subscription differ only in their data (the
+// responses carry no errors or extensions: they stand for shared
+// encodings), so the bytes are those gqlgen would have sent, and the
+// template is renewed with every message it sends.
+func (c *wsConn) writeNext(s *deferSlot, data []byte) error {
+	directFrames.Add(1)
+	bp := framePool.Get().(*[]byte)
+	b := append((*bp)[:0], s.prefix...)
+	b = append(b, data...)
+	b = append(b, s.suffix...)
+	err := c.conn.Write(context.Background(), coderws.MessageText, b)
+	if cap(b) <= 64<<10 {
+		*bp = b[:0]
+	}
+	framePool.Put(bp)
+	return err
 }
 
 // Message encoding. gqlgen's message types are unexported structs; what
@@ -361,6 +395,8 @@ func (c *wsConn) appendMessage(b []byte, v any) ([]byte, bool) {
 	start := len(b)
 	b = append(b, '{')
 	first := true
+	var slot *deferSlot // whose data went in, at b[from:to]
+	var from, to int
 	for _, f := range plan {
 		fv := rv.Field(f.index)
 		if f.raw {
@@ -376,7 +412,7 @@ func (c *wsConn) appendMessage(b []byte, v any) ([]byte, bool) {
 			}
 			b = append(b, f.key...)
 			if data {
-				b = c.appendPayload(b, p)
+				b, slot, from, to = c.appendPayload(b, p)
 			} else {
 				b = append(b, p...)
 			}
@@ -398,7 +434,12 @@ func (c *wsConn) appendMessage(b []byte, v any) ([]byte, bool) {
 		}
 		first = false
 	}
-	return append(b, '}'), true
+	b = append(b, '}')
+	if slot != nil {
+		slot.prefix = append(slot.prefix[:0], b[start:from]...)
+		slot.suffix = append(slot.suffix[:0], b[to:]...)
+	}
+	return b, true
 }
 
 // safeJSONString reports whether s needs no escaping in JSON, as
