@@ -126,15 +126,23 @@ func (s *Store) announce(ctx context.Context, closed bool) error {
 	every := s.peers.Load() > 0 && !closed
 	set := bson.D{{Key: "head", Value: s.img.head.Load()}, {Key: "seen", Value: time.Now().UTC()},
 		{Key: "closed", Value: closed}, {Key: "every", Value: every}, {Key: "contending", Value: s.contending.Load()}}
+	// The recent commits are for live peers. Without any, nobody reads
+	// them (a peer that starts reads the log, and learns that this
+	// instance does not announce every commit from every), and writing
+	// them on each heartbeat made FerretDB decode and encode up to 64
+	// commits four times a second.
 	docs, version := s.recent.snapshot()
-	if version != s.ann.ringVersion {
+	withRing := version != s.ann.ringVersion && s.peers.Load() > 0
+	if withRing {
 		set = append(set, bson.E{Key: "recent", Value: docs})
 	}
 	_, err := s.beacons.UpdateOne(ctx, bson.D{{Key: "_id", Value: s.instance}},
 		bson.D{{Key: "$set", Value: set}}, options.UpdateOne().SetUpsert(true))
 	if err == nil {
 		s.ann.every.Store(every)
-		s.ann.ringVersion = version
+		if withRing {
+			s.ann.ringVersion = version
+		}
 	}
 	return err
 }

@@ -106,7 +106,9 @@ func (s *Store) runTailer() {
 				continue
 			}
 		}
-		if s.img.head.Load() > before {
+		// Keep polling fast while peers make progress; our own writes
+		// advance the head too, but need no polling.
+		if s.img.head.Load() > before && s.peers.Load() > 0 {
 			interval = s.pollMin
 		} else {
 			interval = min(interval*2, s.pollMax)
