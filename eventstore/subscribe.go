@@ -17,11 +17,13 @@ type Subscription struct {
 	f       filter
 	maxLag  int64
 	batched bool
+	shard   uint32 // which of the waker's channels it waits on
 
 	mu      sync.Mutex
 	cursor  int64        // last position examined
 	pending []Event      // fetched but not yet returned
-	buf     []Event      // backing array reused for pages from memory
+	buf     []Event      // backing array reused for pages from memory; nil while waiting
+	bufUsed int          // the most of buf any page used since it was taken from pagePool
 	cat     *catchUp     // open while reading evicted positions from the store
 	hasCat  atomic.Bool  // cat != nil, for Close
 	done    atomic.Int64 // every matching event up to here has been returned
@@ -71,10 +73,16 @@ func (s *Store) Subscribe(ctx context.Context, opts SubscribeOptions) (*Subscrip
 	sub.done.Store(sub.cursor)
 	s.stats.subscribers.Add(1)
 	if sub.batched {
-		s.img.batch.subs.Add(1)
+		sub.shard = uint32(s.img.batch.subs.Add(1))
 	}
 	return sub, nil
 }
+
+// pageSize is how many events a subscription takes from memory at a time.
+const pageSize = 64
+
+// pagePool holds the page buffers of subscriptions that wait.
+var pagePool = sync.Pool{New: func() any { b := make([]Event, 0, pageSize); return &b }}
 
 // Recv returns the next matching event, waiting for one as long as ctx
 // allows. After Close it returns ErrClosed.
@@ -113,13 +121,19 @@ func (sub *Subscription) Recv(ctx context.Context) (Event, error) {
 			}
 			continue
 		}
-		changed := sub.s.img.wait()
+		var changed <-chan struct{}
 		if sub.batched {
-			changed = sub.s.img.batch.wait()
+			changed = sub.s.img.batch.wait(sub.shard)
+		} else {
+			changed = sub.s.img.wait()
 		}
 		// pending is empty here, so its buffer can take the next page.
-		evs, miss, scanned := sub.s.img.logPage(sub.cursor, sub.f, 64, sub.buf[:0])
+		if sub.buf == nil {
+			sub.buf = *pagePool.Get().(*[]Event)
+		}
+		evs, miss, scanned := sub.s.img.logPage(sub.cursor, sub.f, pageSize, sub.buf[:0])
 		sub.buf = evs
+		sub.bufUsed = max(sub.bufUsed, len(evs))
 		if len(miss) > 0 {
 			// Deliver what is resident before the first evicted event,
 			// then read on from the store.
@@ -143,6 +157,16 @@ func (sub *Subscription) Recv(ctx context.Context) (Event, error) {
 			continue
 		}
 		sub.done.Store(sub.cursor)
+		// Idle, the subscription holds no page: with thousands of
+		// subscribers, pages of up to 64 events each were a large part of
+		// their memory.
+		if sub.buf != nil {
+			// Pooled pages hold no references into the image.
+			clear(sub.buf[:sub.bufUsed])
+			b := sub.buf[:0]
+			pagePool.Put(&b)
+			sub.buf, sub.bufUsed = nil, 0
+		}
 		select {
 		case <-changed:
 		case <-ctx.Done():

@@ -52,6 +52,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -60,8 +61,6 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/hindsight-dev/hindsight/internal/benchserver"
 )
@@ -93,7 +92,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.bin, "bin", "", "hindsight binary; empty = go build the module in the current directory")
 	fs.IntVar(&o.dialers, "dialers", 32, "websocket connections opened concurrently")
 	fs.DurationVar(&o.drain, "drain", 60*time.Second, "how long to wait, after the last append, for every subscriber to catch up")
-	fs.StringVar(&o.profile, "profile", "", "write the server's CPU profile of the append phase and its heap profile once connected to this directory (cpu-N.pprof, heap-N.pprof)")
+	fs.StringVar(&o.profile, "profile", "", "write the server's CPU profile of the append phase, its heap and goroutine profiles once connected, and this command's own CPU profile to this directory (cpu-N.pprof, heap-N.pprof, goroutine-N.pprof, bench-cpu-N.pprof)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -361,12 +360,18 @@ func benchOne(ctx context.Context, o options, n int, bin, dir string, stderr io.
 	if o.profile != "" {
 		fetchProfile(ctx, debugAddr, "heap", filepath.Join(o.profile, fmt.Sprintf("heap-%d.pprof", n)), logf)
 		fetchProfile(ctx, debugAddr, "goroutine", filepath.Join(o.profile, fmt.Sprintf("goroutine-%d.pprof", n)), logf)
-		// The CPU profile covers the append phase, less a second at each end.
+		// The CPU profile covers the append phase, less a second at each end;
+		// the bench's own (the subscribers' side) covers the same time.
 		secs := max(1, int(o.duration/time.Second)-2)
 		profiled.Add(1)
 		go func() {
 			defer profiled.Done()
 			time.Sleep(time.Second)
+			if f, err := os.Create(filepath.Join(o.profile, fmt.Sprintf("bench-cpu-%d.pprof", n))); err == nil {
+				if pprof.StartCPUProfile(f) == nil {
+					defer func() { pprof.StopCPUProfile(); f.Close() }()
+				}
+			}
 			fetchProfile(ctx, debugAddr, "profile?seconds="+strconv.Itoa(secs), filepath.Join(o.profile, fmt.Sprintf("cpu-%d.pprof", n)), logf)
 		}()
 	}
@@ -551,7 +556,7 @@ func (c *client) head(ctx context.Context) (int64, error) {
 // It parses only the position (and, for one subscriber, recordedAt) out of
 // each message, without decoding JSON, to leave the CPU to the server.
 type subscriber struct {
-	conn            *websocket.Conn
+	conn            *rawConn
 	cancel          context.CancelFunc
 	after           int64
 	parseRecordedAt bool
@@ -573,23 +578,19 @@ const subscription = `subscription($p: Position) { events(afterPosition: $p) { p
 func dialSubscriber(ctx context.Context, url string, after int64, expect int, parseRecordedAt bool) (*subscriber, error) {
 	dctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	conn, _, err := websocket.Dial(dctx, url, &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
+	conn, err := dialRaw(dctx, url, "graphql-transport-ws")
 	if err != nil {
 		return nil, err
 	}
-	if conn.Subprotocol() != "graphql-transport-ws" {
-		conn.CloseNow()
-		return nil, fmt.Errorf("server chose subprotocol %q", conn.Subprotocol())
-	}
 	fail := func(err error) (*subscriber, error) {
-		conn.CloseNow()
+		conn.close()
 		return nil, err
 	}
-	if err := conn.Write(dctx, websocket.MessageText, []byte(`{"type":"connection_init"}`)); err != nil {
+	if err := conn.writeText([]byte(`{"type":"connection_init"}`)); err != nil {
 		return fail(err)
 	}
 	for {
-		_, b, err := conn.Read(dctx)
+		b, err := conn.next(nil)
 		if err != nil {
 			return fail(fmt.Errorf("waiting for connection_ack: %w", err))
 		}
@@ -603,7 +604,7 @@ func dialSubscriber(ctx context.Context, url string, after int64, expect int, pa
 	sub, _ := json.Marshal(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{
 		"query": subscription, "variables": map[string]any{"p": strconv.FormatInt(after, 10)},
 	}})
-	if err := conn.Write(dctx, websocket.MessageText, sub); err != nil {
+	if err := conn.writeText(sub); err != nil {
 		return fail(err)
 	}
 	rctx, rcancel := context.WithCancel(ctx)
@@ -621,9 +622,9 @@ var (
 
 // read records the events as they arrive. It is the bench's hot loop, run
 // for every subscriber and every event on the machine the server runs on, so
-// it allocates nothing per message: one buffer per subscriber, a reader
-// without a context (close unblocks it by closing the connection, so no
-// timer per read) and a position parsed in place.
+// it allocates nothing per message: one buffer per subscriber, frames read
+// straight from the connection (rawConn; close unblocks it by closing the
+// connection) and a position parsed in place.
 func (s *subscriber) read(ctx context.Context) {
 	defer close(s.done)
 	buf := make([]byte, 0, 512)
@@ -650,7 +651,7 @@ func (s *subscriber) read(ctx context.Context) {
 		_ = json.Unmarshal(b, &m)
 		switch m.Type {
 		case "ping":
-			if err := s.conn.Write(ctx, websocket.MessageText, []byte(`{"type":"pong"}`)); err != nil && ctx.Err() == nil {
+			if err := s.conn.writeText([]byte(`{"type":"pong"}`)); err != nil && ctx.Err() == nil {
 				s.fail(err)
 				return
 			}
@@ -663,25 +664,7 @@ func (s *subscriber) read(ctx context.Context) {
 }
 
 // next reads one message, appending it to buf.
-func (s *subscriber) next(buf []byte) ([]byte, error) {
-	_, r, err := s.conn.Reader(context.Background())
-	if err != nil {
-		return buf, err
-	}
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
-}
+func (s *subscriber) next(buf []byte) ([]byte, error) { return s.conn.next(buf) }
 
 // parsePosition parses a decimal position without allocating.
 func parsePosition(b []byte) (int64, bool) {
@@ -733,7 +716,7 @@ func (s *subscriber) fail(err error) {
 
 func (s *subscriber) close() {
 	s.cancel()
-	s.conn.CloseNow()
+	s.conn.close()
 	<-s.done
 }
 
