@@ -47,7 +47,7 @@ type SubscribeOptions struct {
 	// Batched lets the store coalesce the subscription's wake-ups for new
 	// commits with those of the other batched subscriptions, so that under
 	// load each wake-up delivers several events: meant for fanning out to
-	// many clients. A live event may then wait up to 20 µs per batched
+	// many clients. A live event may then wait up to 30 µs per batched
 	// subscription, at most 100 ms; a lone one does not wait. What is
 	// delivered is unchanged. See wake.go.
 	Batched bool

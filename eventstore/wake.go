@@ -30,7 +30,7 @@ import (
 // Subscriptions that are not batched, such as the projector's, are woken by
 // every commit as before, so read-your-writes never waits for a window.
 const (
-	batchPerSub = 20 * time.Microsecond
+	batchPerSub = 30 * time.Microsecond
 	batchMax    = 100 * time.Millisecond
 )
 

@@ -346,11 +346,11 @@ func (g subscriptionGuard) respond(ctx context.Context, h *subEnd, next graphql.
 		if h.ws == nil {
 			return &graphql.Response{Data: data}
 		}
-		// More events are ready and gqlgen has sent one for this
-		// subscription before: write this one directly, in gqlgen's
-		// form (wsConn.writeNext), and go on to the next. The last one
-		// goes through gqlgen, which renews the form.
-		if h.slot != nil && h.slot.prefix != nil && h.feed.buffered() > 0 {
+		// gqlgen has sent one for this subscription before: write this
+		// one directly, in gqlgen's form (wsConn.writeNext), and go on
+		// to the next, without a round through gqlgen's executor and
+		// transport per event.
+		if h.slot != nil && h.slot.prefix != nil {
 			if err := h.ws.writeNext(h.slot, data); err == nil {
 				continue
 			}

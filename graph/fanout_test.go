@@ -201,11 +201,11 @@ func TestFanoutSharesEncodings(t *testing.T) {
 	}
 }
 
-// TestDirectFramesMatchGqlgen: a subscriber with many events ready writes
-// all but the last in the form of gqlgen's previous message for it; those
-// messages must be byte for byte what gqlgen sends for a subscriber that
-// cannot share encodings (a directive on the root field), in both
-// websocket subprotocols.
+// TestDirectFramesMatchGqlgen: after gqlgen's first message for it, a
+// subscriber whose events have shared encodings writes its messages itself,
+// in the form of that message; they must be byte for byte what gqlgen sends
+// for a subscriber that cannot share encodings (a directive on the root
+// field), in both websocket subprotocols.
 func TestDirectFramesMatchGqlgen(t *testing.T) {
 	const (
 		shared   = `subscription($from: Position) { events(afterPosition: $from) { position streamId type data recordedAt } }`

@@ -294,13 +294,14 @@ func (c *wsConn) appendPayload(b, p []byte) (_ []byte, _ *deferSlot, from, to in
 }
 
 // writeNext writes a data message for data: the message gqlgen last sent
-// for the slot with data in place of its data. A subscriber with several
-// events ready sends all but the last this way (fanout.go); gqlgen's
-// transport sends the last, and everything that is not data, as usual.
-// gqlgen's messages for a subscription differ only in their data (the
-// responses carry no errors or extensions: they stand for shared
-// encodings), so the bytes are those gqlgen would have sent, and the
-// template is renewed with every message it sends.
+// for the slot with data in place of its data. Once gqlgen has sent one, a
+// subscription whose events have shared encodings sends the following ones
+// this way (fanout.go); gqlgen's transport sends everything else as usual,
+// including the end of the subscription, which comes after the last of
+// these in the same goroutine. gqlgen's messages for a subscription differ
+// only in their data (the responses carry no errors or extensions: they
+// stand for shared encodings), so the bytes are those gqlgen would have
+// sent.
 func (c *wsConn) writeNext(s *deferSlot, data []byte) error {
 	directFrames.Add(1)
 	bp := framePool.Get().(*[]byte)
