@@ -1,8 +1,12 @@
 package graph
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -265,4 +269,109 @@ func TestCoalescingConnCork(t *testing.T) {
 		t.Fatalf("open cork: %q, want [abc de f]", got)
 	}
 	_ = c.Close()
+}
+
+// frame builds a server frame (unmasked) with opcode op and payload p.
+func frame(op byte, p []byte) []byte {
+	b := appendFrameHeader(nil, len(p))
+	b[0] = 0x80 | op
+	return append(b, p...)
+}
+
+// TestFrameTracker: the tracker finds every frame boundary in a stream cut
+// anywhere, for each length encoding, and notices a close frame.
+func TestFrameTracker(t *testing.T) {
+	var stream []byte
+	var ends []int
+	for _, f := range [][]byte{
+		frame(0x1, []byte(`{"type":"next"}`)),
+		frame(0x1, bytes.Repeat([]byte("a"), 300)),   // 16-bit length
+		frame(0x1, bytes.Repeat([]byte("b"), 70000)), // 64-bit length
+		frame(0x9, nil), // ping
+		frame(0x1, []byte("x")),
+	} {
+		stream = append(stream, f...)
+		ends = append(ends, len(stream))
+	}
+	for _, cut := range []int{1, 2, 3, 7, 64, 511, 4096} {
+		var tr frameTracker
+		boundaries := map[int]bool{}
+		for i := 0; i < len(stream); i += cut {
+			j := min(i+cut, len(stream))
+			if tr.advance(stream[i:j]) {
+				boundaries[j] = true
+			}
+		}
+		for j := range boundaries {
+			if !slices.Contains(ends, j) {
+				t.Fatalf("cut %d: a boundary reported at %d, inside a frame", cut, j)
+			}
+		}
+		for _, e := range ends {
+			if e%cut == 0 || e == len(stream) {
+				if !boundaries[e] {
+					t.Fatalf("cut %d: the boundary at %d was missed", cut, e)
+				}
+			}
+		}
+		if tr.closed {
+			t.Fatal("closed without a close frame")
+		}
+	}
+	var tr frameTracker
+	tr.advance(frame(0x8, []byte{0x03, 0xe8}))
+	if !tr.closed || !tr.atBoundary() {
+		t.Fatal("a close frame was not noticed")
+	}
+}
+
+// TestWriteTextBetweenFrames: a message of our own waits while coder is in
+// the middle of a frame, and goes after it, never into it; after a close
+// frame nothing more is written.
+func TestWriteTextBetweenFrames(t *testing.T) {
+	nc := &countingConn{}
+	c := newCoalescingConn(nc, 0, time.Second)
+	big := frame(0x1, bytes.Repeat([]byte("c"), 1000))
+	if _, err := c.Write(big[:3]); err != nil { // part of the header
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.writeText([]byte(`{"a":`), []byte("1"), []byte(`}`)) }()
+	time.Sleep(20 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("writeText went into the middle of a frame (err %v)", err)
+	default:
+	}
+	if _, err := c.Write(big[3:500]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(big[500:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got := []byte(strings.Join(nc.snapshot(), ""))
+	want := append(append([]byte(nil), big...), frame(0x1, []byte(`{"a":1}`))...)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("stream of %d bytes, want %d: frames mixed", len(got), len(want))
+	}
+
+	if _, err := c.Write(frame(0x8, []byte{0x03, 0xe8})); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.writeText([]byte("late")); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("writeText after a close frame: %v", err)
+	}
+
+	// A connection that fails releases a writer waiting for a boundary.
+	c2 := newCoalescingConn(&countingConn{}, 0, time.Second)
+	_, _ = c2.Write(big[:10])
+	go func() { done <- c2.writeText([]byte("x")) }()
+	time.Sleep(10 * time.Millisecond)
+	_ = c2.Close()
+	if err := <-done; !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("writeText on a closed connection: %v", err)
+	}
 }

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"bufio"
+	"encoding/binary"
 	"net"
 	"net/http"
 	"sync"
@@ -77,38 +78,91 @@ type coalescingConn struct {
 
 	corks atomic.Int32 // open corks
 
-	mu    sync.Mutex
-	buf   *[]byte // unsent; nil when there is none
-	armed bool
-	last  time.Time // when the previous flush started
-	err   error     // a flush failed: every later write fails with it
+	mu       sync.Mutex
+	buf      *[]byte // unsent; nil when there is none
+	armed    bool
+	last     time.Time // when the previous flush started
+	err      error     // a flush failed: every later write fails with it
+	frames   frameTracker
+	boundary *sync.Cond // on mu; signalled when coder's frames reach a boundary
 }
 
 func newCoalescingConn(nc net.Conn, delay, timeout time.Duration) *coalescingConn {
 	c := &coalescingConn{Conn: nc, delay: delay, timeout: timeout}
+	c.boundary = sync.NewCond(&c.mu)
 	c.timer = time.AfterFunc(time.Hour, func() { _ = c.flush() })
 	c.timer.Stop()
 	return c
 }
 
+// Write takes bytes from coder/websocket: whole frames or parts of them.
 func (c *coalescingConn) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	if c.err != nil {
-		err := c.err
-		c.mu.Unlock()
+	if err := c.hold(len(p), false); err != nil {
 		return 0, err
 	}
-	if c.buf != nil && len(*c.buf)+len(p) > maxPending {
+	*c.buf = append(*c.buf, p...)
+	if c.frames.advance(p) {
+		c.boundary.Broadcast()
+	}
+	return len(p), c.release()
+}
+
+// writeText writes one text message made of parts, framed here rather than
+// by coder/websocket (see wsConn.writeNext): the frame goes between two of
+// coder's frames, never into one.
+func (c *coalescingConn) writeText(parts ...[]byte) error {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	if err := c.hold(n+10, true); err != nil {
+		return err
+	}
+	if c.frames.closed {
 		c.mu.Unlock()
-		if err := c.flush(); err != nil {
-			return 0, err
+		return net.ErrClosed // coder sent a close frame: nothing may follow
+	}
+	*c.buf = appendFrameHeader(*c.buf, n)
+	for _, p := range parts {
+		*c.buf = append(*c.buf, p...)
+	}
+	return c.release()
+}
+
+// hold locks mu for appending n bytes to buf, first sending what is held if
+// that would exceed maxPending, and, for a frame of our own (atBoundary),
+// waiting until coder's frames are at a boundary. It returns with mu held
+// and buf allocated, or with an error and mu released.
+func (c *coalescingConn) hold(n int, atBoundary bool) error {
+	c.mu.Lock()
+	for {
+		if c.err != nil {
+			err := c.err
+			c.mu.Unlock()
+			return err
 		}
-		c.mu.Lock()
+		if atBoundary && !c.frames.atBoundary() {
+			c.boundary.Wait()
+			continue
+		}
+		if c.buf != nil && len(*c.buf)+n > maxPending {
+			c.mu.Unlock()
+			if err := c.flush(); err != nil {
+				return err
+			}
+			c.mu.Lock()
+			continue
+		}
+		break
 	}
 	if c.buf == nil {
 		c.buf = pendingPool.Get().(*[]byte)
 	}
-	*c.buf = append(*c.buf, p...)
+	return nil
+}
+
+// release arms the flush of what hold's caller appended and unlocks mu.
+func (c *coalescingConn) release() error {
 	now := false
 	if !c.armed {
 		c.armed = true
@@ -126,11 +180,9 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 	}
 	c.mu.Unlock()
 	if now {
-		if err := c.flush(); err != nil {
-			return 0, err
-		}
+		return c.flush()
 	}
-	return len(p), nil
+	return nil
 }
 
 // cork tells the connection that more messages follow at once: a write
@@ -152,6 +204,77 @@ func (c *coalescingConn) uncork() {
 	c.timer.Stop()
 	c.mu.Unlock()
 	_ = c.flush() // a failure is kept in err and fails the next write
+}
+
+// frameTracker follows the websocket frames coder/websocket writes (RFC 6455
+// section 5.2; a server's frames are not masked) so that writeText knows
+// where one ends. coder writes a frame through its buffered writer, so a
+// frame may come in several Writes and a Write may end inside a header.
+type frameTracker struct {
+	hdr    [14]byte
+	nh     int   // bytes of a header received so far
+	left   int64 // payload bytes of the current frame still to come
+	closed bool  // a close frame went through
+}
+
+func (t *frameTracker) atBoundary() bool { return t.nh == 0 && t.left == 0 }
+
+// advance consumes p and reports whether it ended at a frame boundary.
+func (t *frameTracker) advance(p []byte) bool {
+	for len(p) > 0 {
+		if t.left > 0 {
+			n := min(int64(len(p)), t.left)
+			t.left -= n
+			p = p[n:]
+			continue
+		}
+		t.hdr[t.nh] = p[0]
+		t.nh++
+		p = p[1:]
+		if t.nh < 2 {
+			continue
+		}
+		size := 2
+		switch t.hdr[1] & 0x7f {
+		case 126:
+			size += 2
+		case 127:
+			size += 8
+		}
+		if t.hdr[1]&0x80 != 0 {
+			size += 4 // masked (a client's frame; not expected here)
+		}
+		if t.nh < size {
+			continue
+		}
+		switch l := t.hdr[1] & 0x7f; l {
+		case 126:
+			t.left = int64(binary.BigEndian.Uint16(t.hdr[2:4]))
+		case 127:
+			t.left = int64(binary.BigEndian.Uint64(t.hdr[2:10]))
+		default:
+			t.left = int64(l)
+		}
+		if t.hdr[0]&0x0f == 0x8 {
+			t.closed = true
+		}
+		t.nh = 0
+	}
+	return t.atBoundary()
+}
+
+// appendFrameHeader appends the header of an unmasked, final text frame
+// with an n-byte payload.
+func appendFrameHeader(b []byte, n int) []byte {
+	b = append(b, 0x81) // FIN, text
+	switch {
+	case n < 126:
+		return append(b, byte(n))
+	case n <= 0xffff:
+		return binary.BigEndian.AppendUint16(append(b, 126), uint16(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, 127), uint64(n))
+	}
 }
 
 // flush writes what is held.
@@ -176,13 +299,20 @@ func (c *coalescingConn) flush() error {
 		pendingPool.Put(b)
 	}
 	if err != nil {
-		c.mu.Lock()
-		if c.err == nil {
-			c.err = err
-		}
-		c.mu.Unlock()
+		c.fail(err)
 	}
 	return err
+}
+
+// fail makes every later write fail with err, and wakes writeText calls
+// waiting for a frame boundary that may never come.
+func (c *coalescingConn) fail(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		c.err = err
+	}
+	c.boundary.Broadcast()
 }
 
 // Close sends what is held, unless a flush is blocked (the client does not
@@ -193,5 +323,6 @@ func (c *coalescingConn) Close() error {
 		c.wmu.Unlock()
 		_ = c.flush()
 	}
+	c.fail(net.ErrClosed)
 	return c.Conn.Close()
 }

@@ -301,19 +301,13 @@ func (c *wsConn) appendPayload(b, p []byte) (_ []byte, _ *deferSlot, from, to in
 // these in the same goroutine. gqlgen's messages for a subscription differ
 // only in their data (the responses carry no errors or extensions: they
 // stand for shared encodings), so the bytes are those gqlgen would have
-// sent.
+// sent. It also frames the message itself, between coder's frames
+// (coalescingConn.writeText): coder's writer takes two locks, each a
+// select, per message, which under fan-out was about a sixth of the
+// server's CPU.
 func (c *wsConn) writeNext(s *deferSlot, data []byte) error {
 	directFrames.Add(1)
-	bp := framePool.Get().(*[]byte)
-	b := append((*bp)[:0], s.prefix...)
-	b = append(b, data...)
-	b = append(b, s.suffix...)
-	err := c.conn.Write(context.Background(), coderws.MessageText, b)
-	if cap(b) <= 64<<10 {
-		*bp = b[:0]
-	}
-	framePool.Put(bp)
-	return err
+	return c.out.writeText(s.prefix, data, s.suffix)
 }
 
 // Message encoding. gqlgen's message types are unexported structs; what
