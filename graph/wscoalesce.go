@@ -28,8 +28,8 @@ import (
 // events/s costs 1/delay writes per second instead of 100. What is held is
 // bounded (maxPending): a writer that finds that much unsent flushes
 // itself, and so blocks while the client does not read, as it did before.
-// Each flush has the write deadline of the endpoint; a failed flush fails
-// every later write, which ends the connection. Close flushes first, so a
+// Each flush has a deadline of between half the endpoint's write timeout and
+// all of it (see flush); a failed flush fails every later write, which ends the connection. Close flushes first, so a
 // close frame is never lost.
 //
 // Memory per subscriber is part of the fan-out target, so the buffer that
@@ -74,7 +74,8 @@ type coalescingConn struct {
 	delay, timeout time.Duration
 	timer          *time.Timer // runs flush; armed while something waits
 
-	wmu sync.Mutex // serializes writes to Conn
+	wmu      sync.Mutex // serializes writes to Conn
+	deadline time.Time  // the write deadline set on Conn; under wmu
 
 	corks atomic.Int32 // open corks
 
@@ -291,7 +292,14 @@ func (c *coalescingConn) flush() error {
 		return err
 	}
 	if err == nil {
-		_ = c.Conn.SetWriteDeadline(c.last.Add(c.timeout))
+		// Every socket write has a deadline of at least half the
+		// timeout ahead. Moving it costs a poller timer update, so it
+		// moves only when less than that is left: a flush blocked for
+		// between half the timeout and all of it fails.
+		if c.last.Add(c.timeout / 2).After(c.deadline) {
+			c.deadline = c.last.Add(c.timeout)
+			_ = c.Conn.SetWriteDeadline(c.deadline)
+		}
 		_, err = c.Conn.Write(*b)
 	}
 	if cap(*b) <= maxPending*2 {

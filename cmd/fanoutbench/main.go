@@ -628,9 +628,15 @@ var (
 func (s *subscriber) read(ctx context.Context) {
 	defer close(s.done)
 	buf := make([]byte, 0, 512)
+	var now int64
 	for {
+		// Messages that arrived in one read share its time: the clock
+		// is read only when the next frame needs the network.
+		fresh := s.conn.br.Buffered() == 0
 		b, err := s.next(buf[:0])
-		now := time.Now().UnixNano()
+		if fresh || now == 0 {
+			now = time.Now().UnixNano()
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				s.fail(err)
