@@ -15,12 +15,20 @@ import (
 // goroutine switch and a socket write (a system call, on the order of 5 µs
 // on loopback here, paid again by the client to read it). So subscriptions
 // that ask for it (SubscribeOptions.Batched) are woken by a waker instead,
-// which coalesces commits:
+// which coalesces commits over a window:
 //
-//   - a commit after a quiet spell (nothing woken for a window) wakes them at
+//   - a commit after a quiet spell (no commit for a window) wakes them all at
 //     once, so a lone event is not delayed;
-//   - later commits within the window wake them together, when the window
-//     since the previous wake-up has passed.
+//   - while commits keep coming, the waker goes round the subscriptions in
+//     wakeShards groups, one group every window/wakeShards, and wakes a
+//     group if a commit came since its previous turn. So each subscription
+//     is woken at most once per window, with every event committed since,
+//     and waits at most a window for an event.
+//
+// Going round in groups, rather than waking everyone once per window, spreads
+// the work of delivering over the window: woken all at once, thousands of
+// subscribers queued behind each other for the CPU (and their clients with
+// them), and the last ones waited far longer than the window.
 //
 // The window grows with the number of batched subscriptions, batchPerSub
 // each up to batchMax: with n subscribers the wake-ups of all of them come to
@@ -32,82 +40,101 @@ import (
 const (
 	batchPerSub = 30 * time.Microsecond
 	batchMax    = 100 * time.Millisecond
+	// wakeShards is how many groups the waker goes round. Each group also
+	// has its own channel: thousands of goroutines waiting on one channel
+	// all take its lock twice per wake-up (to park and, in select, to
+	// unpark), which showed as the largest part of a subscription's cost
+	// per wake-up.
+	wakeShards = 64
+	minStep    = 50 * time.Microsecond
 )
-
-// wakeShards spreads the waiters over several channels. Thousands of
-// goroutines waiting on one channel all take its lock twice per wake-up
-// (to park and, in select, to unpark), which showed as the largest part of
-// a subscription's cost per wake-up.
-const wakeShards = 64
 
 // waker wakes batched subscriptions; see above.
 type waker struct {
-	subs atomic.Int64 // live batched subscriptions
-	gen  atomic.Pointer[wakeGen]
+	subs   atomic.Int64 // live batched subscriptions
+	shards [wakeShards]atomic.Pointer[wakeCh]
 
-	mu    sync.Mutex
-	armed bool      // the timer will wake
-	last  time.Time // the previous wake-up
-	timer *time.Timer
+	mu      sync.Mutex
+	dirty   [wakeShards]bool // a commit came since the group's last wake-up
+	next    int              // the group whose turn is next
+	idle    int              // turns in a row that found nothing to do
+	running bool             // going round; the timer is armed
+	timer   *time.Timer
 }
 
-// wakeGen is the channels of one wake-up: all are closed by it.
-type wakeGen struct{ ch [wakeShards]chan struct{} }
-
-func newWakeGen() *wakeGen {
-	g := &wakeGen{}
-	for i := range g.ch {
-		g.ch[i] = make(chan struct{})
-	}
-	return g
-}
+// wakeCh is one group's channel, closed by its next wake-up.
+type wakeCh struct{ ch chan struct{} }
 
 func newWaker() *waker {
 	w := &waker{}
-	w.gen.Store(newWakeGen())
-	w.timer = time.AfterFunc(time.Hour, w.wake)
+	for i := range w.shards {
+		w.shards[i].Store(&wakeCh{ch: make(chan struct{})})
+	}
+	w.timer = time.AfterFunc(time.Hour, w.turn)
 	w.timer.Stop()
 	return w
 }
 
-// window is how far apart wake-ups are held while commits keep coming.
+// window is the longest a subscription waits for an event while commits
+// keep coming.
 func (w *waker) window() time.Duration {
 	return min(batchMax, time.Duration(w.subs.Load())*batchPerSub)
 }
 
-// wait returns a channel closed at the next wake-up; shard spreads the
-// waiters. Callers take it before they look for events, so that a commit
-// after the look always wakes them.
+// step is the time between two groups' turns.
+func (w *waker) step() time.Duration { return max(minStep, w.window()/wakeShards) }
+
+// wait returns a channel closed at the next wake-up of group shard.
+// Callers take it before they look for events, so that a commit after the
+// look always wakes them.
 func (w *waker) wait(shard uint32) <-chan struct{} {
-	return w.gen.Load().ch[shard%wakeShards]
+	return w.shards[shard%wakeShards].Load().ch
 }
 
 // notify is called after every commit.
 func (w *waker) notify() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.armed {
-		return // the coming wake-up covers this commit too
-	}
-	if wait := w.window() - time.Since(w.last); wait > 0 {
-		w.armed = true
-		w.timer.Reset(wait)
+	if w.running {
+		for i := range w.dirty {
+			w.dirty[i] = true
+		}
+		w.idle = 0
 		return
 	}
-	w.wakeLocked()
+	// A quiet spell ends: wake everyone now, and go round from here on in
+	// case more commits follow.
+	for i := range w.shards {
+		w.wakeLocked(i)
+	}
+	if w.window() == 0 {
+		return // no batched subscriptions to go round
+	}
+	w.running, w.idle = true, 0
+	w.timer.Reset(w.step())
 }
 
-func (w *waker) wake() {
+// turn is one group's turn.
+func (w *waker) turn() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.wakeLocked()
+	if w.dirty[w.next] {
+		w.dirty[w.next] = false
+		w.wakeLocked(w.next)
+		w.idle = 0
+	} else {
+		w.idle++
+	}
+	w.next = (w.next + 1) % wakeShards
+	if w.idle >= wakeShards {
+		// A whole round without a commit: quiet again.
+		w.running = false
+		return
+	}
+	w.timer.Reset(w.step())
 }
 
-func (w *waker) wakeLocked() {
-	w.armed = false
-	w.last = time.Now()
-	old := w.gen.Swap(newWakeGen())
-	for _, ch := range old.ch {
-		close(ch)
-	}
+func (w *waker) wakeLocked(i int) {
+	old := w.shards[i].Swap(&wakeCh{ch: make(chan struct{})})
+	close(old.ch)
 }
