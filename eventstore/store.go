@@ -334,6 +334,9 @@ func (s *Store) Close(ctx context.Context) error {
 		return nil
 	}
 	s.cancel()
+	// Batched subscriptions do not watch the store's context while they
+	// wait (see Recv): wake them to find it ended.
+	s.img.batch.wakeAll()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {

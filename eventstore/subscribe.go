@@ -121,11 +121,18 @@ func (sub *Subscription) Recv(ctx context.Context) (Event, error) {
 			}
 			continue
 		}
-		var changed <-chan struct{}
+		// A batched subscription does not wait on the store's context,
+		// which all of them would share (and take its lock twice per
+		// wake-up): it looks once it holds its wake-up channel, and
+		// Close wakes every group.
+		var changed, storeDone <-chan struct{}
 		if sub.batched {
 			changed = sub.s.img.batch.wait(sub.shard)
+			if sub.s.ctx.Err() != nil {
+				return Event{}, ErrClosed
+			}
 		} else {
-			changed = sub.s.img.wait()
+			changed, storeDone = sub.s.img.wait(), sub.s.ctx.Done()
 		}
 		// pending is empty here, so its buffer can take the next page.
 		if sub.buf == nil {
@@ -173,7 +180,7 @@ func (sub *Subscription) Recv(ctx context.Context) (Event, error) {
 			return Event{}, ctx.Err()
 		case <-sub.closed:
 			return Event{}, ErrClosed
-		case <-sub.s.ctx.Done():
+		case <-storeDone:
 			return Event{}, ErrClosed
 		}
 	}

@@ -246,3 +246,36 @@ func swapEvents(t *testing.T, c *mongo.Collection, v int64) {
 	evs := d["events"].(bson.A)
 	mustUpdate(t, c, f, bson.D{{Key: "$set", Value: bson.D{{Key: "events", Value: bson.A{evs[1], evs[0]}}}}})
 }
+
+// TestStoreCloseEndsWaitingSubscriptions: a subscription waiting for events,
+// batched or not, returns ErrClosed when the store closes.
+func TestStoreCloseEndsWaitingSubscriptions(t *testing.T) {
+	s, _, _ := openStore(t)
+	ctx := ctxT(t)
+	errs := make(chan error, 2)
+	for _, batched := range []bool{false, true} {
+		sub, err := s.Subscribe(ctx, eventstore.SubscribeOptions{Batched: batched})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Close()
+		go func() {
+			_, err := sub.Recv(ctx)
+			errs <- err
+		}()
+	}
+	time.Sleep(50 * time.Millisecond) // both are waiting
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, eventstore.ErrClosed) {
+				t.Fatalf("Recv after Close: %v, want ErrClosed", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a waiting subscription did not end when the store closed")
+		}
+	}
+}

@@ -134,6 +134,15 @@ func (w *waker) turn() {
 	w.timer.Reset(w.step())
 }
 
+// wakeAll wakes every group now.
+func (w *waker) wakeAll() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := range w.shards {
+		w.wakeLocked(i)
+	}
+}
+
 func (w *waker) wakeLocked(i int) {
 	old := w.shards[i].Swap(&wakeCh{ch: make(chan struct{})})
 	close(old.ch)
