@@ -44,6 +44,21 @@ import (
 // store subscription), and the principal's role and stream prefixes, so that
 // subscribers with different scopes never share an entry even if a field came
 // to depend on the caller.
+//
+// Over a websocket, three more things keep the cost per event small:
+//
+//   - gqlgen's first message of a subscription goes through its transport
+//     as usual, with a placeholder for the shared data that the adapter
+//     fills in (wsconn.go); the following ones are written by respond itself
+//     in exactly that form (wsConn.writeNext), without a round through
+//     gqlgen's executor, its two JSON encodings and coder's writer per event.
+//     gqlgen still sends everything else, ends the subscription and runs the
+//     protocol.
+//   - Store subscriptions are batched (eventstore SubscribeOptions.Batched),
+//     so a subscriber is woken at most once per window with every event
+//     committed since, and respond writes them all before it waits again.
+//   - While events are ready it corks the connection (coalescingConn.cork),
+//     so the messages of one wake-up leave in one system call.
 
 // fanout holds the encodings shared by subscribers of the same operation.
 type fanout struct {
