@@ -122,7 +122,9 @@ func (c *wsConn) NextReader() (int, io.Reader, error) {
 	return int(typ), bytes.NewReader(data), nil
 }
 
-// directFrames counts the messages writeNext wrote, for tests.
+// directFrames counts the messages writeNext wrote for subscriptions that
+// have ended, for tests. Each slot counts its own (direct), so that
+// thousands of subscribers do not all write one counter.
 var directFrames atomic.Int64
 
 // framePool holds the buffers messages are encoded into; coder copies a
@@ -235,6 +237,7 @@ type deferSlot struct {
 	// The message gqlgen last sent for the slot, around its data: the
 	// template of writeNext.
 	prefix, suffix []byte
+	direct         atomic.Int64 // messages writeNext wrote
 }
 
 // put stashes data and returns the placeholder to send instead.
@@ -257,6 +260,7 @@ func (c *wsConn) dropSlot(s *deferSlot) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.slots, s.n)
+	directFrames.Add(s.direct.Load())
 }
 
 // dataPrefix is how gqlgen's encoding of a response without errors starts.
@@ -306,7 +310,7 @@ func (c *wsConn) appendPayload(b, p []byte) (_ []byte, _ *deferSlot, from, to in
 // select, per message, which under fan-out was about a sixth of the
 // server's CPU.
 func (c *wsConn) writeNext(s *deferSlot, data []byte) error {
-	directFrames.Add(1)
+	s.direct.Add(1)
 	return c.out.writeText(s.prefix, data, s.suffix)
 }
 
