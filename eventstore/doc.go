@@ -177,7 +177,8 @@
 // subscriptions in groups and wakes each at most once per window (30 µs per
 // batched subscription, at most 100 ms), with everything committed since.
 // That bounds the wake-ups, and so the socket writes, of all of them to
-// about 33,000 a second however many there are, and spreads them evenly.
+// about 33,000 a second up to 3,334 subscriptions (then 10 a second each),
+// and spreads them evenly.
 // Only when changes; what is delivered does not. The projector's
 // subscription is not batched, so read-your-writes never waits for it.
 //

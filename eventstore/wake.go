@@ -32,8 +32,9 @@ import (
 //
 // The window grows with the number of batched subscriptions, batchPerSub
 // each up to batchMax: with n subscribers the wake-ups of all of them come to
-// at most 1/batchPerSub per second whatever n is, and a subscriber's latency
-// grows by at most the window. Catch-up is unaffected (a subscription behind
+// at most 1/batchPerSub (about 33,000) per second whatever n is, until the
+// window reaches its cap (at 3,334 subscribers; beyond, n/batchMax), and a
+// subscriber's latency grows by at most the window. Catch-up is unaffected (a subscription behind
 // the head reads on without waiting), and so is what is delivered: only when.
 // Subscriptions that are not batched, such as the projector's, are woken by
 // every commit as before, so read-your-writes never waits for a window.
