@@ -420,16 +420,11 @@ func (c *wsConn) appendMessage(b []byte, v any) ([]byte, bool) {
 			if s == "" && f.omitEmpty {
 				continue
 			}
-			if !safeJSONString(s) {
-				return b[:start], false
-			}
 			if !first {
 				b = append(b, ',')
 			}
 			b = append(b, f.key...)
-			b = append(b, '"')
-			b = append(b, s...)
-			b = append(b, '"')
+			b = appendJSONString(b, s)
 		}
 		first = false
 	}
@@ -439,6 +434,19 @@ func (c *wsConn) appendMessage(b []byte, v any) ([]byte, bool) {
 		slot.suffix = append(slot.suffix[:0], b[to:]...)
 	}
 	return b, true
+}
+
+// appendJSONString appends s as a JSON string, escaped as json.Marshal
+// escapes it. A message is never left to json.Marshal for its strings: the
+// placeholder in its payload is already replaced by then.
+func appendJSONString(b []byte, s string) []byte {
+	if safeJSONString(s) {
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"')
+	}
+	q, _ := json.Marshal(s) // a string always encodes
+	return append(b, q...)
 }
 
 // safeJSONString reports whether s needs no escaping in JSON, as

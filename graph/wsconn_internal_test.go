@@ -45,9 +45,10 @@ func TestMessageEncodingMatchesJSON(t *testing.T) {
 		{"error list", &testMsg{Payload: json.RawMessage(`[{"message":"x","extensions":{"code":"FORBIDDEN"}}]`), ID: "9", Type: "error"}, true},
 		{"no tags", &testMsgNoTags{Payload: json.RawMessage(`1`), Type: "ka"}, true},
 		{"no tags, empty payload", &testMsgNoTags{Type: "ka"}, true},
-		{"id to escape", &testMsg{ID: `a"b`, Type: "next", Payload: json.RawMessage(`{}`)}, false},
-		{"id with html", &testMsg{ID: "<id>", Type: "next", Payload: json.RawMessage(`{}`)}, false},
-		{"id not ascii", &testMsg{ID: "é", Type: "next", Payload: json.RawMessage(`{}`)}, false},
+		{"id to escape", &testMsg{ID: `a"b\c` + "\n", Type: "next", Payload: json.RawMessage(`{}`)}, true},
+		{"id with html", &testMsg{ID: "<id>&", Type: "next", Payload: json.RawMessage(`{}`)}, true},
+		{"id not ascii", &testMsg{ID: "é\u2028", Type: "next", Payload: json.RawMessage(`{}`)}, true},
+		{"id not utf-8", &testMsg{ID: "a\xff", Type: "next", Payload: json.RawMessage(`{}`)}, true},
 		{"not a flat struct", &testMsgNested{Payload: map[string]any{"a": 1}, Type: "x"}, false},
 		{"not a pointer", testMsg{Type: "x"}, false},
 		{"nil", (*testMsg)(nil), false},
@@ -108,6 +109,12 @@ func TestDeferredPayloads(t *testing.T) {
 	// The legacy protocol's data message.
 	if got := encode("data", resp(s.put([]byte(`{"y":2}`)))); got != `{"payload":{"data":{"y":2}},"id":"1","type":"data"}` {
 		t.Fatalf("legacy data message: %s", got)
+	}
+
+	// An id that needs escaping: the data still goes in. (It went out as
+	// the placeholder once, when such messages were left to json.Marshal.)
+	if got, _ := c.appendMessage(nil, &testMsg{Payload: resp(s.put([]byte(`{"z":3}`))), ID: "a<b", Type: "next"}); string(got) != `{"payload":{"data":{"z":3}},"id":"a\u003cb","type":"next"}` {
+		t.Fatalf("id to escape: %s", got)
 	}
 
 	// A placeholder in a message that is not data (a client's ping echoed
