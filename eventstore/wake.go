@@ -34,8 +34,9 @@ import (
 // each up to batchMax: with n subscribers the wake-ups of all of them come to
 // at most 1/batchPerSub (about 33,000) per second whatever n is, until the
 // window reaches its cap (at 3,334 subscribers; beyond, n/batchMax), and a
-// subscriber's latency grows by at most the window. Catch-up is unaffected (a subscription behind
-// the head reads on without waiting), and so is what is delivered: only when.
+// subscriber's latency grows by at most the window. Catch-up is unaffected
+// (a subscription behind the head reads on without waiting), and so is what
+// is delivered: only when.
 // Subscriptions that are not batched, such as the projector's, are woken by
 // every commit as before, so read-your-writes never waits for a window.
 const (
@@ -105,9 +106,7 @@ func (w *waker) notify() {
 	}
 	// A quiet spell ends: wake everyone now, and go round from here on in
 	// case more commits follow.
-	for i := range w.shards {
-		w.wakeLocked(i)
-	}
+	w.wakeAllLocked()
 	if w.window() == 0 {
 		return // no batched subscriptions to go round
 	}
@@ -139,6 +138,10 @@ func (w *waker) turn() {
 func (w *waker) wakeAll() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.wakeAllLocked()
+}
+
+func (w *waker) wakeAllLocked() {
 	for i := range w.shards {
 		w.wakeLocked(i)
 	}

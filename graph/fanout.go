@@ -353,7 +353,7 @@ func (g subscriptionGuard) respond(ctx context.Context, h *subEnd, next graphql.
 			}
 			return &graphql.Response{Errors: gqlerror.List{g.present(ctx, err)}}
 		}
-		h.cork(ctx)
+		h.cork()
 		data, resp := g.encode(ctx, h, pos, shareable, next)
 		if data == nil {
 			return resp

@@ -131,7 +131,7 @@ type subEnd struct {
 // cork holds the websocket's writes while the feed has more events ready,
 // so that they leave in one system call; uncork lets them go. See
 // coalescingConn.cork.
-func (h *subEnd) cork(ctx context.Context) {
+func (h *subEnd) cork() {
 	if h.corked != nil || h.feed.buffered() == 0 {
 		return
 	}

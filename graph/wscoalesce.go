@@ -29,8 +29,8 @@ import (
 // bounded (maxPending): a writer that finds that much unsent flushes
 // itself, and so blocks while the client does not read, as it did before.
 // Each flush has a deadline of between half the endpoint's write timeout and
-// all of it (see flush); a failed flush fails every later write, which ends the connection. Close flushes first, so a
-// close frame is never lost.
+// all of it (see flush); a failed flush fails every later write, which ends
+// the connection. Close flushes first, so a close frame is never lost.
 //
 // Memory per subscriber is part of the fan-out target, so the buffer that
 // holds unsent messages is taken from a pool when the first one comes and
