@@ -79,7 +79,7 @@ type options struct {
 	bin         string
 	dialers     int
 	drain       time.Duration
-	profile     string // directory for the server's CPU and heap profiles; empty = none
+	profile     string // directory for the profiles (see the flag); empty = none
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -252,13 +252,14 @@ func benchOne(ctx context.Context, o options, n int, bin, dir string, stderr io.
 	defer sup.StopAll()
 	debugAddr := ""
 	if o.profile != "" {
-		var err error
 		if err := os.MkdirAll(o.profile, 0o755); err != nil {
 			return res, err
 		}
-		if debugAddr, err = benchserver.FreeAddr(); err != nil {
+		addr, err := benchserver.FreeAddr()
+		if err != nil {
 			return res, err
 		}
+		debugAddr = addr
 	}
 	srv, err := startServer(ctx, sup, bin, dir, max(10000, 2*n), debugAddr)
 	if err != nil {
