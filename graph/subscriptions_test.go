@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -379,12 +380,21 @@ func TestSubscriptionGoroutineLeak(t *testing.T) {
 	h.srv.Client().CloseIdleConnections()
 	subscribers := h.store.Stats().Subscribers // the projector's own
 	settle := func(limit int) int {
-		n := 0
-		eventually(t, 20*time.Second, "goroutines to settle", func() bool {
-			n = runtime.NumGoroutine()
-			return limit < 0 || n <= limit
-		})
-		return n
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			n := runtime.NumGoroutine()
+			if limit < 0 || n <= limit {
+				return n
+			}
+			if time.Now().After(deadline) {
+				// Name the goroutines that stayed, so that a failure can
+				// be told apart from slowness.
+				var dump strings.Builder
+				_ = pprof.Lookup("goroutine").WriteTo(&dump, 1)
+				t.Fatalf("%d goroutines after 20s, want at most %d:\n%s", n, limit, dump.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 	time.Sleep(200 * time.Millisecond)
 	baseline := settle(-1)
