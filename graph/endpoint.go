@@ -271,6 +271,12 @@ func (e *Endpoint) serveRequest(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
+		for _, p := range []string{"query", "variables", "extensions"} {
+			if err := CheckJSONText([]byte(q.Get(p))); err != nil {
+				writeError(w, http.StatusBadRequest, CodeBadUserInput, "the "+p+" parameter is "+err.Error()+"; nothing was written")
+				return
+			}
+		}
 	case http.MethodPost:
 		if !e.jsonBody(w, r) || !e.readBody(w, r) || !e.singleOperation(w, r) {
 			return
@@ -399,6 +405,10 @@ func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request) bool {
 			return false
 		}
 		writeError(w, http.StatusBadRequest, CodeBadUserInput, "the request body could not be read")
+		return false
+	}
+	if err := CheckJSONText(buf.Bytes()); err != nil {
+		writeError(w, http.StatusBadRequest, CodeBadUserInput, "the request body is "+err.Error()+"; nothing was written")
 		return false
 	}
 	r.Body = io.NopCloser(&buf)
