@@ -35,6 +35,13 @@ type AppendResult struct {
 	FirstPosition       int64
 	LastPosition        int64
 	Events              []Event
+	// TreeSize and RootHash are the size and root of the log's Merkle tree
+	// right after this append (TreeSize = LastPosition), a receipt the
+	// client can later check against a checkpoint with a consistency proof.
+	// RootHash is lowercase hex. Both are zero when the store has no
+	// verifiable log (see WithAppendReceipt).
+	TreeSize int64
+	RootHash string
 }
 
 // StreamHead describes the latest state of a stream.

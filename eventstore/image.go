@@ -37,6 +37,7 @@ type image struct {
 	headTime time.Time
 	changed  chan struct{} // closed and replaced whenever head advances
 	batch    *waker        // wakes batched subscriptions (wake.go)
+	observer func([]Event) // told of every applied commit, in position order (observe.go)
 
 	// Accounting and eviction, guarded by mu (written under the write lock).
 	budget    int64  // bytes; 0 = unlimited
@@ -185,6 +186,7 @@ func (im *image) apply(events []Event, force bool) applyResult {
 		im.payBytes += eventBytes(e)
 		st.used.Store(tick)
 	}
+	im.observe(events)
 	last := events[len(events)-1]
 	im.headTime = last.RecordedAt
 	im.head.Store(last.Position)

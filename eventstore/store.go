@@ -42,6 +42,7 @@ type Store struct {
 	heartbeat     time.Duration
 	liveness      time.Duration
 	batchObserver func(appends, events int, d time.Duration)
+	receipt       func(lastPosition int64) (treeSize int64, rootHash string) // observe.go
 
 	img   *image
 	snapI *snapshotIndex

@@ -91,7 +91,7 @@ func (s *Store) Append(ctx context.Context, streamID string, expected ExpectedSt
 		if r.err != nil {
 			return AppendResult{}, &Error{Op: "append", StreamID: streamID, Err: r.err}
 		}
-		return r.res, nil
+		return s.withReceipt(r.res), nil
 	case <-ctx.Done():
 		if req.clientIDs {
 			// The writer may still plan it: unpin once it is answered.
