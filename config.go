@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hindsight-dev/hindsight/graph"
+	"github.com/hindsight-dev/hindsight/tlog"
 )
 
 // config is the configuration of `hindsight serve`. Every setting is a flag
@@ -55,6 +56,11 @@ type config struct {
 	ReadyMaxLag      int64
 
 	DebugAddr string // net/http/pprof listener; empty = none
+
+	// The verifiable log (issue 17, package tlog).
+	SigningKeyFile     string // empty: generated in the data directory on the embedded store
+	CheckpointEvery    int
+	CheckpointInterval time.Duration
 }
 
 // loopback reports whether the listen address only accepts local clients.
@@ -254,6 +260,21 @@ var serveSettings = []setting{
 			return errors.New("must be an integer >= 0")
 		}
 		c.ReadyMaxLag = n
+		return nil
+	}},
+	{"signing-key-file", "", "Ed25519 key that signs the log's checkpoints, in golang.org/x/mod/sumdb/note form (PRIVATE+KEY+name+hash+key; its name is the checkpoint origin). Empty: on the embedded store one is generated in the data directory (" + tlog.KeyFileName + ") on first start; on MongoDB no checkpoints are signed", func(c *config, v string) error {
+		c.SigningKeyFile = v
+		return nil
+	}},
+	{"checkpoint-every", "1000", "sign and store a checkpoint of the verifiable log after this many new events ...", func(c *config, v string) error {
+		return positive(&c.CheckpointEvery, v)
+	}},
+	{"checkpoint-interval", "10s", "... or after this long with any new event, whichever comes first (and at shutdown)", func(c *config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return errors.New("must be a positive duration such as 10s")
+		}
+		c.CheckpointInterval = d
 		return nil
 	}},
 	{"debug-addr", "", "serve Go's profiler (net/http/pprof) on this separate address, e.g. 127.0.0.1:6060; empty = off. It has no access control: keep it on a loopback address", func(c *config, v string) error {

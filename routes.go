@@ -27,6 +27,8 @@ import (
 //	/readyz    readiness: 200 once the store is loaded and answers a ping and
 //	           the projections have caught up; 503 with a JSON reason otherwise
 //	/metrics   Prometheus metrics
+//	/checkpoint              the verifiable log's latest signed checkpoint (C2SP tlog-checkpoint, text)
+//	/checkpoint/verifier-key the key that verifies it (golang.org/x/mod/sumdb/note form)
 func (a *app) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /{$}", explorer.WithLink(playground.Handler("Hindsight", "/graphql")))
@@ -36,6 +38,8 @@ func (a *app) routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", a.readyz)
+	mux.HandleFunc("GET /checkpoint", a.checkpoint)
+	mux.HandleFunc("GET /checkpoint/verifier-key", a.verifierKey)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics(), promhttp.HandlerOpts{}))
 
 	c := cors.New(cors.Options{
@@ -87,6 +91,10 @@ func (a *app) readyz(w http.ResponseWriter, r *http.Request) {
 	if err := comp.store.Ping(ctx); err != nil {
 		a.log.Warn("readyz: store ping failed", "err", err)
 		notReady("the store does not answer a ping")
+		return
+	}
+	if reason := tlogNotReady(comp.tlog); reason != "" {
+		notReady(reason)
 		return
 	}
 	if !comp.proj.Ready() {

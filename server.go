@@ -37,6 +37,7 @@ import (
 	"github.com/hindsight-dev/hindsight/eventstore"
 	"github.com/hindsight-dev/hindsight/graph"
 	"github.com/hindsight-dev/hindsight/projections"
+	"github.com/hindsight-dev/hindsight/tlog"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3";
@@ -201,6 +202,7 @@ type components struct {
 	store    *eventstore.Store
 	proj     *projections.Service
 	endpoint *graph.Endpoint
+	tlog     *tlog.Log
 }
 
 // serve runs the server: it listens first (so /healthz answers and a taken
@@ -329,10 +331,17 @@ func (a *app) open(ctx context.Context) ([]closer, error) {
 	}
 	closers = append(closers, closer{"mongodb client", client.Disconnect})
 
+	lg, tlogOpts, err := newVerifiableLog(cfg, log)
+	if err != nil {
+		return closers, err
+	}
+	// Closed after the store, so that its last checkpoint covers every append.
+	closers = append(closers, closer{"verifiable log", lg.Close})
+
 	var store *eventstore.Store
 	for attempt := 1; ; attempt++ {
-		store, err = eventstore.Open(ctx, client, cfg.Database, eventstore.WithLogger(log.With("component", "eventstore")),
-			eventstore.WithBatchObserver(a.m.observeBatch), eventstore.WithMemoryBudget(cfg.MemoryBudget))
+		store, err = eventstore.Open(ctx, client, cfg.Database, append(tlogOpts, eventstore.WithLogger(log.With("component", "eventstore")),
+			eventstore.WithBatchObserver(a.m.observeBatch), eventstore.WithMemoryBudget(cfg.MemoryBudget))...)
 		if err == nil {
 			break
 		}
@@ -348,6 +357,7 @@ func (a *app) open(ctx context.Context) ([]closer, error) {
 	}
 	closers = append(closers, closer{"event store", store.Close})
 	a.m.watchStore(store)
+	startVerifiableLog(ctx, lg, store, client.Database(cfg.Database), log.With("component", "tlog"))
 
 	proj := projections.New(store, projections.Options{Logger: log.With("component", "projections")})
 	if err := proj.Open(ctx); err != nil {
@@ -357,7 +367,7 @@ func (a *app) open(ctx context.Context) ([]closer, error) {
 
 	endpoint := graph.NewEndpoint(graph.EndpointConfig{
 		Resolver: &graph.Resolver{
-			Store: store, Projections: proj, Log: log.With("component", "graphql"),
+			Store: store, Projections: proj, TLog: lg, Log: log.With("component", "graphql"),
 			Limits:   graph.Limits{SubscriberMaxLag: cfg.SubscriberMaxLag},
 			Observer: a.m.observer(log.With("component", "graphql"), cfg.SlowOperation),
 			Build:    graph.BuildInfo{Version: versionString(), StoreKind: storeKind(cfg)},
@@ -376,7 +386,7 @@ func (a *app) open(ctx context.Context) ([]closer, error) {
 		RateLimiter:             rateLimiter(cfg),
 		DisableIntrospection:    !cfg.introspectionOn(),
 	})
-	a.wired.Store(&components{store: store, proj: proj, endpoint: endpoint})
+	a.wired.Store(&components{store: store, proj: proj, endpoint: endpoint, tlog: lg})
 	return closers, nil
 }
 

@@ -41,6 +41,7 @@ import (
 	"github.com/hindsight-dev/hindsight/eventstore"
 	"github.com/hindsight-dev/hindsight/graph/model"
 	"github.com/hindsight-dev/hindsight/projections"
+	"github.com/hindsight-dev/hindsight/tlog"
 )
 
 // Resolver is the root resolver: it holds the dependencies, and each type's
@@ -48,6 +49,7 @@ import (
 type Resolver struct {
 	Store       *eventstore.Store
 	Projections *projections.Service
+	TLog        *tlog.Log    // the verifiable log; nil = none (tlog.resolvers.go)
 	Log         *slog.Logger // nil = slog.Default()
 	Limits      Limits
 	Observer    Observer

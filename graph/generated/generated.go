@@ -48,7 +48,25 @@ type ComplexityRoot struct {
 		FirstPosition       func(childComplexity int) int
 		LastPosition        func(childComplexity int) int
 		NextExpectedVersion func(childComplexity int) int
+		RootHash            func(childComplexity int) int
 		StreamID            func(childComplexity int) int
+		TreeSize            func(childComplexity int) int
+	}
+
+	Checkpoint struct {
+		Note        func(childComplexity int) int
+		Origin      func(childComplexity int) int
+		RootHash    func(childComplexity int) int
+		TreeSize    func(childComplexity int) int
+		VerifierKey func(childComplexity int) int
+	}
+
+	ConsistencyProof struct {
+		FromRoot func(childComplexity int) int
+		FromSize func(childComplexity int) int
+		Hashes   func(childComplexity int) int
+		ToRoot   func(childComplexity int) int
+		ToSize   func(childComplexity int) int
 	}
 
 	Diagnostics struct {
@@ -84,6 +102,14 @@ type ComplexityRoot struct {
 	EventEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	InclusionProof struct {
+		Hashes   func(childComplexity int) int
+		LeafHash func(childComplexity int) int
+		Position func(childComplexity int) int
+		RootHash func(childComplexity int) int
+		TreeSize func(childComplexity int) int
 	}
 
 	Mutation struct {
@@ -160,9 +186,12 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
+		Checkpoint       func(childComplexity int) int
+		ConsistencyProof func(childComplexity int, fromSize int64, toSize *int64) int
 		Diagnostics      func(childComplexity int) int
 		Events           func(childComplexity int, afterPosition *int64, types []string, streamPrefix *string, first *int, after *string) int
 		HeadPosition     func(childComplexity int) int
+		InclusionProof   func(childComplexity int, position int64, treeSize *int64) int
 		Order            func(childComplexity int, id string, at *model.PointInTime) int
 		OrderHistory     func(childComplexity int, id string, from *time.Time, to *time.Time) int
 		OrderStats       func(childComplexity int, at *model.PointInTime) int
@@ -224,6 +253,9 @@ type QueryResolver interface {
 	OrderStats(ctx context.Context, at *model.PointInTime) (*projections.OrderStats, error)
 	OrderStatsSeries(ctx context.Context, from time.Time, to time.Time, stepSeconds int) ([]projections.OrderStats, error)
 	Diagnostics(ctx context.Context) (*model.Diagnostics, error)
+	Checkpoint(ctx context.Context) (*model.Checkpoint, error)
+	InclusionProof(ctx context.Context, position int64, treeSize *int64) (*model.InclusionProof, error)
+	ConsistencyProof(ctx context.Context, fromSize int64, toSize *int64) (*model.ConsistencyProof, error)
 }
 type StreamResolver interface {
 	Events(ctx context.Context, obj *eventstore.StreamHead, afterVersion *int, backward *bool, first *int, after *string) (*model.EventConnection, error)
@@ -278,12 +310,86 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AppendResult.NextExpectedVersion(childComplexity), true
+	case "AppendResult.rootHash":
+		if e.ComplexityRoot.AppendResult.RootHash == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AppendResult.RootHash(childComplexity), true
 	case "AppendResult.streamId":
 		if e.ComplexityRoot.AppendResult.StreamID == nil {
 			break
 		}
 
 		return e.ComplexityRoot.AppendResult.StreamID(childComplexity), true
+	case "AppendResult.treeSize":
+		if e.ComplexityRoot.AppendResult.TreeSize == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AppendResult.TreeSize(childComplexity), true
+
+	case "Checkpoint.note":
+		if e.ComplexityRoot.Checkpoint.Note == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Checkpoint.Note(childComplexity), true
+	case "Checkpoint.origin":
+		if e.ComplexityRoot.Checkpoint.Origin == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Checkpoint.Origin(childComplexity), true
+	case "Checkpoint.rootHash":
+		if e.ComplexityRoot.Checkpoint.RootHash == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Checkpoint.RootHash(childComplexity), true
+	case "Checkpoint.treeSize":
+		if e.ComplexityRoot.Checkpoint.TreeSize == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Checkpoint.TreeSize(childComplexity), true
+	case "Checkpoint.verifierKey":
+		if e.ComplexityRoot.Checkpoint.VerifierKey == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Checkpoint.VerifierKey(childComplexity), true
+
+	case "ConsistencyProof.fromRoot":
+		if e.ComplexityRoot.ConsistencyProof.FromRoot == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConsistencyProof.FromRoot(childComplexity), true
+	case "ConsistencyProof.fromSize":
+		if e.ComplexityRoot.ConsistencyProof.FromSize == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConsistencyProof.FromSize(childComplexity), true
+	case "ConsistencyProof.hashes":
+		if e.ComplexityRoot.ConsistencyProof.Hashes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConsistencyProof.Hashes(childComplexity), true
+	case "ConsistencyProof.toRoot":
+		if e.ComplexityRoot.ConsistencyProof.ToRoot == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConsistencyProof.ToRoot(childComplexity), true
+	case "ConsistencyProof.toSize":
+		if e.ComplexityRoot.ConsistencyProof.ToSize == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConsistencyProof.ToSize(childComplexity), true
 
 	case "Diagnostics.headPosition":
 		if e.ComplexityRoot.Diagnostics.HeadPosition == nil {
@@ -426,6 +532,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.EventEdge.Node(childComplexity), true
+
+	case "InclusionProof.hashes":
+		if e.ComplexityRoot.InclusionProof.Hashes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InclusionProof.Hashes(childComplexity), true
+	case "InclusionProof.leafHash":
+		if e.ComplexityRoot.InclusionProof.LeafHash == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InclusionProof.LeafHash(childComplexity), true
+	case "InclusionProof.position":
+		if e.ComplexityRoot.InclusionProof.Position == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InclusionProof.Position(childComplexity), true
+	case "InclusionProof.rootHash":
+		if e.ComplexityRoot.InclusionProof.RootHash == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InclusionProof.RootHash(childComplexity), true
+	case "InclusionProof.treeSize":
+		if e.ComplexityRoot.InclusionProof.TreeSize == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InclusionProof.TreeSize(childComplexity), true
 
 	case "Mutation.addOrderItem":
 		if e.ComplexityRoot.Mutation.AddOrderItem == nil {
@@ -752,6 +889,23 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ProjectorCheckpoint.Ready(childComplexity), true
 
+	case "Query.checkpoint":
+		if e.ComplexityRoot.Query.Checkpoint == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.Checkpoint(childComplexity), true
+	case "Query.consistencyProof":
+		if e.ComplexityRoot.Query.ConsistencyProof == nil {
+			break
+		}
+
+		args, err := ec.field_Query_consistencyProof_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.ConsistencyProof(childComplexity, args["fromSize"].(int64), args["toSize"].(*int64)), true
 	case "Query.diagnostics":
 		if e.ComplexityRoot.Query.Diagnostics == nil {
 			break
@@ -775,6 +929,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.HeadPosition(childComplexity), true
+	case "Query.inclusionProof":
+		if e.ComplexityRoot.Query.InclusionProof == nil {
+			break
+		}
+
+		args, err := ec.field_Query_inclusionProof_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.InclusionProof(childComplexity, args["position"].(int64), args["treeSize"].(*int64)), true
 
 	case "Query.order":
 		if e.ComplexityRoot.Query.Order == nil {
@@ -1355,6 +1520,74 @@ type Subscription {
 	{Name: "../../schema/meta.graphqls", Input: `# meta.graphqls is a placeholder so that the schema/ glob always matches;
 # capabilities add their own files beside it.
 `, BuiltIn: false},
+	{Name: "../../schema/tlog.graphqls", Input: `# The verifiable log (package tlog): an RFC 6962 Merkle tree over every event
+# in position order (leaf i+1 is the event at position i+1), signed
+# checkpoints, and proofs that anyone can check with a standard RFC 6962
+# verifier such as transparency-dev/merkle's proof package. Hashes are
+# lowercase hex; the signed note carries the root in base64, as the C2SP
+# tlog-checkpoint format defines.
+
+"A signed statement of the log's size and root hash (C2SP tlog-checkpoint)."
+type Checkpoint {
+  "The log's name: the note's first line and the signing key's name."
+  origin: String!
+  treeSize: Position!
+  "The root hash at treeSize, hex."
+  rootHash: String!
+  "The signed note, exactly as GET /checkpoint serves it."
+  note: String!
+  "The key that verifies the note (golang.org/x/mod/sumdb/note form)."
+  verifierKey: String!
+}
+
+"""
+Proof that the event at position is leaf position-1 of the tree of treeSize
+leaves: hash the leaf up with the sibling hashes (RFC 6962 section 2.1.1) and
+compare with rootHash.
+"""
+type InclusionProof {
+  position: Position!
+  treeSize: Position!
+  "The event's RFC 6962 leaf hash: SHA-256(0x00 || leaf data), hex."
+  leafHash: String!
+  "Sibling hashes from the leaf up, hex."
+  hashes: [String!]!
+  "The root of the tree of treeSize leaves, hex."
+  rootHash: String!
+}
+
+"Proof that the tree of fromSize leaves is a prefix of the tree of toSize (RFC 6962 section 2.1.2)."
+type ConsistencyProof {
+  fromSize: Position!
+  toSize: Position!
+  hashes: [String!]!
+  fromRoot: String!
+  toRoot: String!
+}
+
+extend type Query {
+  "The latest signed checkpoint; null while none has been signed."
+  checkpoint: Checkpoint
+  """
+  An inclusion proof for the event at position in the tree of treeSize leaves
+  (default: the latest checkpoint's size).
+  """
+  inclusionProof(position: Position!, treeSize: Position): InclusionProof!
+  "A consistency proof between two tree sizes (toSize default: the latest checkpoint's size)."
+  consistencyProof(fromSize: Position!, toSize: Position): ConsistencyProof!
+}
+
+extend type AppendResult {
+  """
+  The size of the log's Merkle tree right after this append (its last
+  position): a receipt to check later against a checkpoint with a
+  consistency proof. 0 when the server keeps no verifiable log.
+  """
+  treeSize: Position!
+  "The tree's root hash at treeSize, hex; empty when the server keeps no verifiable log."
+  rootHash: String!
+}
+`, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
@@ -1374,8 +1607,44 @@ func (ec *executionContext) childFields_AppendResult(ctx context.Context, field 
 		return ec.fieldContext_AppendResult_lastPosition(ctx, field)
 	case "events":
 		return ec.fieldContext_AppendResult_events(ctx, field)
+	case "treeSize":
+		return ec.fieldContext_AppendResult_treeSize(ctx, field)
+	case "rootHash":
+		return ec.fieldContext_AppendResult_rootHash(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AppendResult", field.Name)
+}
+
+func (ec *executionContext) childFields_Checkpoint(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "origin":
+		return ec.fieldContext_Checkpoint_origin(ctx, field)
+	case "treeSize":
+		return ec.fieldContext_Checkpoint_treeSize(ctx, field)
+	case "rootHash":
+		return ec.fieldContext_Checkpoint_rootHash(ctx, field)
+	case "note":
+		return ec.fieldContext_Checkpoint_note(ctx, field)
+	case "verifierKey":
+		return ec.fieldContext_Checkpoint_verifierKey(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Checkpoint", field.Name)
+}
+
+func (ec *executionContext) childFields_ConsistencyProof(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "fromSize":
+		return ec.fieldContext_ConsistencyProof_fromSize(ctx, field)
+	case "toSize":
+		return ec.fieldContext_ConsistencyProof_toSize(ctx, field)
+	case "hashes":
+		return ec.fieldContext_ConsistencyProof_hashes(ctx, field)
+	case "fromRoot":
+		return ec.fieldContext_ConsistencyProof_fromRoot(ctx, field)
+	case "toRoot":
+		return ec.fieldContext_ConsistencyProof_toRoot(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ConsistencyProof", field.Name)
 }
 
 func (ec *executionContext) childFields_Diagnostics(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1446,6 +1715,22 @@ func (ec *executionContext) childFields_EventEdge(ctx context.Context, field gra
 		return ec.fieldContext_EventEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type EventEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_InclusionProof(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "position":
+		return ec.fieldContext_InclusionProof_position(ctx, field)
+	case "treeSize":
+		return ec.fieldContext_InclusionProof_treeSize(ctx, field)
+	case "leafHash":
+		return ec.fieldContext_InclusionProof_leafHash(ctx, field)
+	case "hashes":
+		return ec.fieldContext_InclusionProof_hashes(ctx, field)
+	case "rootHash":
+		return ec.fieldContext_InclusionProof_rootHash(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type InclusionProof", field.Name)
 }
 
 func (ec *executionContext) childFields_Order(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1986,6 +2271,28 @@ func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_consistencyProof_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "fromSize",
+		func(ctx context.Context, v any) (int64, error) {
+			return ec.unmarshalNPosition2int64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["fromSize"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "toSize",
+		func(ctx context.Context, v any) (*int64, error) {
+			return ec.unmarshalOPosition2ᚖint64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["toSize"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_events_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2029,6 +2336,28 @@ func (ec *executionContext) field_Query_events_args(ctx context.Context, rawArgs
 		return nil, err
 	}
 	args["after"] = arg4
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_inclusionProof_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "position",
+		func(ctx context.Context, v any) (int64, error) {
+			return ec.unmarshalNPosition2int64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["position"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "treeSize",
+		func(ctx context.Context, v any) (*int64, error) {
+			return ec.unmarshalOPosition2ᚖint64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["treeSize"] = arg1
 	return args, nil
 }
 
@@ -2510,6 +2839,282 @@ func (ec *executionContext) fieldContext_AppendResult_events(_ context.Context, 
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _AppendResult_treeSize(ctx context.Context, field graphql.CollectedField, obj *eventstore.AppendResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AppendResult_treeSize(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TreeSize, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNPosition2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AppendResult_treeSize(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AppendResult", field, false, false, "Position")
+}
+
+func (ec *executionContext) _AppendResult_rootHash(ctx context.Context, field graphql.CollectedField, obj *eventstore.AppendResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AppendResult_rootHash(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RootHash, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AppendResult_rootHash(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AppendResult", field, false, false, "String")
+}
+
+func (ec *executionContext) _Checkpoint_origin(ctx context.Context, field graphql.CollectedField, obj *model.Checkpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Checkpoint_origin(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Origin, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Checkpoint_origin(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Checkpoint", field, false, false, "String")
+}
+
+func (ec *executionContext) _Checkpoint_treeSize(ctx context.Context, field graphql.CollectedField, obj *model.Checkpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Checkpoint_treeSize(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TreeSize, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNPosition2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Checkpoint_treeSize(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Checkpoint", field, false, false, "Position")
+}
+
+func (ec *executionContext) _Checkpoint_rootHash(ctx context.Context, field graphql.CollectedField, obj *model.Checkpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Checkpoint_rootHash(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RootHash, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Checkpoint_rootHash(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Checkpoint", field, false, false, "String")
+}
+
+func (ec *executionContext) _Checkpoint_note(ctx context.Context, field graphql.CollectedField, obj *model.Checkpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Checkpoint_note(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Note, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Checkpoint_note(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Checkpoint", field, false, false, "String")
+}
+
+func (ec *executionContext) _Checkpoint_verifierKey(ctx context.Context, field graphql.CollectedField, obj *model.Checkpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Checkpoint_verifierKey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.VerifierKey, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Checkpoint_verifierKey(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Checkpoint", field, false, false, "String")
+}
+
+func (ec *executionContext) _ConsistencyProof_fromSize(ctx context.Context, field graphql.CollectedField, obj *model.ConsistencyProof) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConsistencyProof_fromSize(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FromSize, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNPosition2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ConsistencyProof_fromSize(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ConsistencyProof", field, false, false, "Position")
+}
+
+func (ec *executionContext) _ConsistencyProof_toSize(ctx context.Context, field graphql.CollectedField, obj *model.ConsistencyProof) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConsistencyProof_toSize(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ToSize, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNPosition2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ConsistencyProof_toSize(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ConsistencyProof", field, false, false, "Position")
+}
+
+func (ec *executionContext) _ConsistencyProof_hashes(ctx context.Context, field graphql.CollectedField, obj *model.ConsistencyProof) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConsistencyProof_hashes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Hashes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ConsistencyProof_hashes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ConsistencyProof", field, false, false, "String")
+}
+
+func (ec *executionContext) _ConsistencyProof_fromRoot(ctx context.Context, field graphql.CollectedField, obj *model.ConsistencyProof) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConsistencyProof_fromRoot(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FromRoot, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ConsistencyProof_fromRoot(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ConsistencyProof", field, false, false, "String")
+}
+
+func (ec *executionContext) _ConsistencyProof_toRoot(ctx context.Context, field graphql.CollectedField, obj *model.ConsistencyProof) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConsistencyProof_toRoot(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ToRoot, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ConsistencyProof_toRoot(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ConsistencyProof", field, false, false, "String")
 }
 
 func (ec *executionContext) _Diagnostics_version(ctx context.Context, field graphql.CollectedField, obj *model.Diagnostics) (ret graphql.Marshaler) {
@@ -3075,6 +3680,121 @@ func (ec *executionContext) fieldContext_EventEdge_node(_ context.Context, field
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _InclusionProof_position(ctx context.Context, field graphql.CollectedField, obj *model.InclusionProof) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InclusionProof_position(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Position, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNPosition2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InclusionProof_position(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InclusionProof", field, false, false, "Position")
+}
+
+func (ec *executionContext) _InclusionProof_treeSize(ctx context.Context, field graphql.CollectedField, obj *model.InclusionProof) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InclusionProof_treeSize(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TreeSize, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNPosition2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InclusionProof_treeSize(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InclusionProof", field, false, false, "Position")
+}
+
+func (ec *executionContext) _InclusionProof_leafHash(ctx context.Context, field graphql.CollectedField, obj *model.InclusionProof) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InclusionProof_leafHash(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LeafHash, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InclusionProof_leafHash(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InclusionProof", field, false, false, "String")
+}
+
+func (ec *executionContext) _InclusionProof_hashes(ctx context.Context, field graphql.CollectedField, obj *model.InclusionProof) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InclusionProof_hashes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Hashes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InclusionProof_hashes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InclusionProof", field, false, false, "String")
+}
+
+func (ec *executionContext) _InclusionProof_rootHash(ctx context.Context, field graphql.CollectedField, obj *model.InclusionProof) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InclusionProof_rootHash(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RootHash, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InclusionProof_rootHash(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InclusionProof", field, false, false, "String")
 }
 
 func (ec *executionContext) _Mutation_appendToStream(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -4725,6 +5445,126 @@ func (ec *executionContext) fieldContext_Query_diagnostics(_ context.Context, fi
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Diagnostics(ctx, field)
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_checkpoint(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_checkpoint(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().Checkpoint(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Checkpoint) graphql.Marshaler {
+			return ec.marshalOCheckpoint2ᚖgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐCheckpoint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_checkpoint(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Checkpoint(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_inclusionProof(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_inclusionProof(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().InclusionProof(ctx, fc.Args["position"].(int64), fc.Args["treeSize"].(*int64))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.InclusionProof) graphql.Marshaler {
+			return ec.marshalNInclusionProof2ᚖgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐInclusionProof(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_inclusionProof(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_InclusionProof(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_inclusionProof_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_consistencyProof(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_consistencyProof(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().ConsistencyProof(ctx, fc.Args["fromSize"].(int64), fc.Args["toSize"].(*int64))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ConsistencyProof) graphql.Marshaler {
+			return ec.marshalNConsistencyProof2ᚖgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐConsistencyProof(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_consistencyProof(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ConsistencyProof(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_consistencyProof_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -6579,6 +7419,122 @@ func (ec *executionContext) _AppendResult(ctx context.Context, sel ast.Selection
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "treeSize":
+			out.Values[i] = ec._AppendResult_treeSize(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rootHash":
+			out.Values[i] = ec._AppendResult_rootHash(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var checkpointImplementors = []string{"Checkpoint"}
+
+func (ec *executionContext) _Checkpoint(ctx context.Context, sel ast.SelectionSet, obj *model.Checkpoint) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, checkpointImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Checkpoint")
+		case "origin":
+			out.Values[i] = ec._Checkpoint_origin(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "treeSize":
+			out.Values[i] = ec._Checkpoint_treeSize(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rootHash":
+			out.Values[i] = ec._Checkpoint_rootHash(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "note":
+			out.Values[i] = ec._Checkpoint_note(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "verifierKey":
+			out.Values[i] = ec._Checkpoint_verifierKey(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var consistencyProofImplementors = []string{"ConsistencyProof"}
+
+func (ec *executionContext) _ConsistencyProof(ctx context.Context, sel ast.SelectionSet, obj *model.ConsistencyProof) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, consistencyProofImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ConsistencyProof")
+		case "fromSize":
+			out.Values[i] = ec._ConsistencyProof_fromSize(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "toSize":
+			out.Values[i] = ec._ConsistencyProof_toSize(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "hashes":
+			out.Values[i] = ec._ConsistencyProof_hashes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "fromRoot":
+			out.Values[i] = ec._ConsistencyProof_fromRoot(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "toRoot":
+			out.Values[i] = ec._ConsistencyProof_toRoot(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -6803,6 +7759,59 @@ func (ec *executionContext) _EventEdge(ctx context.Context, sel ast.SelectionSet
 			}
 		case "node":
 			out.Values[i] = ec._EventEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var inclusionProofImplementors = []string{"InclusionProof"}
+
+func (ec *executionContext) _InclusionProof(ctx context.Context, sel ast.SelectionSet, obj *model.InclusionProof) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, inclusionProofImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("InclusionProof")
+		case "position":
+			out.Values[i] = ec._InclusionProof_position(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "treeSize":
+			out.Values[i] = ec._InclusionProof_treeSize(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "leafHash":
+			out.Values[i] = ec._InclusionProof_leafHash(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "hashes":
+			out.Values[i] = ec._InclusionProof_hashes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rootHash":
+			out.Values[i] = ec._InclusionProof_rootHash(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -7402,6 +8411,24 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_diagnostics(ctx, field)
 				})
+		case "checkpoint":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_checkpoint(ctx, field)
+				})
+		case "inclusionProof":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_inclusionProof(ctx, field)
+				})
+		case "consistencyProof":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_consistencyProof(ctx, field)
+				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -7993,6 +9020,14 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	return res
 }
 
+func (ec *executionContext) marshalNConsistencyProof2ᚖgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐConsistencyProof(ctx context.Context, sel ast.SelectionSet, v *model.ConsistencyProof) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ConsistencyProof!")
+		return graphql.Null
+	}
+	return ec._ConsistencyProof(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNDiagnostics2ᚖgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐDiagnostics(ctx context.Context, sel ast.SelectionSet, v *model.Diagnostics) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Diagnostics!")
@@ -8069,6 +9104,14 @@ func (ec *executionContext) marshalNID2string(ctx context.Context, sel ast.Selec
 		graphql.AddInvalidNullFromMarshaler(ctx, "ID!")
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNInclusionProof2ᚖgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐInclusionProof(ctx context.Context, sel ast.SelectionSet, v *model.InclusionProof) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "InclusionProof!")
+		return graphql.Null
+	}
+	return ec._InclusionProof(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNInt2int(ctx context.Context, v any) (int, error) {
@@ -8365,6 +9408,35 @@ func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.S
 	return res
 }
 
+func (ec *executionContext) unmarshalNString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNString2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNString2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNString2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalNTime2timeᚐTime(ctx context.Context, v any) (time.Time, error) {
 	res, err := scalar.UnmarshalTime(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -8557,6 +9629,13 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	_ = ctx
 	res := scalar.MarshalBoolean(*v)
 	return res
+}
+
+func (ec *executionContext) marshalOCheckpoint2ᚖgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐCheckpoint(ctx context.Context, sel ast.SelectionSet, v *model.Checkpoint) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Checkpoint(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOID2string(ctx context.Context, v any) (string, error) {

@@ -13,6 +13,28 @@ import (
 	"github.com/hindsight-dev/hindsight/projections"
 )
 
+// A signed statement of the log's size and root hash (C2SP tlog-checkpoint).
+type Checkpoint struct {
+	// The log's name: the note's first line and the signing key's name.
+	Origin   string `json:"origin"`
+	TreeSize int64  `json:"treeSize"`
+	// The root hash at treeSize, hex.
+	RootHash string `json:"rootHash"`
+	// The signed note, exactly as GET /checkpoint serves it.
+	Note string `json:"note"`
+	// The key that verifies the note (golang.org/x/mod/sumdb/note form).
+	VerifierKey string `json:"verifierKey"`
+}
+
+// Proof that the tree of fromSize leaves is a prefix of the tree of toSize (RFC 6962 section 2.1.2).
+type ConsistencyProof struct {
+	FromSize int64    `json:"fromSize"`
+	ToSize   int64    `json:"toSize"`
+	Hashes   []string `json:"hashes"`
+	FromRoot string   `json:"fromRoot"`
+	ToRoot   string   `json:"toRoot"`
+}
+
 // What an operator needs to see of one server instance.
 type Diagnostics struct {
 	// Build version, VCS revision and Go version.
@@ -41,6 +63,20 @@ type EventConnection struct {
 type EventEdge struct {
 	Cursor string            `json:"cursor"`
 	Node   *eventstore.Event `json:"node"`
+}
+
+// Proof that the event at position is leaf position-1 of the tree of treeSize
+// leaves: hash the leaf up with the sibling hashes (RFC 6962 section 2.1.1) and
+// compare with rootHash.
+type InclusionProof struct {
+	Position int64 `json:"position"`
+	TreeSize int64 `json:"treeSize"`
+	// The event's RFC 6962 leaf hash: SHA-256(0x00 || leaf data), hex.
+	LeafHash string `json:"leafHash"`
+	// Sibling hashes from the leaf up, hex.
+	Hashes []string `json:"hashes"`
+	// The root of the tree of treeSize leaves, hex.
+	RootHash string `json:"rootHash"`
 }
 
 type Mutation struct {
