@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"compress/gzip"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 
 	"github.com/hindsight-dev/hindsight/embedded"
 	"github.com/hindsight-dev/hindsight/eventstore"
+	"github.com/hindsight-dev/hindsight/tlog"
 )
 
 // Backups: export, import and verify. Each opens the store the server would
@@ -31,6 +34,11 @@ import (
 //
 //	{"position":1,"streamId":"cart-1","version":1,"id":"0192…","type":"ItemAdded",
 //	 "data":{"sku":"a"},"metadata":{"by":"x"},"recordedAt":"2026-11-23T10:00:00.123456789Z","hash":"9f86…"}
+//
+// The last line is a trailer that commits to every line before it: the event
+// count, the Merkle tree's size and root and a signed checkpoint of them (see
+// backupfile.go); import checks the whole file against it before it writes
+// anything, and refuses a file without one unless --allow-unsigned.
 //
 // metadata is left out when the event has none. data and metadata are the
 // stored JSON bytes, unchanged (HTML characters are not escaped), because
@@ -108,7 +116,7 @@ func openStore(ctx context.Context, cfg *config, log *slog.Logger) (store *event
 func export(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	var out string
 	var gz bool
-	cfg, err := parseFlags("export", storeSettings(
+	cfg, err := parseFlags("export", storeSettings(settingNamed("signing-key-file"),
 		setting{"out", "", "file to write (required); - for standard output", func(_ *config, v string) error { out = v; return nil }},
 		setting{"gzip", "false", "compress the file with gzip", func(_ *config, v string) error {
 			b, err := parseBool(v)
@@ -121,6 +129,13 @@ func export(ctx context.Context, args []string, getenv func(string) string, stde
 	}
 	if out == "" {
 		return usageError{errors.New("export needs --out FILE")}
+	}
+	key, err := existingSigningKey(cfg)
+	if err != nil {
+		return err
+	}
+	if key == nil {
+		fmt.Fprintln(stderr, "export: WARNING: no signing key (HINDSIGHT_SIGNING_KEY_FILE): the trailer gets no signed checkpoint, and import will need --allow-unsigned")
 	}
 	log := newLogger(stderr, cfg.LogFormat, max(cfg.LogLevel, slog.LevelWarn))
 	store, closeStore, err := openStore(ctx, cfg, log)
@@ -147,7 +162,7 @@ func export(ctx context.Context, args []string, getenv func(string) string, stde
 		zw = gzip.NewWriter(bw) // no name or time in the header: the same log gives the same bytes
 		sink = zw
 	}
-	n, err := exportTo(ctx, store, sink, newProgress(stderr, "export", store.HeadPosition()))
+	n, err := exportTo(ctx, store, sink, newProgress(stderr, "export", store.HeadPosition()), key)
 	if err != nil {
 		return err
 	}
@@ -174,59 +189,90 @@ func export(ctx context.Context, args []string, getenv func(string) string, stde
 	return nil
 }
 
-// exportTo writes every event in position order.
-func exportTo(ctx context.Context, store *eventstore.Store, w io.Writer, p *progress) (int64, error) {
+// exportTo writes every event in position order, then the trailer, signed
+// with key when it is not nil.
+func exportTo(ctx context.Context, store *eventstore.Store, w io.Writer, p *progress, key *tlog.Key) (int64, error) {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false) // data must stay byte for byte what the hash covers
+	tree := tlog.NewTree()
 	var n, after int64
 	for {
 		events, err := store.ReadAll(ctx, eventstore.ReadAllOptions{After: after, Limit: eventstore.MaxReadLimit})
 		if err != nil {
 			return n, err
 		}
-		for _, e := range events {
+		for i, e := range events {
 			if err := enc.Encode(exportLine{
 				Position: e.Position, StreamID: e.StreamID, Version: e.Version, ID: e.ID, Type: e.Type,
 				Data: e.Data, Metadata: e.Metadata, RecordedAt: e.RecordedAt.UTC().Format(time.RFC3339Nano), Hash: e.Hash,
 			}); err != nil {
 				return n, fmt.Errorf("position %d: %w", e.Position, err)
 			}
+			tree.Append(tlog.LeafHash(&events[i]))
 			n++
 		}
 		p.update(n)
 		if len(events) < eventstore.MaxReadLimit {
-			p.done(n)
-			return n, nil
+			break
 		}
 		after = events[len(events)-1].Position
 	}
+	size, root := tree.Root()
+	tr := trailer{Events: n, TreeSize: int64(size), RootHash: hex.EncodeToString(root)}
+	if key != nil {
+		cp, err := tlog.Sign(key, size, root)
+		if err != nil {
+			return n, err
+		}
+		tr.Checkpoint = string(cp.Note)
+	}
+	if err := enc.Encode(trailerLine{&tr}); err != nil {
+		return n, err
+	}
+	p.done(n)
+	return n, nil
 }
 
-// importCmd loads an export into an empty store, verifying every hash chain
-// as it goes. A gzip file is recognised by its magic bytes.
+// importCmd loads an export into an empty store. It reads the file twice:
+// first to check it whole (positions, hash chains, the Merkle root against
+// the trailer and its signed checkpoint) without writing anything, then to
+// import it. Standard input is spooled to a temporary file for that. Memory
+// stays bounded whatever the file's size (see checkExport).
 func importCmd(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	var in string
-	cfg, err := parseFlags("import", storeSettings(
+	var in, verifierKey string
+	var allowUnsigned bool
+	cfg, err := parseFlags("import", storeSettings(settingNamed("signing-key-file"), verifierKeySetting(&verifierKey),
 		setting{"in", "", "file to read (required); - for standard input", func(_ *config, v string) error { in = v; return nil }},
-	), args, noEnv("in", "", getenv), stderr)
+		setting{"allow-unsigned", "false", "import a file without a trailer or without a verifiable signed checkpoint (says what it skips)", func(_ *config, v string) error {
+			b, err := parseBool(v)
+			allowUnsigned = b
+			return err
+		}},
+	), args, noEnv("in", "allow-unsigned", getenv), stderr)
 	if err != nil {
 		return err
 	}
 	if in == "" {
 		return usageError{errors.New("import needs --in FILE")}
 	}
-	var r io.Reader = os.Stdin
-	var size int64
-	if in != "-" {
-		f, err := os.Open(in)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if fi, err := f.Stat(); err == nil {
-			size = fi.Size()
-		}
-		r = f
+	_, verifier, err := keysFor(cfg, verifierKey)
+	if err != nil {
+		return err
+	}
+	f, err := openImportFile(in)
+	if err != nil {
+		return err
+	}
+	defer f.close()
+	fc, err := checkExport(f.f, verifier, allowUnsigned)
+	if err != nil {
+		return fmt.Errorf("import: %s is refused, nothing was written: %w", in, err)
+	}
+	if fc.unsigned != "" {
+		fmt.Fprintf(stderr, "import: WARNING (--allow-unsigned): %s\n", fc.unsigned)
+	}
+	if _, err := f.f.Seek(0, io.SeekStart); err != nil {
+		return err
 	}
 	log := newLogger(stderr, cfg.LogFormat, max(cfg.LogLevel, slog.LevelWarn))
 	store, closeStore, err := openStore(ctx, cfg, log)
@@ -237,29 +283,63 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 	if h := store.HeadPosition(); h != 0 {
 		return fmt.Errorf("import: the store (database %q) already holds %d events; import only into an empty store", cfg.Database, h)
 	}
-	cr := &countingReader{r: r}
-	n, err := importFrom(ctx, store, cr, newProgress(stderr, "import", size), func() int64 { return cr.n })
+	cr := &countingReader{r: f.f}
+	n, err := importFrom(ctx, store, cr, newProgress(stderr, "import", f.size), func() int64 { return cr.n })
 	if err != nil {
 		return fmt.Errorf("import stopped after %d events (they are stored; start again with an empty store): %w", n, err)
 	}
-	fmt.Fprintf(stderr, "imported %d events from %s; every hash chain verified\n", n, in)
+	if n != fc.events {
+		return fmt.Errorf("import: the file changed while it was read: %d events checked, %d imported", fc.events, n)
+	}
+	fmt.Fprintf(stderr, "imported %d events from %s; every hash chain verified; Merkle root %x", n, in, fc.root)
+	if fc.unsigned == "" {
+		fmt.Fprint(stderr, " matches the trailer's signed checkpoint")
+	}
+	fmt.Fprintln(stderr)
 	return nil
 }
 
-// importFrom reads JSON Lines (plain or gzip) and imports them in pages.
+// importFile is the file import reads twice.
+type importFile struct {
+	f     *os.File
+	size  int64
+	close func()
+}
+
+// openImportFile opens path, or spools standard input to a temporary file
+// for "-".
+func openImportFile(path string) (*importFile, error) {
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		var size int64
+		if fi, err := f.Stat(); err == nil {
+			size = fi.Size()
+		}
+		return &importFile{f: f, size: size, close: func() { f.Close() }}, nil
+	}
+	tmp, err := os.CreateTemp("", "hindsight-import-*")
+	if err != nil {
+		return nil, err
+	}
+	cleanup := func() { tmp.Close(); os.Remove(tmp.Name()) }
+	size, err := io.Copy(tmp, os.Stdin)
+	if err == nil {
+		_, err = tmp.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+	return &importFile{f: tmp, size: size, close: cleanup}, nil
+}
+
+// importFrom reads an export (plain or gzip) and imports its events in
+// pages; the store checks positions and hash chains again as it writes.
 // The progress counts bytes of the file when its size is known.
 func importFrom(ctx context.Context, store *eventstore.Store, r io.Reader, p *progress, readBytes func() int64) (int64, error) {
-	br := bufio.NewReaderSize(r, 1<<20)
-	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return 0, err
-		}
-		defer zr.Close()
-		br = bufio.NewReaderSize(zr, 1<<20)
-	}
-	dec := json.NewDecoder(br)
-	dec.DisallowUnknownFields()
 	var n int64
 	batch := make([]eventstore.Event, 0, eventstore.MaxReadLimit)
 	flush := func() error {
@@ -275,30 +355,15 @@ func importFrom(ctx context.Context, store *eventstore.Store, r io.Reader, p *pr
 		}
 		return nil
 	}
-	for line := int64(1); ; line++ {
-		var l exportLine
-		err := dec.Decode(&l)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return n, fmt.Errorf("event %d of the file: %w", line, err)
-		}
-		at, err := time.Parse(time.RFC3339Nano, l.RecordedAt)
-		if err != nil {
-			return n, fmt.Errorf("event %d of the file: recordedAt: %w", line, err)
-		}
-		var meta json.RawMessage
-		if len(l.Metadata) > 0 && string(l.Metadata) != "null" {
-			meta = l.Metadata
-		}
-		batch = append(batch, eventstore.Event{ID: l.ID, StreamID: l.StreamID, Version: l.Version, Position: l.Position,
-			Type: l.Type, Data: l.Data, Metadata: meta, RecordedAt: at.UTC(), Hash: l.Hash})
+	_, err := scanExport(r, func(_ int64, e eventstore.Event) error {
+		batch = append(batch, e)
 		if len(batch) == cap(batch) {
-			if err := flush(); err != nil {
-				return n, err
-			}
+			return flush()
 		}
+		return nil
+	})
+	if err != nil {
+		return n, err
 	}
 	if err := flush(); err != nil {
 		return n, err
@@ -311,12 +376,35 @@ func importFrom(ctx context.Context, store *eventstore.Store, r io.Reader, p *pr
 	return n, nil
 }
 
-// verify checks every stream's hash chain in one pass over the log, and
-// fails (exit code 1) at the first break.
+// verify checks the log in one pass over it: every stream's hash chain, the
+// positions, and the Merkle tree recomputed from every event against every
+// stored checkpoint and the one given with --checkpoint (a copy kept
+// elsewhere, e.g. by a witness). It reports the first bad position and fails
+// (exit code 1) if anything disagrees.
 func verify(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := parseFlags("verify", storeSettings(), args, getenv, stderr)
+	var cpFile, verifierKey string
+	cfg, err := parseFlags("verify", storeSettings(settingNamed("signing-key-file"), verifierKeySetting(&verifierKey),
+		setting{"checkpoint", "", "also check the log against this signed checkpoint file (e.g. a witness's copy)", func(_ *config, v string) error { cpFile = v; return nil }},
+	), args, noEnv("checkpoint", "verifier-key", getenv), stderr)
 	if err != nil {
 		return err
+	}
+	_, verifier, err := keysFor(cfg, verifierKey)
+	if err != nil {
+		return err
+	}
+	var given *tlog.Checkpoint
+	if cpFile != "" {
+		if verifier == nil {
+			return usageError{errors.New("--checkpoint needs the key that verifies it: --verifier-key or the signing key")}
+		}
+		b, err := os.ReadFile(cpFile)
+		if err != nil {
+			return err
+		}
+		if given, err = tlog.OpenCheckpoint(b, verifier); err != nil {
+			return fmt.Errorf("verify: %s: %w", cpFile, err)
+		}
 	}
 	log := newLogger(stderr, cfg.LogFormat, max(cfg.LogLevel, slog.LevelWarn))
 	store, closeStore, err := openStore(ctx, cfg, log)
@@ -324,17 +412,84 @@ func verify(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	defer closeStore()
-	n, streams, err := verifyLog(ctx, store, newProgress(stderr, "verify", store.HeadPosition()))
-	if err != nil {
-		return fmt.Errorf("verify: BROKEN after %d good events: %w", n, err)
+	tree := tlog.NewTree()
+	n, streams, chainErr := verifyLog(ctx, store, tree, newProgress(stderr, "verify", store.HeadPosition()))
+	if chainErr != nil && !errors.Is(chainErr, eventstore.ErrInvalidArgument) && !errors.As(chainErr, new(*gapError)) {
+		return chainErr // the store failed, not the log
 	}
+	stored, fault, err := tlog.LoadCheckpoints(ctx, store.Database().Collection(tlog.CheckpointsCollection), verifier)
+	if err != nil {
+		return fmt.Errorf("verify: read checkpoints: %w", err)
+	}
+	cps := stored
+	if given != nil {
+		cps = append(append([]*tlog.Checkpoint(nil), stored...), given)
+		sort.SliceStable(cps, func(i, j int) bool { return cps[i].Size < cps[j].Size })
+	}
+	checked := 0
+	if fault == nil {
+		checked, fault = tlog.CheckAgainst(tree, cps)
+	}
+	if chainErr != nil || fault != nil {
+		fmt.Fprintf(stdout, "BROKEN: %s\n", firstBad(chainErr, fault))
+		if chainErr != nil {
+			fmt.Fprintf(stdout, "  hash chains: %v\n", chainErr)
+		}
+		if fault != nil {
+			fmt.Fprintf(stdout, "  Merkle tree: %v\n", fault)
+		}
+		return fmt.Errorf("verify: the log is broken (%d events checked before the first break)", n)
+	}
+	size, root := tree.Root()
 	fmt.Fprintf(stdout, "ok: %d events in %d streams, every hash chain intact\n", n, streams)
+	fmt.Fprintf(stdout, "ok: Merkle tree of %d events, root %x, matches %d of %d checkpoints", size, root, checked, len(cps))
+	if verifier == nil {
+		fmt.Fprint(stdout, " (signatures NOT checked: no key; give --verifier-key)")
+	}
+	fmt.Fprintln(stdout)
+	if len(cps) > 0 && cps[len(cps)-1].Size < size {
+		fmt.Fprintf(stdout, "note: events %d to %d are covered by no checkpoint yet\n", cps[len(cps)-1].Size+1, size)
+	}
 	return nil
 }
 
+// gapError: positions are missing from the log.
+type gapError struct{ from, to int64 }
+
+func (e *gapError) Error() string {
+	return fmt.Sprintf("positions %d to %d are missing from the log", e.from, e.to)
+}
+
+// firstBad names the first bad position of what the chains and the tree found.
+func firstBad(chainErr error, fault *tlog.Fault) string {
+	pos := int64(0)
+	var ge *gapError
+	var be *brokenError
+	switch {
+	case errors.As(chainErr, &ge):
+		pos = ge.from
+	case errors.As(chainErr, &be):
+		pos = be.position
+	}
+	if fault != nil && (pos == 0 || fault.From < pos) {
+		pos = fault.From
+	}
+	return fmt.Sprintf("first bad position %d", pos)
+}
+
+// brokenError is a break of a hash chain at a position.
+type brokenError struct {
+	position int64
+	err      error
+}
+
+func (e *brokenError) Error() string { return e.err.Error() }
+func (e *brokenError) Unwrap() error { return e.err }
+
 // verifyLog reads the memory image, which Open just built with one
-// sequential read of the store, so it checks what is stored.
-func verifyLog(ctx context.Context, store *eventstore.Store, p *progress) (events int64, streams int, err error) {
+// sequential read of the store, so it checks what is stored. It checks the
+// hash chains and adds every event's leaf to tree, up to the first break.
+func verifyLog(ctx context.Context, store *eventstore.Store, tree *tlog.Tree, p *progress) (events int64, streams int, err error) {
 	chain := eventstore.NewChainVerifier()
 	var after int64
 	for {
@@ -344,11 +499,12 @@ func verifyLog(ctx context.Context, store *eventstore.Store, p *progress) (event
 		}
 		for i := range page {
 			if page[i].Position != after+1 {
-				return events, chain.Streams(), fmt.Errorf("positions %d to %d are missing from the log", after+1, page[i].Position-1)
+				return events, chain.Streams(), &gapError{after + 1, page[i].Position - 1}
 			}
 			if err := chain.Check(&page[i]); err != nil {
-				return events, chain.Streams(), err
+				return events, chain.Streams(), &brokenError{page[i].Position, err}
 			}
+			tree.Append(tlog.LeafHash(&page[i]))
 			after = page[i].Position
 			events++
 		}

@@ -4,15 +4,20 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"testing"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/hindsight-dev/hindsight/eventstore"
 	"github.com/hindsight-dev/hindsight/internal/storetest"
+	"github.com/hindsight-dev/hindsight/tlog"
 )
 
 func openTestStore(t *testing.T) *eventstore.Store {
@@ -55,7 +60,7 @@ func TestBackupRoundTrip(t *testing.T) {
 			if !bytes.Equal(first, second) {
 				t.Fatalf("the second export differs from the first (%d vs %d bytes)", len(first), len(second))
 			}
-			if _, _, err := verifyLog(ctx, dst, quiet()); err != nil {
+			if _, _, err := verifyLog(ctx, dst, tlog.NewTree(), quiet()); err != nil {
 				t.Fatalf("verify the restored store: %v", err)
 			}
 			// What is stored verifies too, not just the image.
@@ -83,7 +88,7 @@ func exportBytes(t *testing.T, s *eventstore.Store, gz bool) []byte {
 	if gz {
 		err = exportGzip(s, &buf)
 	} else {
-		_, err = exportTo(context.Background(), s, &buf, quiet())
+		_, err = exportTo(context.Background(), s, &buf, quiet(), testSigner)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -91,40 +96,139 @@ func exportBytes(t *testing.T, s *eventstore.Store, gz bool) []byte {
 	return buf.Bytes()
 }
 
-// TestImportRefusesTampering: a file with an altered, removed or reordered
-// event is refused at that event, naming its position.
+// TestImportRefusesTampering: a file that was altered, cut, padded, has no
+// trailer or a checkpoint of another key is refused before anything is
+// written, naming what is wrong; --allow-unsigned lets an unsigned file
+// through and says so.
 func TestImportRefusesTampering(t *testing.T) {
 	ctx := context.Background()
 	src := openTestStore(t)
-	for i := 0; i < 6; i++ {
-		if _, err := src.Append(ctx, fmt.Sprintf("s-%d", i%2), eventstore.Any{}, eventstore.NewEvent{Type: "T", Data: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))}); err != nil {
+	for i := 0; i < 27; i++ {
+		if _, err := src.Append(ctx, fmt.Sprintf("s-%d", i%4), eventstore.Any{}, eventstore.NewEvent{Type: "T", Data: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	lines := strings.SplitAfter(strings.TrimSuffix(string(exportBytes(t, src, false)), "\n"), "\n")
-	for i := range lines {
-		lines[i] = strings.TrimSuffix(lines[i], "\n") + "\n"
+	file := string(exportBytes(t, src, false))
+	lines := strings.SplitAfter(file, "\n")
+	lines = lines[:len(lines)-1] // after the last newline
+	if len(lines) != 28 || !strings.HasPrefix(lines[27], `{"trailer":{"events":27,"treeSize":27,`) {
+		t.Fatalf("export: %d lines, last %q", len(lines), lines[len(lines)-1])
 	}
+	events, trailerLine := lines[:27], lines[27]
+	join := func(ls ...[]string) string {
+		var b strings.Builder
+		for _, l := range ls {
+			b.WriteString(strings.Join(l, ""))
+		}
+		return b.String()
+	}
+	other, err := tlog.ParseKey(mustKey(t, "other"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unsignedFile := func() string {
+		var buf bytes.Buffer
+		if _, err := exportTo(ctx, src, &buf, quiet(), nil); err != nil {
+			t.Fatal(err)
+		}
+		return buf.String()
+	}()
 	for _, c := range []struct {
-		name, file, want string
+		name, file string
+		verifier   note.Verifier
+		allow      bool
+		want       string // "" = accepted
 	}{
-		{"altered data", strings.Join(lines[:3], "") + strings.Replace(lines[3], `"i":3`, `"i":4`, 1) + strings.Join(lines[4:], ""), "position 4: hash mismatch"},
-		{"event removed", strings.Join(lines[:2], "") + strings.Join(lines[3:], ""), "positions must be consecutive"},
-		{"events swapped", lines[0] + lines[1] + lines[3] + lines[2] + strings.Join(lines[4:], ""), "positions must be consecutive"},
+		{"intact", file, testSigner.Verifier, false, ""},
+		{"altered data, trailer kept", join(events[:3], []string{strings.Replace(events[3], `"i":3`, `"i":4`, 1)}, events[4:], []string{trailerLine}), testSigner.Verifier, false, "position 4: hash mismatch"},
+		{"event removed", join(events[:2], events[3:], []string{trailerLine}), testSigner.Verifier, false, "position 4, want 3"},
+		{"events swapped", join(events[:2], []string{events[3], events[2]}, events[4:], []string{trailerLine}), testSigner.Verifier, false, "position 4, want 3"},
+		{"cut at a line boundary", join(events[:13]), testSigner.Verifier, false, "no trailer"},
+		{"cut, allowed", join(events[:13]), testSigner.Verifier, true, ""},
+		{"cut inside a line", file[:len(file)-10], testSigner.Verifier, false, "does not end with a newline"},
+		{"trailer of a shorter log", join(events[:26], []string{trailerLine}), testSigner.Verifier, false, "holds 26 events but its trailer says 27"},
+		{"padded with spaces", file + "      ", testSigner.Verifier, false, "does not end with a newline"},
+		{"padded with a line", file + events[0], testSigner.Verifier, false, "follows the trailer"},
+		{"signed by another key", file, other.Verifier, false, "checkpoint"},
+		{"no key to check the signature", file, nil, false, "no key to verify"},
+		{"unsigned trailer", unsignedFile, testSigner.Verifier, false, "no signed checkpoint"},
+		{"unsigned trailer, allowed", unsignedFile, testSigner.Verifier, true, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			dst := openTestStore(t)
-			_, err := importFrom(ctx, dst, strings.NewReader(c.file), quiet(), nil)
-			if err == nil || !strings.Contains(err.Error(), c.want) {
+			fc, err := checkExport(strings.NewReader(c.file), c.verifier, c.allow)
+			switch {
+			case c.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case c.want == "":
+				if c.allow != (fc.unsigned != "") {
+					t.Fatalf("unsigned = %q with allow %v", fc.unsigned, c.allow)
+				}
+			case err == nil || !strings.Contains(err.Error(), c.want):
 				t.Fatalf("err %v, want %q", err, c.want)
 			}
 		})
 	}
 }
 
+// TestImportBoundedMemory: a small gzip file that decompresses to a valid
+// export plus 256 MiB of spaces (the gzip-bomb case) is refused while the
+// import allocates a bounded amount, whatever the decompressed size.
+func TestImportBoundedMemory(t *testing.T) {
+	ctx := context.Background()
+	src := openTestStore(t)
+	for i := 0; i < 27; i++ {
+		if _, err := src.Append(ctx, "s", eventstore.Any{}, eventstore.NewEvent{Type: "T", Data: json.RawMessage(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var gz bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+	if _, err := exportTo(ctx, src, zw, quiet(), testSigner); err != nil {
+		t.Fatal(err)
+	}
+	spaces := bytes.Repeat([]byte(" "), 1<<20)
+	for i := 0; i < 256; i++ {
+		_, _ = zw.Write(spaces)
+	}
+	_ = zw.Close()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := checkExport(bytes.NewReader(gz.Bytes()), testSigner.Verifier, false)
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "longer than") {
+		t.Fatalf("err %v, want a line too long", err)
+	}
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("%d KiB of gzip decompressing to 256 MiB: refused after allocating %d MiB", gz.Len()>>10, alloc>>20)
+	if alloc > 40<<20 {
+		t.Fatalf("allocated %d MiB, want at most 40", alloc>>20)
+	}
+}
+
+var testSigner = func() *tlog.Key {
+	skey, _, err := note.GenerateKey(rand.Reader, "hindsight/backup-test")
+	if err != nil {
+		panic(err)
+	}
+	k, err := tlog.ParseKey(skey)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
+
+func mustKey(t *testing.T, name string) string {
+	skey, _, err := note.GenerateKey(rand.Reader, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return skey
+}
+
 func exportGzip(s *eventstore.Store, w io.Writer) error {
 	zw := gzip.NewWriter(w)
-	if _, err := exportTo(context.Background(), s, zw, quiet()); err != nil {
+	if _, err := exportTo(context.Background(), s, zw, quiet(), testSigner); err != nil {
 		return err
 	}
 	return zw.Close()

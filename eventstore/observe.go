@@ -1,6 +1,10 @@
 package eventstore
 
-import "errors"
+import (
+	"errors"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
 
 // Commit observers: the seam through which a verifiable log (package tlog)
 // follows the log without growing the Store.
@@ -59,3 +63,8 @@ func (s *Store) withReceipt(res AppendResult) AppendResult {
 	}
 	return res
 }
+
+// Database returns the database the store keeps its log in, for components
+// that keep their own collections beside it, such as the verifiable log's
+// checkpoints (package tlog).
+func (s *Store) Database() *mongo.Database { return s.db }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/hindsight-dev/hindsight/eventstore"
 )
@@ -151,7 +152,11 @@ func (l *Log) Latest() *Checkpoint { return l.latest.Load() }
 func (l *Log) Start(ctx context.Context, db *mongo.Database) error {
 	l.coll = db.Collection(CheckpointsCollection)
 	began := time.Now()
-	res, err := Check(ctx, l.coll, l.tree, l.cfg.Key)
+	var v note.Verifier
+	if l.cfg.Key != nil {
+		v = l.cfg.Key.Verifier
+	}
+	res, err := Check(ctx, l.coll, l.tree, v)
 	if err != nil {
 		return fmt.Errorf("verifiable log: read checkpoints: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // checkpointDoc is one stored checkpoint. _id is the tree size, so the
@@ -42,28 +43,14 @@ type CheckResult struct {
 // reports the first one it disagrees with, naming the positions: those the
 // log lost (the checkpoint is larger than the tree), or those between the
 // last checkpoint that matches and the first that does not. A checkpoint
-// whose signature does not verify with key is a fault as well; with a nil
-// key signatures are not checked (the roots still are).
-func Check(ctx context.Context, c *mongo.Collection, t *Tree, key *Key) (CheckResult, error) {
-	cur, err := c.Find(ctx, bson.D{})
-	if err != nil {
-		return CheckResult{}, err
+// whose signature does not verify with v is a fault as well; with a nil
+// verifier signatures are not checked (the roots still are).
+func Check(ctx context.Context, c *mongo.Collection, t *Tree, v note.Verifier) (CheckResult, error) {
+	cps, fault, err := LoadCheckpoints(ctx, c, v)
+	if err != nil || fault != nil {
+		return CheckResult{Fault: fault}, err
 	}
-	var docs []checkpointDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return CheckResult{}, err
-	}
-	sort.Slice(docs, func(i, j int) bool { return docs[i].Size < docs[j].Size })
 	var res CheckResult
-	cps := make([]*Checkpoint, 0, len(docs))
-	for _, d := range docs {
-		cp, err := parseStored(d, key)
-		if err != nil {
-			res.Fault = &Fault{From: d.Size, To: d.Size, Reason: fmt.Sprintf("the checkpoint stored for tree size %d is not valid: %v", d.Size, err)}
-			return res, nil
-		}
-		cps = append(cps, cp)
-	}
 	res.Checked, res.Fault = CheckAgainst(t, cps)
 	if len(cps) > 0 {
 		res.Latest = cps[len(cps)-1]
@@ -71,9 +58,33 @@ func Check(ctx context.Context, c *mongo.Collection, t *Tree, key *Key) (CheckRe
 	return res, nil
 }
 
-func parseStored(d checkpointDoc, key *Key) (*Checkpoint, error) {
-	if key != nil {
-		cp, err := OpenCheckpoint([]byte(d.Note), key.Verifier)
+// LoadCheckpoints reads every stored checkpoint, smallest first, checking
+// each signature with v (nil: not checked). A checkpoint that does not
+// verify is returned as a fault.
+func LoadCheckpoints(ctx context.Context, c *mongo.Collection, v note.Verifier) ([]*Checkpoint, *Fault, error) {
+	cur, err := c.Find(ctx, bson.D{})
+	if err != nil {
+		return nil, nil, err
+	}
+	var docs []checkpointDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, nil, err
+	}
+	sort.Slice(docs, func(i, j int) bool { return docs[i].Size < docs[j].Size })
+	cps := make([]*Checkpoint, 0, len(docs))
+	for _, d := range docs {
+		cp, err := parseStored(d, v)
+		if err != nil {
+			return cps, &Fault{From: d.Size, To: d.Size, Reason: fmt.Sprintf("the checkpoint stored for tree size %d is not valid: %v", d.Size, err)}, nil
+		}
+		cps = append(cps, cp)
+	}
+	return cps, nil, nil
+}
+
+func parseStored(d checkpointDoc, v note.Verifier) (*Checkpoint, error) {
+	if v != nil {
+		cp, err := OpenCheckpoint([]byte(d.Note), v)
 		if err != nil {
 			return nil, err
 		}
