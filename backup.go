@@ -488,10 +488,12 @@ func (e *brokenError) Unwrap() error { return e.err }
 
 // verifyLog reads the memory image, which Open just built with one
 // sequential read of the store, so it checks what is stored. It checks the
-// hash chains and adds every event's leaf to tree, up to the first break.
+// hash chains up to the first break, and adds every event's leaf to tree up
+// to the first gap in positions (after it the leaves would be misplaced).
 func verifyLog(ctx context.Context, store *eventstore.Store, tree *tlog.Tree, p *progress) (events int64, streams int, err error) {
 	chain := eventstore.NewChainVerifier()
 	var after int64
+	var broken error
 	for {
 		page, err := store.ReadAll(ctx, eventstore.ReadAllOptions{After: after, Limit: eventstore.MaxReadLimit})
 		if err != nil {
@@ -499,19 +501,25 @@ func verifyLog(ctx context.Context, store *eventstore.Store, tree *tlog.Tree, p 
 		}
 		for i := range page {
 			if page[i].Position != after+1 {
-				return events, chain.Streams(), &gapError{after + 1, page[i].Position - 1}
+				if broken == nil {
+					broken = &gapError{after + 1, page[i].Position - 1}
+				}
+				return events, chain.Streams(), broken
 			}
-			if err := chain.Check(&page[i]); err != nil {
-				return events, chain.Streams(), &brokenError{page[i].Position, err}
+			if broken == nil {
+				if err := chain.Check(&page[i]); err != nil {
+					broken = &brokenError{page[i].Position, err}
+				} else {
+					events++
+				}
 			}
 			tree.Append(tlog.LeafHash(&page[i]))
 			after = page[i].Position
-			events++
 		}
-		p.update(events)
+		p.update(after)
 		if len(page) < eventstore.MaxReadLimit {
-			p.done(events)
-			return events, chain.Streams(), nil
+			p.done(after)
+			return events, chain.Streams(), broken
 		}
 	}
 }
