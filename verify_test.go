@@ -40,7 +40,9 @@ func TestVerifyNamesFirstBadPosition(t *testing.T) {
 		wantDetail string
 	}{
 		{"intact", func(context.Context, *testing.T, *mongo.Database) {}, true, "", "matches 13 of 13 checkpoints"},
-		{"alter data", func(ctx context.Context, t *testing.T, db *mongo.Database) { tamper.AlterData(ctx, t, db, 7, `{"r":99}`) }, false,
+		{"alter data", func(ctx context.Context, t *testing.T, db *mongo.Database) {
+			tamper.AlterData(ctx, t, db, 7, `{"r":99}`)
+		}, false,
 			"first bad position 7", "hash mismatch in stream \"s1\" at version 2"},
 		{"delete in the middle", func(ctx context.Context, t *testing.T, db *mongo.Database) { tamper.Delete(ctx, t, db, 9) }, false,
 			"first bad position 9", "positions 9 to 10 are missing"},
