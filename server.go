@@ -94,6 +94,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return importCmd(ctx, args, getenv, stderr)
 	case "verify":
 		return verify(ctx, args, getenv, stdout, stderr)
+	case "witness":
+		return witnessCmd(ctx, args, getenv, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "hindsight", versionString())
 		return nil
@@ -110,6 +112,7 @@ const usage = `Usage:
   hindsight export --out FILE [--gzip]   write every event to FILE as JSON Lines, in position order
   hindsight import --in FILE             load an export into an empty store, verifying every hash chain
   hindsight verify                       check every stream's hash chain; exit code 1 on a break
+  hindsight witness --url URL --state FILE --verifier-key KEY   audit a server's checkpoints; exit code 1 on an inconsistency
   hindsight version           print the version
 `
 
