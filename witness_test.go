@@ -29,7 +29,7 @@ type testServer struct {
 	stop func()
 }
 
-func startTestServer(t *testing.T, db, keyFile string) *testServer {
+func startTestServer(t testing.TB, db, keyFile string) *testServer {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -110,16 +110,16 @@ func Rechain(ctx context.Context, t testing.TB, db *mongo.Database, stream strin
 		at := time.Unix(0, d.RecordedAtNs).UTC()
 		for i := range d.Events {
 			e := &d.Events[i]
-			prev = chainHash(prev, stream, d.Version+int64(i), e.ID, e.Type, []byte(e.Data), []byte(e.Metadata), at)
+			prev = ChainHash(prev, stream, d.Version+int64(i), e.ID, e.Type, []byte(e.Data), []byte(e.Metadata), at)
 			e.Hash = prev
 		}
 		Set(ctx, t, db, d.ID, bson.D{{Key: "events", Value: d.Events}})
 	}
 }
 
-// chainHash is the stream-chain hash as eventstore's documentation defines
-// it, written from the documentation.
-func chainHash(prev string, stream string, version int64, id, typ string, data, meta []byte, at time.Time) string {
+// ChainHash is the stream-chain hash as eventstore's documentation defines
+// it, written from the documentation (prev "" for a stream's first event).
+func ChainHash(prev string, stream string, version int64, id, typ string, data, meta []byte, at time.Time) string {
 	h := sha256.New()
 	p, _ := hex.DecodeString(prev)
 	if len(p) == 0 {
