@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 
@@ -18,28 +19,33 @@ import (
 
 var errNoTlog = &codedError{code: CodeNotFound, msg: "this server keeps no verifiable log"}
 
-// verifiableLog checks access (to the event at position, when > 0) and
-// returns the log.
-func (r *Resolver) verifiableLog(ctx context.Context, position int64) (*tlog.Log, error) {
+// verifiableLog checks that the caller may use the log and returns it.
+func (r *Resolver) verifiableLog(ctx context.Context) (*tlog.Log, error) {
 	if _, err := principal(ctx); err != nil {
 		return nil, err
 	}
 	if r.TLog == nil {
 		return nil, errNoTlog
 	}
-	if position > 0 {
-		events, err := r.Store.ReadAll(ctx, eventstore.ReadAllOptions{After: position - 1, Limit: 1})
-		if err != nil {
-			return nil, err
-		}
-		if len(events) == 0 || events[0].Position != position {
-			return nil, &codedError{code: CodeNotFound, msg: "no event at this position"}
-		}
-		if err := allowStream(ctx, events[0].StreamID); err != nil {
-			return nil, err
-		}
-	}
 	return r.TLog, nil
+}
+
+// provenEvent returns the event at position, if the caller may see it.
+func (r *Resolver) provenEvent(ctx context.Context, position int64) (*eventstore.Event, error) {
+	if position < 1 {
+		return nil, badInputf("position must be at least 1")
+	}
+	events, err := r.Store.ReadAll(ctx, eventstore.ReadAllOptions{After: position - 1, Limit: 1})
+	if err != nil {
+		return nil, err
+	}
+	if len(events) == 0 || events[0].Position != position {
+		return nil, &codedError{code: CodeNotFound, msg: "no event at this position"}
+	}
+	if err := allowStream(ctx, events[0].StreamID); err != nil {
+		return nil, err
+	}
+	return &events[0], nil
 }
 
 func proofError(err error) error {
@@ -74,12 +80,12 @@ func hexes(hs [][]byte) []string {
 	return out
 }
 
-func inclusionOf(p *tlog.Inclusion) *model.InclusionProof {
+func inclusionOf(p *tlog.Inclusion, e *eventstore.Event) *model.InclusionProof {
 	if p == nil {
 		return nil
 	}
 	return &model.InclusionProof{Position: p.Position, TreeSize: p.TreeSize, LeafHash: hex.EncodeToString(p.LeafHash),
-		Hashes: hexes(p.Hashes), RootHash: hex.EncodeToString(p.Root)}
+		LeafData: base64.StdEncoding.EncodeToString(tlog.LeafData(e)), Hashes: hexes(p.Hashes), RootHash: hex.EncodeToString(p.Root)}
 }
 
 func consistencyOf(p *tlog.Consistency) *model.ConsistencyProof {

@@ -19,16 +19,20 @@ func (r *queryResolver) Checkpoint(ctx context.Context) (*model.Checkpoint, erro
 }
 
 func (r *queryResolver) InclusionProof(ctx context.Context, position int64, treeSize *int64) (*model.InclusionProof, error) {
-	lg, err := r.verifiableLog(ctx, position)
+	lg, err := r.verifiableLog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	e, err := r.provenEvent(ctx, position)
 	if err != nil {
 		return nil, err
 	}
 	p, err := lg.InclusionProof(position, deref(treeSize))
-	return inclusionOf(p), proofError(err)
+	return inclusionOf(p, e), proofError(err)
 }
 
 func (r *queryResolver) ConsistencyProof(ctx context.Context, fromSize int64, toSize *int64) (*model.ConsistencyProof, error) {
-	lg, err := r.verifiableLog(ctx, 0)
+	lg, err := r.verifiableLog(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -106,6 +106,7 @@ type ComplexityRoot struct {
 
 	InclusionProof struct {
 		Hashes   func(childComplexity int) int
+		LeafData func(childComplexity int) int
 		LeafHash func(childComplexity int) int
 		Position func(childComplexity int) int
 		RootHash func(childComplexity int) int
@@ -539,6 +540,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.InclusionProof.Hashes(childComplexity), true
+	case "InclusionProof.leafData":
+		if e.ComplexityRoot.InclusionProof.LeafData == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InclusionProof.LeafData(childComplexity), true
 	case "InclusionProof.leafHash":
 		if e.ComplexityRoot.InclusionProof.LeafHash == nil {
 			break
@@ -1548,8 +1555,14 @@ compare with rootHash.
 type InclusionProof {
   position: Position!
   treeSize: Position!
-  "The event's RFC 6962 leaf hash: SHA-256(0x00 || leaf data), hex."
+  "The event's RFC 6962 leaf hash: SHA-256(0x00 || leafData), hex."
   leafHash: String!
+  """
+  The event's canonical leaf encoding (package tlog's LeafData), base64: its
+  fields with exactly the stored bytes of data and metadata, so that a client
+  can check that the leaf is the event it shows.
+  """
+  leafData: String!
   "Sibling hashes from the leaf up, hex."
   hashes: [String!]!
   "The root of the tree of treeSize leaves, hex."
@@ -1725,6 +1738,8 @@ func (ec *executionContext) childFields_InclusionProof(ctx context.Context, fiel
 		return ec.fieldContext_InclusionProof_treeSize(ctx, field)
 	case "leafHash":
 		return ec.fieldContext_InclusionProof_leafHash(ctx, field)
+	case "leafData":
+		return ec.fieldContext_InclusionProof_leafData(ctx, field)
 	case "hashes":
 		return ec.fieldContext_InclusionProof_hashes(ctx, field)
 	case "rootHash":
@@ -3748,6 +3763,29 @@ func (ec *executionContext) _InclusionProof_leafHash(ctx context.Context, field 
 	)
 }
 func (ec *executionContext) fieldContext_InclusionProof_leafHash(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InclusionProof", field, false, false, "String")
+}
+
+func (ec *executionContext) _InclusionProof_leafData(ctx context.Context, field graphql.CollectedField, obj *model.InclusionProof) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InclusionProof_leafData(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LeafData, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InclusionProof_leafData(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("InclusionProof", field, false, false, "String")
 }
 
@@ -7802,6 +7840,11 @@ func (ec *executionContext) _InclusionProof(ctx context.Context, sel ast.Selecti
 			}
 		case "leafHash":
 			out.Values[i] = ec._InclusionProof_leafHash(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "leafData":
+			out.Values[i] = ec._InclusionProof_leafData(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}

@@ -71,8 +71,12 @@ type EventEdge struct {
 type InclusionProof struct {
 	Position int64 `json:"position"`
 	TreeSize int64 `json:"treeSize"`
-	// The event's RFC 6962 leaf hash: SHA-256(0x00 || leaf data), hex.
+	// The event's RFC 6962 leaf hash: SHA-256(0x00 || leafData), hex.
 	LeafHash string `json:"leafHash"`
+	// The event's canonical leaf encoding (package tlog's LeafData), base64: its
+	// fields with exactly the stored bytes of data and metadata, so that a client
+	// can check that the leaf is the event it shows.
+	LeafData string `json:"leafData"`
 	// Sibling hashes from the leaf up, hex.
 	Hashes []string `json:"hashes"`
 	// The root of the tree of treeSize leaves, hex.
