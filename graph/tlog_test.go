@@ -150,7 +150,9 @@ func TestProofQueriesWithoutTlog(t *testing.T) {
 		_, errs := h.do(q, nil)
 		wantCode(t, errs, graph.CodeNotFound)
 	}
-	var res struct{ AppendToStream struct{ TreeSize, RootHash string } }
+	var res struct {
+		AppendToStream struct{ TreeSize, RootHash string }
+	}
 	h.mustDo(`mutation { appendToStream(streamId: "q", events: [{type: "T", data: "{}"}]) { treeSize rootHash } }`, nil, &res)
 	if res.AppendToStream.TreeSize != "0" || res.AppendToStream.RootHash != "" {
 		t.Fatalf("receipt without a tree: %+v", res.AppendToStream)
