@@ -35,6 +35,7 @@ func TestHandlerServesThePage(t *testing.T) {
 		"/explorer/js/diff.js":      "export function diff",
 		"/explorer/js/format.js":    "export function",
 		"/explorer/js/dom.js":       "export function h",
+		"/explorer/js/proof.js":     "export async function rootFromInclusion",
 	} {
 		res, body := get(t, h, path)
 		if res.StatusCode != http.StatusOK || !strings.Contains(body, want) {

@@ -13,6 +13,7 @@ import { gql, EVENT_FIELDS, ORDER_FIELDS, ORDER_STREAM_PREFIX } from './api.js';
 import { fmtTime, fmtTick, fmtMoney, fromLocalInput, toLocalInput, parseTime, timeKey } from './format.js';
 import { jsonTree } from './jsontree.js';
 import { diffTable } from './diff.js';
+import { proofPanel } from './proof.js';
 
 const PAGE = 20; // events per page of the events list
 const MAX_LISTED = 500; // rows of the events list; live ones push the oldest out
@@ -335,6 +336,7 @@ export function mount(root, { kind, id, search }, ctx) {
       h('h4', {}, 'Data'),
       jsonTree(ev.data, 'Event data'),
       ev.metadata != null ? [h('h4', {}, 'Metadata'), jsonTree(ev.metadata, 'Event metadata')] : null,
+      h('h4', {}, 'Verifiable log'), proofPanel(ev),
     ];
   }
 
