@@ -187,6 +187,17 @@
 // See chainHash for the exact canonical encoding, so that other programs can
 // verify a stream.
 //
+// # The verifiable log
+//
+// A chain cannot see a stream's or the log's tail removed, or commits of
+// different streams swapped. The verifiable log (package tlog) covers that:
+// an RFC 6962 Merkle tree over every event in position order with signed
+// checkpoints. It is its own type, not part of the Store: it follows the log
+// through the commit observer (WithCommitObserver, observe.go), which sees
+// every commit the image applies, in position order, and fills
+// AppendResult.TreeSize and RootHash through WithAppendReceipt. Its leaf
+// encoding, checkpoint format and guarantees are documented in package tlog.
+//
 // # Errors
 //
 // Errors wrap the sentinel errors of this package, usually inside an *Error
