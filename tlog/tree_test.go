@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/transparency-dev/merkle/proof"
@@ -153,4 +154,47 @@ func ExampleTree() {
 	p, _ := tr.InclusionProof(2, size)
 	fmt.Println(size, len(p), proof.VerifyInclusion(hasher, 2, size, leaf(2), p, root) == nil)
 	// Output: 5 3 true
+}
+
+// TestConcurrentReads: proofs and roots are read while the tree grows (run
+// with -race); every proof read verifies against the root of its size.
+func TestConcurrentReads(t *testing.T) {
+	tr := NewTree()
+	tr.Append(leaf(0))
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for r := 0; r < 4; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := uint64(0); ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				size := tr.Size()
+				idx := i % size
+				p, err := tr.InclusionProof(idx, size)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				root, err := tr.RootAt(size)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if err := proof.VerifyInclusion(hasher, idx, size, leaf(idx), p, root); err != nil {
+					t.Errorf("inclusion of %d in %d: %v", idx, size, err)
+					return
+				}
+			}
+		}()
+	}
+	for i := uint64(1); i < 3000; i++ {
+		tr.Append(leaf(i))
+	}
+	close(done)
+	wg.Wait()
 }
