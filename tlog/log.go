@@ -192,6 +192,10 @@ func (l *Log) run() {
 			return
 		case <-t.C:
 		case <-l.kick:
+			// A kick may have waited while the last checkpoint was signed.
+			if int64(l.tree.Size())-int64(l.signed.Load()) < l.cfg.Every {
+				continue
+			}
 		}
 		ctx, cancel := context.WithTimeout(l.ctx, 5*time.Second)
 		if _, err := l.Checkpoint(ctx); err != nil && l.ctx.Err() == nil {
