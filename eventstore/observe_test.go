@@ -12,7 +12,8 @@ import (
 // TestCommitObserver: with concurrent appenders, the observer sees every
 // commit exactly once, in position order, gap-free, before the append is
 // acknowledged, and a new process sees the whole log again while it builds
-// its image; the receipt fills AppendResult.
+// its image, and another process's tailer sees them too; the receipt fills
+// AppendResult.
 func TestCommitObserver(t *testing.T) {
 	var mu sync.Mutex
 	var seen []int64 // positions, in the order observed
@@ -70,8 +71,35 @@ func TestCommitObserver(t *testing.T) {
 
 	// A second process builds its image from the log: the observer sees
 	// the whole log, in order.
-	openOn(t, client, db, eventstore.WithCommitObserver(observe))
+	var seen2 []int64
+	peer := openOn(t, client, db, eventstore.WithCommitObserver(func(events []eventstore.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range events {
+			seen2 = append(seen2, e.Position)
+		}
+	}))
+	mu.Lock()
+	checkSeen("start-up", seen2)
+	mu.Unlock()
+
+	// And it follows the first one's new commits through its tailer.
+	for i := 0; i < 10; i++ {
+		if _, err := s.Append(ctx, "o-late", eventstore.Any{}, ev("E", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := peer.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
 	mu.Lock()
 	defer mu.Unlock()
-	checkSeen("start-up", seen)
+	for i, p := range seen2 {
+		if p != int64(i+1) {
+			t.Fatalf("tailer: event %d observed at position %d", i, p)
+		}
+	}
+	if len(seen2) != writers*each*2+10 {
+		t.Fatalf("tailer: observed %d events, want %d", len(seen2), writers*each*2+10)
+	}
 }
