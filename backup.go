@@ -255,7 +255,7 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 	if in == "" {
 		return usageError{errors.New("import needs --in FILE")}
 	}
-	_, verifier, err := keysFor(cfg, verifierKey)
+	signer, verifier, err := keysFor(cfg, verifierKey)
 	if err != nil {
 		return err
 	}
@@ -290,6 +290,13 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	if n != fc.events {
 		return fmt.Errorf("import: the file changed while it was read: %d events checked, %d imported", fc.events, n)
+	}
+	if fc.signed != nil && signer != nil && signedBy(fc.signed, signer) {
+		// Signed by this store's own key (a restore where it was made): the
+		// checkpoint carries over, so the log's history stays witnessed.
+		if err := tlog.SaveCheckpoint(ctx, store.Database().Collection(tlog.CheckpointsCollection), fc.signed); err != nil {
+			return fmt.Errorf("import: store the trailer's checkpoint: %w", err)
+		}
 	}
 	fmt.Fprintf(stderr, "imported %d events from %s; every hash chain verified; Merkle root %x", n, in, fc.root)
 	if fc.unsigned == "" {

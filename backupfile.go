@@ -181,7 +181,8 @@ type fileCheck struct {
 	events   int64
 	root     []byte
 	trailer  *trailer
-	unsigned string // what --allow-unsigned let through; "" when nothing
+	signed   *tlog.Checkpoint // the trailer's checkpoint, verified; nil when unsigned
+	unsigned string           // what --allow-unsigned let through; "" when nothing
 }
 
 // checkExport reads a whole export before anything is imported: positions
@@ -241,5 +242,6 @@ func checkExport(r io.Reader, v note.Verifier, allowUnsigned bool) (*fileCheck, 
 	if cp.Size != size || !bytes.Equal(cp.Root, root) {
 		return nil, fmt.Errorf("the trailer's signed checkpoint (size %d, root %x) does not match the file (size %d, root %x)", cp.Size, cp.Root, size, root)
 	}
+	fc.signed = cp
 	return fc, nil
 }

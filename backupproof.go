@@ -69,3 +69,9 @@ func keysFor(cfg *config, verifierKey string) (*tlog.Key, note.Verifier, error) 
 	}
 	return nil, nil, nil
 }
+
+// signedBy reports whether the checkpoint verifies with the key's verifier.
+func signedBy(cp *tlog.Checkpoint, k *tlog.Key) bool {
+	_, err := tlog.OpenCheckpoint(cp.Note, k.Verifier)
+	return err == nil
+}

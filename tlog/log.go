@@ -224,7 +224,7 @@ func (l *Log) Checkpoint(ctx context.Context) (*Checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := storeCheckpoint(ctx, l.coll, cp); err != nil {
+	if err := SaveCheckpoint(ctx, l.coll, cp); err != nil {
 		return nil, err
 	}
 	l.signed.Store(size)

@@ -23,7 +23,10 @@ type checkpointDoc struct {
 	SignedAt time.Time `bson:"signedAt"`
 }
 
-func storeCheckpoint(ctx context.Context, c *mongo.Collection, cp *Checkpoint) error {
+// SaveCheckpoint stores a checkpoint in the checkpoints collection c, unless
+// one of its size is there already. Only checkpoints signed by the key the
+// server verifies with belong there (a restored backup's, for one).
+func SaveCheckpoint(ctx context.Context, c *mongo.Collection, cp *Checkpoint) error {
 	_, err := c.InsertOne(ctx, checkpointDoc{Size: int64(cp.Size), Root: hex.EncodeToString(cp.Root), Note: string(cp.Note),
 		SignedAt: time.Now().UTC()})
 	if mongo.IsDuplicateKeyError(err) {
