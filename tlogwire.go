@@ -11,6 +11,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/hindsight-dev/hindsight/eventstore"
 	"github.com/hindsight-dev/hindsight/tlog"
 )
@@ -122,4 +124,40 @@ func (a *app) verifierKey(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = w.Write([]byte(comp.tlog.Key().VerifierKey + "\n"))
+}
+
+// tlogCollector exports the verifiable log's state to /metrics.
+type tlogCollector struct{ a *app }
+
+var (
+	descTreeSize   = prometheus.NewDesc("hindsight_tlog_tree_size", "Events in the verifiable log's Merkle tree.", nil, nil)
+	descTreeBytes  = prometheus.NewDesc("hindsight_tlog_tree_bytes", "Memory of the Merkle tree's hashes.", nil, nil)
+	descCheckpoint = prometheus.NewDesc("hindsight_tlog_checkpoint_size", "Tree size of the latest signed checkpoint; 0 = none.", nil, nil)
+	descFault      = prometheus.NewDesc("hindsight_tlog_fault", "1 when the log disagrees with its signed checkpoints (see /readyz).", nil, nil)
+)
+
+func (tlogCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descTreeSize, descTreeBytes, descCheckpoint, descFault} {
+		ch <- d
+	}
+}
+
+func (c tlogCollector) Collect(ch chan<- prometheus.Metric) {
+	comp := c.a.wired.Load()
+	if comp == nil || comp.tlog == nil {
+		return
+	}
+	lg := comp.tlog
+	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
+	gauge(descTreeSize, float64(lg.Tree().Size()))
+	gauge(descTreeBytes, float64(lg.Tree().Bytes()))
+	var size, fault float64
+	if cp := lg.Latest(); cp != nil {
+		size = float64(cp.Size)
+	}
+	if lg.Fault() != nil {
+		fault = 1
+	}
+	gauge(descCheckpoint, size)
+	gauge(descFault, fault)
 }

@@ -51,6 +51,12 @@ func TestCheckpointEndpointAndReadyz(t *testing.T) {
 	if code, _, body := httpGet(t, ts.url+"/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz of an intact log: %d %s", code, body)
 	}
+	_, _, metrics := httpGet(t, ts.url+"/metrics")
+	for _, want := range []string{"hindsight_tlog_tree_size 6\n", "hindsight_tlog_checkpoint_size 6\n", "hindsight_tlog_fault 0\n"} {
+		if !strings.Contains(metrics, want) {
+			t.Fatalf("/metrics lacks %q", want)
+		}
+	}
 	ts.stop()
 
 	tamper.AlterData(context.Background(), t, client.Database(db), 3, `{"i":42}`)
@@ -61,5 +67,8 @@ func TestCheckpointEndpointAndReadyz(t *testing.T) {
 	if code != http.StatusServiceUnavailable || r.Reason != "the log disagrees with its signed checkpoints: positions 1 to 6: "+
 		"altered, removed, inserted or reordered: the log's root at size 6 differs from the signed checkpoint's" {
 		t.Fatalf("/readyz of a tampered log: %d %s", code, body)
+	}
+	if _, _, metrics := httpGet(t, ts.url+"/metrics"); !strings.Contains(metrics, "hindsight_tlog_fault 1\n") {
+		t.Fatal("/metrics does not show the fault")
 	}
 }
