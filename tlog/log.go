@@ -210,7 +210,9 @@ func (l *Log) run() {
 // while the log has a fault: a signature over a tampered log would launder
 // it.
 func (l *Log) Checkpoint(ctx context.Context) (*Checkpoint, error) {
-	if l.cfg.Key == nil || l.coll == nil {
+	// Nothing is signed before Start checked the log (checked is set after
+	// coll, so it also orders that write before this read).
+	if l.cfg.Key == nil || !l.checked.Load() {
 		return l.latest.Load(), nil
 	}
 	if f := l.fault.Load(); f != nil {
