@@ -105,3 +105,54 @@ func tlogGet(t *testing.T, url string) string {
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
 }
+
+// TestBrowserProof runs e2e/browser/proof.test.mjs: in Chromium, the
+// explorer's event view says "Included in checkpoint N" after checking the
+// proof in the page, and says NOT proven when the proof is altered on its way
+// (see the script). Needs Chromium and `npm ci --prefix e2e/browser`, as
+// TestBrowserExplorer.
+func TestBrowserProof(t *testing.T) {
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Fatalf("%s is missing (%v): install Debian's Chromium first", chromiumPath, err)
+	}
+	dir, err := filepath.Abs("browser")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err != nil {
+		t.Fatalf("e2e/browser/node_modules is missing (%v): run `npm ci --prefix e2e/browser` first", err)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	addr := freeAddr(t)
+	base := "http://" + addr
+	p := start(t, tmp, []string{"HINDSIGHT_ADDR=" + addr, "HINDSIGHT_DATA_DIR=" + filepath.Join(tmp, "data"), "HINDSIGHT_CHECKPOINT_INTERVAL=50ms"})
+	waitReady(t, p, base)
+	for i := 0; i < 7; i++ {
+		if _, errs := graphql(t, base, `mutation($s: String!) { appendToStream(streamId: $s, events: [{type: "T", data: {k: "v"}, metadata: {m: 1}}]) { lastPosition } }`,
+			map[string]any{"s": fmt.Sprintf("proof-%d", i%2)}); errs != nil {
+			t.Fatal(errs)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(tlogGet(t, base+"/checkpoint"), "\n7\n") {
+		if time.Now().After(deadline) {
+			t.Fatal("no checkpoint of 7 events")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "proof.test.mjs")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "HINDSIGHT_URL="+base, "HINDSIGHT_STREAM=proof-0", "HINDSIGHT_SIZE=7", "CHROMIUM="+chromiumPath)
+	cmd.WaitDelay = 10 * time.Second
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.HasSuffix(strings.TrimSpace(string(out)), "ok") {
+		t.Fatalf("node proof.test.mjs: %v\n%s", err, out)
+	}
+	t.Logf("node proof.test.mjs:\n%s", out)
+}
