@@ -190,7 +190,8 @@ func export(ctx context.Context, args []string, getenv func(string) string, stde
 }
 
 // exportTo writes every event in position order, then the trailer, signed
-// with key when it is not nil.
+// with key when it is not nil and the log agrees with its stored
+// checkpoints.
 func exportTo(ctx context.Context, store *eventstore.Store, w io.Writer, p *progress, key *tlog.Key) (int64, error) {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false) // data must stay byte for byte what the hash covers
@@ -220,6 +221,18 @@ func exportTo(ctx context.Context, store *eventstore.Store, w io.Writer, p *prog
 	size, root := tree.Root()
 	tr := trailer{Events: n, TreeSize: int64(size), RootHash: hex.EncodeToString(root)}
 	if key != nil {
+		// Never sign a log that disagrees with its own checkpoints: the
+		// signature would launder the tampering.
+		stored, fault, err := tlog.LoadCheckpoints(ctx, store.Database().Collection(tlog.CheckpointsCollection), key.Verifier)
+		if err != nil {
+			return n, fmt.Errorf("read checkpoints: %w", err)
+		}
+		if _, f := tlog.CheckAgainst(tree, stored); fault == nil {
+			fault = f
+		}
+		if fault != nil {
+			return n, fmt.Errorf("the log disagrees with its signed checkpoints (%v): refusing to sign it; see hindsight verify", fault)
+		}
 		cp, err := tlog.Sign(key, size, root)
 		if err != nil {
 			return n, err

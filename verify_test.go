@@ -95,3 +95,24 @@ func TestVerifyNamesFirstBadPosition(t *testing.T) {
 		})
 	}
 }
+
+// TestExportRefusesToSignATamperedLog: export signs its trailer only over a
+// log that agrees with its stored checkpoints.
+func TestExportRefusesToSignATamperedLog(t *testing.T) {
+	ctx := context.Background()
+	client, db := storetest.Client(t)
+	keyFile := filepath.Join(t.TempDir(), "signing.key")
+	key, _, err := tlog.LoadOrGenerateKey(keyFile, "hindsight/export-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tamper.BuildLog(t, ctx, client, db, key)
+	tamper.AlterData(ctx, t, client.Database(db), 9, `{"r":7}`)
+	tamper.Rechain(ctx, t, client.Database(db), "s2")
+	var out bytes.Buffer
+	err = run(ctx, []string{"export", "--out", filepath.Join(t.TempDir(), "x.jsonl"), "--mongodb-uri", storetest.URI(t), "--database", db,
+		"--signing-key-file", keyFile}, func(string) string { return "" }, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "positions 9 to 10: altered") || !strings.Contains(err.Error(), "refusing to sign it") {
+		t.Fatalf("export of a tampered log: %v\n%s", err, out.String())
+	}
+}
