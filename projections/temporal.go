@@ -130,6 +130,9 @@ func (w *watermark) advance(pos int64) {
 	}
 }
 
+// position returns the checkpoint.
+func (w *watermark) position() int64 { return w.checkpoint.Load() }
+
 // wait returns a channel closed once the checkpoint moves on.
 func (w *watermark) wait() <-chan struct{} {
 	w.mu.Lock()

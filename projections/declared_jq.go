@@ -1,0 +1,239 @@
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"strconv"
+	"time"
+
+	"github.com/itchyny/gojq"
+
+	"github.com/hindsight-dev/hindsight/eventstore"
+)
+
+// program is a definition compiled with gojq, with the limits every call
+// runs under. jq values are immutable by gojq's contract (updates copy), so
+// a state can be shared by the timeline, the next reduction and readers.
+type program struct {
+	def      Definition
+	reducer  *gojq.Code
+	key      *gojq.Code // nil = stream id
+	initial  map[string]any
+	timeout  time.Duration
+	maxState int
+}
+
+// compileJQ parses and compiles one expression. No environment reaches it:
+// without an environ loader, jq's $ENV and env are empty, so a reducer
+// cannot read the server's secrets; input/inputs are not allowed.
+func compileJQ(what, src string) (*gojq.Code, error) {
+	q, err := gojq.Parse(src)
+	if err != nil {
+		return nil, invalidInput("%s does not parse: %s", what, err)
+	}
+	code, err := gojq.Compile(q)
+	if err != nil {
+		return nil, invalidInput("%s does not compile: %s", what, err)
+	}
+	return code, nil
+}
+
+// compile checks and compiles a definition.
+func compile(d Definition, timeout time.Duration, maxState int) (*program, error) {
+	d, err := d.normalize()
+	if err != nil {
+		return nil, err
+	}
+	p := &program{def: d, timeout: timeout, maxState: maxState}
+	if p.reducer, err = compileJQ("the reducer", d.Reducer); err != nil {
+		return nil, err
+	}
+	if d.PartitionBy != "" {
+		if p.key, err = compileJQ("partitionBy", d.PartitionBy); err != nil {
+			return nil, err
+		}
+	}
+	if err := json.Unmarshal(d.InitialState, &p.initial); err != nil {
+		return nil, invalidInput("the initial state must be a JSON object")
+	}
+	if n := jsonSize(p.initial, maxState); n > maxState {
+		return nil, invalidInput("the initial state is over the state size limit of %d bytes", maxState)
+	}
+	return p, nil
+}
+
+// eventValue is the event as jq sees it.
+func eventValue(ev *eventstore.Event) map[string]any {
+	v := map[string]any{
+		"id": ev.ID, "streamId": ev.StreamID, "version": ev.Version, "position": ev.Position,
+		"type": ev.Type, "recordedAt": ev.RecordedAt.UTC().Format(time.RFC3339Nano),
+		"data": jqDecode(ev.Data), "metadata": jqDecode(ev.Metadata),
+	}
+	return v
+}
+
+func jqDecode(b json.RawMessage) any {
+	if len(b) == 0 {
+		return nil
+	}
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil // the store holds valid JSON only
+	}
+	return v
+}
+
+// stepError is a reducer fault without its event.
+type stepError struct {
+	kind FaultKind
+	msg  string
+}
+
+// run runs code on input with the time limit and returns its first value.
+// A second value is an error: a reducer must be a function.
+func (p *program) run(code *gojq.Code, input any, what string) (any, *stepError) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+	defer cancel()
+	iter := code.RunWithContext(ctx, input)
+	v, ok := iter.Next()
+	if !ok {
+		return nil, &stepError{FaultRuntimeError, what + " gave no value"}
+	}
+	if err, isErr := v.(error); isErr {
+		return nil, jqFault(ctx, err, p.timeout)
+	}
+	if extra, more := iter.Next(); more {
+		if err, isErr := extra.(error); isErr {
+			return nil, jqFault(ctx, err, p.timeout)
+		}
+		return nil, &stepError{FaultRuntimeError, what + " gave more than one value"}
+	}
+	return v, nil
+}
+
+func jqFault(ctx context.Context, err error, limit time.Duration) *stepError {
+	if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+		return &stepError{FaultTimeout, fmt.Sprintf("took longer than the limit of %v for one event", limit)}
+	}
+	return &stepError{FaultRuntimeError, err.Error()}
+}
+
+// reduce returns the next state of a partition.
+func (p *program) reduce(state any, event map[string]any) (any, *stepError) {
+	next, f := p.run(p.reducer, map[string]any{"state": state, "event": event}, "the reducer")
+	if f != nil {
+		return nil, f
+	}
+	if _, ok := next.(map[string]any); !ok {
+		return nil, &stepError{FaultNotAnObject, fmt.Sprintf("the reducer gave %s, not an object", jqTypeOf(next))}
+	}
+	if n := jsonSize(next, p.maxState); n > p.maxState {
+		return nil, &stepError{FaultStateTooLarge, fmt.Sprintf("the state is over the limit of %d bytes", p.maxState)}
+	}
+	return next, nil
+}
+
+// partitionKey returns the event's partition key; "" means the expression
+// gave null (the caller then uses the stream's last key).
+func (p *program) partitionKey(ev *eventstore.Event, event map[string]any) (string, *stepError) {
+	if p.key == nil {
+		return ev.StreamID, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+	defer cancel()
+	iter := p.key.RunWithContext(ctx, event)
+	v, ok := iter.Next()
+	if !ok {
+		return "", nil
+	}
+	var key string
+	switch k := v.(type) {
+	case error:
+		return "", jqFault(ctx, k, p.timeout)
+	case nil:
+		return "", nil
+	case string:
+		key = k
+	case int:
+		key = strconv.Itoa(k)
+	case float64:
+		key = strconv.FormatFloat(k, 'f', -1, 64)
+	case *big.Int:
+		key = k.String()
+	default:
+		return "", &stepError{FaultPartitionKey, fmt.Sprintf("partitionBy gave %s; a key is a string or a number", jqTypeOf(v))}
+	}
+	if key == "" || len(key) > MaxPartitionKeyLength {
+		return "", &stepError{FaultPartitionKey, fmt.Sprintf("a partition key is 1 to %d bytes, got %d", MaxPartitionKeyLength, len(key))}
+	}
+	return key, nil
+}
+
+func jqTypeOf(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case string:
+		return "a string"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	}
+	return "a number"
+}
+
+// jsonSize estimates the size of v encoded as JSON, stopping once it passes
+// limit. It walks the value instead of encoding it, so checking the limit on
+// every event allocates nothing.
+func jsonSize(v any, limit int) int {
+	n := 0
+	var walk func(v any)
+	walk = func(v any) {
+		if n > limit {
+			return
+		}
+		switch x := v.(type) {
+		case nil:
+			n += 4
+		case bool:
+			n += 5
+		case string:
+			n += len(x) + 2
+		case int:
+			n += 20
+		case float64:
+			if math.Trunc(x) == x && math.Abs(x) < 1e15 {
+				n += 16
+			} else {
+				n += 24
+			}
+		case *big.Int:
+			n += len(x.String())
+		case []any:
+			n += 2 + len(x)
+			for _, e := range x {
+				walk(e)
+			}
+		case map[string]any:
+			n += 2 + len(x)
+			for k, e := range x {
+				n += len(k) + 3
+				walk(e)
+			}
+		default:
+			n += 24
+		}
+	}
+	walk(v)
+	return n
+}
+
+// encodeState encodes a jq value as JSON.
+func encodeState(v any) (json.RawMessage, error) { return json.Marshal(v) }
