@@ -347,3 +347,17 @@ func (d *Declarative) dryRun(ctx context.Context, prog *program) (DryRun, error)
 	}
 	return out, nil
 }
+
+// Running lists the versions that run on this instance (BUILDING, ACTIVE,
+// or FAULTED while not replaced), by name, for diagnostics and metrics.
+func (d *Declarative) Running() []DefinitionVersion {
+	out := []DefinitionVersion{}
+	for _, p := range d.Projections() {
+		for _, v := range p.Versions {
+			if v.Status != StatusReplaced && (v.Status != StatusFaulted || v.Version >= p.ActiveVersion) {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
