@@ -55,6 +55,10 @@ type config struct {
 	ReadyMaxLag      int64
 
 	DebugAddr string // net/http/pprof listener; empty = none
+
+	// Declarative projections (issue 19): limits of one reducer call.
+	ProjectionReducerTimeout time.Duration
+	ProjectionMaxStateBytes  int64
 }
 
 // loopback reports whether the listen address only accepts local clients.
@@ -264,6 +268,22 @@ var serveSettings = []setting{
 		}
 		c.DebugAddr = v
 		return nil
+	}},
+	{"projection-reducer-timeout", "100ms", "time limit of one declarative projection reducer call (one event) and of one filter call; over it the projection faults (PROJECTION_FAULTED)", func(c *config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return errors.New("must be a positive duration such as 100ms")
+		}
+		c.ProjectionReducerTimeout = d
+		return nil
+	}},
+	{"projection-max-state-bytes", "64KiB", "size limit of one declarative projection partition's state, as JSON; over it the projection faults (PROJECTION_FAULTED)", func(c *config, v string) error {
+		n, err := parseBytes(v)
+		if err == nil && (n < 1 || n > 16<<20) {
+			err = errors.New("must be between 1 byte and 16MiB")
+		}
+		c.ProjectionMaxStateBytes = n
+		return err
 	}},
 	{"log-level", "info", "debug, info, warn or error", func(c *config, v string) error {
 		return c.LogLevel.UnmarshalText([]byte(v))

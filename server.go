@@ -349,7 +349,8 @@ func (a *app) open(ctx context.Context) ([]closer, error) {
 	closers = append(closers, closer{"event store", store.Close})
 	a.m.watchStore(store)
 
-	proj := projections.New(store, projections.Options{Logger: log.With("component", "projections")})
+	proj := projections.New(store, projections.Options{Logger: log.With("component", "projections"),
+		ReducerTimeout: cfg.ProjectionReducerTimeout, MaxStateBytes: int(cfg.ProjectionMaxStateBytes)})
 	if err := proj.Open(ctx); err != nil {
 		return closers, fmt.Errorf("open projections: %w", err)
 	}
