@@ -130,7 +130,7 @@ func (d *Declarative) Partitions(ctx context.Context, q ListPartitions) (Partiti
 	page := PartitionPage{Partitions: make([]PartitionState, 0, len(found)), Cursors: make([]string, 0, len(found)),
 		TotalCount: total, HasNext: hasNext, Position: pos, DefinitionVersion: r.info.Version}
 	for _, f := range found {
-		ps, err := d.partitionState(r, f.tl.key, int64(f.index+1), f.tl.states[f.index].from, f.state)
+		ps, err := d.partitionState(r, f.tl.key, int64(f.index+1), f.from, f.state)
 		if err != nil {
 			return PartitionPage{}, err
 		}

@@ -69,7 +69,8 @@ func (ps *partitionSet[S]) record(key string, pos int64, state S) *timeline[S] {
 // partitionAt is one partition in a list at a point.
 type partitionAt[S any] struct {
 	tl    *timeline[S]
-	index int // into tl.states: the partition's version is index+1
+	index int   // into tl.states: the partition's version is index+1
+	from  int64 // the state's position (read under the caller's lock)
 	state S
 	key   cursorKey
 }
@@ -105,7 +106,7 @@ func (ps *partitionSet[S]) listAt(p int64, match func(key string, s S) bool, aft
 			}
 			continue
 		}
-		page = append(page, partitionAt[S]{tl: tl, index: i, state: s, key: k})
+		page = append(page, partitionAt[S]{tl: tl, index: i, from: tl.states[i].from, state: s, key: k})
 	}
 	return page, total, hasNext
 }
