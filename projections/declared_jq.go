@@ -89,19 +89,35 @@ func jqDecode(b json.RawMessage) any {
 
 // stepError is a reducer fault without its event.
 type stepError struct {
-	kind FaultKind
-	msg  string
+	kind  FaultKind
+	msg   string
+	empty bool // the expression gave no value
 }
+
+// timeoutAttempts is how often a call that ran out of time is tried before
+// it is a TIMEOUT fault. The limit is wall-clock time, which a starved
+// process (a full CPU, a GC pause) can use up without the reducer being at
+// fault; a reducer that really loops runs out every time.
+const timeoutAttempts = 3
 
 // run runs code on input with the time limit and returns its first value.
 // A second value is an error: a reducer must be a function.
 func (p *program) run(code *gojq.Code, input any, what string) (any, *stepError) {
+	for attempt := 1; ; attempt++ {
+		v, f := p.runOnce(code, input, what)
+		if f == nil || f.kind != FaultTimeout || attempt == timeoutAttempts {
+			return v, f
+		}
+	}
+}
+
+func (p *program) runOnce(code *gojq.Code, input any, what string) (any, *stepError) {
 	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
 	defer cancel()
 	iter := code.RunWithContext(ctx, input)
 	v, ok := iter.Next()
 	if !ok {
-		return nil, &stepError{FaultRuntimeError, what + " gave no value"}
+		return nil, &stepError{kind: FaultRuntimeError, msg: what + " gave no value", empty: true}
 	}
 	if err, isErr := v.(error); isErr {
 		return nil, jqFault(ctx, err, p.timeout)
@@ -110,16 +126,18 @@ func (p *program) run(code *gojq.Code, input any, what string) (any, *stepError)
 		if err, isErr := extra.(error); isErr {
 			return nil, jqFault(ctx, err, p.timeout)
 		}
-		return nil, &stepError{FaultRuntimeError, what + " gave more than one value"}
+		return nil, &stepError{kind: FaultRuntimeError, msg: what + " gave more than one value"}
 	}
 	return v, nil
 }
 
 func jqFault(ctx context.Context, err error, limit time.Duration) *stepError {
+	// A timeout may surface as the context's error or as a jq error raised
+	// after the deadline; either way the deadline decides.
 	if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
-		return &stepError{FaultTimeout, fmt.Sprintf("took longer than the limit of %v for one event", limit)}
+		return &stepError{kind: FaultTimeout, msg: fmt.Sprintf("took longer than the limit of %v for one event, %d times", limit, timeoutAttempts)}
 	}
-	return &stepError{FaultRuntimeError, err.Error()}
+	return &stepError{kind: FaultRuntimeError, msg: err.Error()}
 }
 
 // reduce returns the next state of a partition.
@@ -129,10 +147,10 @@ func (p *program) reduce(state any, event map[string]any) (any, *stepError) {
 		return nil, f
 	}
 	if _, ok := next.(map[string]any); !ok {
-		return nil, &stepError{FaultNotAnObject, fmt.Sprintf("the reducer gave %s, not an object", jqTypeOf(next))}
+		return nil, &stepError{kind: FaultNotAnObject, msg: fmt.Sprintf("the reducer gave %s, not an object", jqTypeOf(next))}
 	}
 	if n := jsonSize(next, p.maxState); n > p.maxState {
-		return nil, &stepError{FaultStateTooLarge, fmt.Sprintf("the state is over the limit of %d bytes", p.maxState)}
+		return nil, &stepError{kind: FaultStateTooLarge, msg: fmt.Sprintf("the state is over the limit of %d bytes", p.maxState)}
 	}
 	return next, nil
 }
@@ -143,17 +161,15 @@ func (p *program) partitionKey(ev *eventstore.Event, event map[string]any) (stri
 	if p.key == nil {
 		return ev.StreamID, nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
-	defer cancel()
-	iter := p.key.RunWithContext(ctx, event)
-	v, ok := iter.Next()
-	if !ok {
-		return "", nil
+	v, f := p.run(p.key, event, "partitionBy")
+	if f != nil && f.empty {
+		v, f = nil, nil // no value is null: the stream's last partition
+	}
+	if f != nil {
+		return "", f
 	}
 	var key string
 	switch k := v.(type) {
-	case error:
-		return "", jqFault(ctx, k, p.timeout)
 	case nil:
 		return "", nil
 	case string:
@@ -165,10 +181,10 @@ func (p *program) partitionKey(ev *eventstore.Event, event map[string]any) (stri
 	case *big.Int:
 		key = k.String()
 	default:
-		return "", &stepError{FaultPartitionKey, fmt.Sprintf("partitionBy gave %s; a key is a string or a number", jqTypeOf(v))}
+		return "", &stepError{kind: FaultPartitionKey, msg: fmt.Sprintf("partitionBy gave %s; a key is a string or a number", jqTypeOf(v))}
 	}
 	if key == "" || len(key) > MaxPartitionKeyLength {
-		return "", &stepError{FaultPartitionKey, fmt.Sprintf("a partition key is 1 to %d bytes, got %d", MaxPartitionKeyLength, len(key))}
+		return "", &stepError{kind: FaultPartitionKey, msg: fmt.Sprintf("a partition key is 1 to %d bytes, got %d", MaxPartitionKeyLength, len(key))}
 	}
 	return key, nil
 }

@@ -41,6 +41,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"syscall"
@@ -65,7 +66,7 @@ func main() {
 
 type config struct {
 	orders, per, whale, reps int
-	uri                      string
+	uri, profile             string
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -77,6 +78,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&c.whale, "whale", 10000, "events of the one big customer's stream")
 	fs.IntVar(&c.reps, "reps", 500, "reads per measured query")
 	fs.StringVar(&c.uri, "mongodb-uri", "", "store URI; empty = an embedded store in a temporary directory")
+	fs.StringVar(&c.profile, "cpuprofile", "", "write a CPU profile of the builds (step 3) to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -141,6 +143,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		last = now
 	}
 	decl := svc.Declarative()
+	if c.profile != "" {
+		f, err := os.Create(c.profile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer f.Close()
+	}
 	build := func(def projections.Definition) (time.Duration, error) {
 		start := time.Now()
 		v, _, err := decl.Define(ctx, def, nil)
@@ -151,6 +163,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			info, _ := decl.Projection(def.Name)
 			if info.ActiveVersion == v.Version {
 				return time.Since(start), nil
+			}
+			if f := info.Versions[len(info.Versions)-1].Fault; f != nil {
+				return 0, &projections.FaultError{Fault: *f}
 			}
 			if ctx.Err() != nil {
 				return 0, ctx.Err()
@@ -169,6 +184,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	runtime.GOMAXPROCS(prev)
+	pprof.StopCPUProfile()
 	rate := func(d time.Duration) float64 { return float64(total) / d.Seconds() }
 	fmt.Fprintf(stdout, "| build (GOMAXPROCS=1) | time | events/s | ÷ order rebuild | target |\n|---|---|---|---|---|\n")
 	fmt.Fprintf(stdout, "| order read model rebuild (baseline) | %v | %.0f | 1.00 | |\n", rebuild.Round(time.Millisecond), rate(rebuild))
