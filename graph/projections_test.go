@@ -111,7 +111,9 @@ func TestProjectionFaultsAndRejections(t *testing.T) {
 		e.Extensions["projection"] != "boom" {
 		t.Fatalf("fault extensions %+v, want the event at %d", e.Extensions, bad.Position)
 	}
-	var before struct{ ProjectionState struct{ State json.RawMessage } }
+	var before struct {
+		ProjectionState struct{ State json.RawMessage }
+	}
 	h.mustDo(`query($p: Position) { projectionState(name: "boom", key: "f-1", at: {position: $p}) { state } }`,
 		map[string]any{"p": fmt.Sprint(bad.Position - 1)}, &before)
 	if string(before.ProjectionState.State) != `{"n":1}` {
@@ -135,7 +137,9 @@ func TestProjectionFaultsAndRejections(t *testing.T) {
 	if _, errs, _ := defineVia(h, "", map[string]any{"name": "boom", "streamPrefix": "f-", "reducer": `.state.n += 1 | .state`}); len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	var fixed struct{ ProjectionState struct{ State json.RawMessage } }
+	var fixed struct {
+		ProjectionState struct{ State json.RawMessage }
+	}
 	eventually(t, 10*time.Second, "the fixed version answers", func() bool {
 		data, errs := h.do(`{ projectionState(name: "boom", key: "f-1") { state } }`, nil)
 		return len(errs) == 0 && json.Unmarshal(data, &fixed) == nil && string(fixed.ProjectionState.State) == `{"n":2}`
