@@ -11,9 +11,7 @@ import (
 	"slices"
 
 	"github.com/99designs/gqlgen/graphql"
-
 	"github.com/hindsight-dev/hindsight/auth"
-
 	"github.com/hindsight-dev/hindsight/graph/generated"
 	"github.com/hindsight-dev/hindsight/graph/model"
 	"github.com/hindsight-dev/hindsight/projections"

@@ -206,6 +206,7 @@ type DefinitionVersion struct {
 	Progress   float64 // 0..1 while building; 1 once caught up
 	Partitions int
 	States     int    // partition states held, all partitions together
+	StateBytes int64  // their estimated JSON size, all together (they share unchanged parts in memory)
 	Fault      *Fault // set when FAULTED
 }
 

@@ -140,19 +140,20 @@ func jqFault(ctx context.Context, err error, limit time.Duration) *stepError {
 	return &stepError{kind: FaultRuntimeError, msg: err.Error()}
 }
 
-// reduce returns the next state of a partition.
-func (p *program) reduce(state any, event map[string]any) (any, *stepError) {
+// reduce returns the next state of a partition and its estimated JSON size.
+func (p *program) reduce(state any, event map[string]any) (any, int, *stepError) {
 	next, f := p.run(p.reducer, map[string]any{"state": state, "event": event}, "the reducer")
 	if f != nil {
-		return nil, f
+		return nil, 0, f
 	}
 	if _, ok := next.(map[string]any); !ok {
-		return nil, &stepError{kind: FaultNotAnObject, msg: fmt.Sprintf("the reducer gave %s, not an object", jqTypeOf(next))}
+		return nil, 0, &stepError{kind: FaultNotAnObject, msg: fmt.Sprintf("the reducer gave %s, not an object", jqTypeOf(next))}
 	}
-	if n := jsonSize(next, p.maxState); n > p.maxState {
-		return nil, &stepError{kind: FaultStateTooLarge, msg: fmt.Sprintf("the state is over the limit of %d bytes", p.maxState)}
+	n := jsonSize(next, p.maxState)
+	if n > p.maxState {
+		return nil, 0, &stepError{kind: FaultStateTooLarge, msg: fmt.Sprintf("the state is over the limit of %d bytes", p.maxState)}
 	}
-	return next, nil
+	return next, n, nil
 }
 
 // partitionKey returns the event's partition key; "" means the expression

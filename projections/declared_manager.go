@@ -317,7 +317,7 @@ func (d *Declarative) dryRun(ctx context.Context, prog *program) (DryRun, error)
 			if !ok {
 				prev = prog.initial
 			}
-			next, f = prog.reduce(prev, event)
+			next, _, f = prog.reduce(prev, event)
 		}
 		if f != nil {
 			return DryRun{}, invalidInput("the dry run on the most recent matching events failed at position %d (stream %q, event %s, version %d): %s: %s",

@@ -37,7 +37,10 @@ type runner struct {
 	caughtUp atomic.Bool
 	target   atomic.Int64 // the head when the build started, for progress
 	folded   atomic.Uint64
-	started  time.Time
+	// stateBytes estimates the JSON size of every state held; the memory
+	// they take is a small multiple of it.
+	stateBytes atomic.Int64
+	started    time.Time
 
 	cancel context.CancelFunc
 }
@@ -168,7 +171,7 @@ func (r *runner) apply(ev *eventstore.Event) *Fault {
 	if tl := r.parts.byKey[key]; tl != nil {
 		prev = tl.states[len(tl.states)-1].state
 	}
-	next, f := r.prog.reduce(prev, event)
+	next, size, f := r.prog.reduce(prev, event)
 	if f != nil {
 		return r.faultAt(ev, f)
 	}
@@ -177,6 +180,7 @@ func (r *runner) apply(ev *eventstore.Event) *Fault {
 	r.changes = append(r.changes, change{pos: ev.Position, tl: tl, index: len(tl.states) - 1})
 	r.mu.Unlock()
 	r.folded.Add(1)
+	r.stateBytes.Add(int64(size))
 	r.advance(ev.Position)
 	return nil
 }
@@ -200,6 +204,7 @@ func (r *runner) status(st ProjectionStatus) DefinitionVersion {
 	r.mu.RLock()
 	v.Partitions, v.States = len(r.parts.created), r.parts.states
 	r.mu.RUnlock()
+	v.StateBytes = r.stateBytes.Load()
 	if f := r.fault.Load(); f != nil {
 		v.Status, v.Fault = StatusFaulted, f
 	}

@@ -121,7 +121,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	// 2 and 3: one core.
 	prev := runtime.GOMAXPROCS(1)
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	svc := projections.New(store, projections.Options{Logger: log.With("component", "projections")})
 	if err := svc.Open(ctx); err != nil {
 		return err
@@ -130,7 +130,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for !svc.Ready() {
 		time.Sleep(time.Millisecond)
 	}
-	rebuild := time.Since(start)
+	rebuild, rebuildCPU := time.Since(start), cpuTime()-cpu0
 	// The order projector queues snapshots as it passes every 100th version;
 	// their writes (FerretDB runs in this process) would be billed to the
 	// builds below, so wait until they are done.
@@ -153,8 +153,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer f.Close()
 	}
+	var buildCPU time.Duration
 	build := func(def projections.Definition) (time.Duration, error) {
-		start := time.Now()
+		start, cpu0 := time.Now(), cpuTime()
+		defer func() { buildCPU = cpuTime() - cpu0 }()
 		v, _, err := decl.Define(ctx, def, nil)
 		if err != nil {
 			return 0, err
@@ -173,23 +175,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			time.Sleep(time.Millisecond)
 		}
 	}
+	var sumCPU, ltvCPU time.Duration
 	sum, err := build(projections.Definition{Name: "sum", StreamPrefix: "order-",
 		InitialState: json.RawMessage(`{"quantity":0}`), Reducer: `.state.quantity += (.event.data.quantity // 0) | .state`})
 	if err != nil {
 		return err
 	}
+	sumCPU = buildCPU
 	ltv, err := build(projections.Definition{Name: "by-customer", StreamPrefix: "order-", PartitionBy: ".data.customerId",
 		Reducer: `.state.quantity += (.event.data.quantity // 0) | .state.events += 1 | .state`})
 	if err != nil {
 		return err
 	}
+	ltvCPU = buildCPU
 	runtime.GOMAXPROCS(prev)
 	pprof.StopCPUProfile()
 	rate := func(d time.Duration) float64 { return float64(total) / d.Seconds() }
-	fmt.Fprintf(stdout, "| build (GOMAXPROCS=1) | time | events/s | ÷ order rebuild | target |\n|---|---|---|---|---|\n")
-	fmt.Fprintf(stdout, "| order read model rebuild (baseline) | %v | %.0f | 1.00 | |\n", rebuild.Round(time.Millisecond), rate(rebuild))
-	fmt.Fprintf(stdout, "| define `sum` (by stream) until built | %v | %.0f | %.2f | ≥ 50,000/s, ≤ 2× |\n", sum.Round(time.Millisecond), rate(sum), float64(sum)/float64(rebuild))
-	fmt.Fprintf(stdout, "| define `by-customer` (jq key) until built | %v | %.0f | %.2f | ≥ 50,000/s, ≤ 2× |\n\n", ltv.Round(time.Millisecond), rate(ltv), float64(ltv)/float64(rebuild))
+	// On a shared machine the wall clock also counts time the process waited
+	// for a CPU; the process's CPU time (user + system) does not.
+	fmt.Fprintf(stdout, "| build (GOMAXPROCS=1) | wall | events/s | ÷ rebuild | CPU | events/CPU-s | ÷ rebuild CPU | target |\n|---|---|---|---|---|---|---|---|\n")
+	row := func(what string, d, cpu time.Duration, target string) {
+		fmt.Fprintf(stdout, "| %s | %v | %.0f | %.2f | %v | %.0f | %.2f | %s |\n", what, d.Round(time.Millisecond), rate(d),
+			float64(d)/float64(rebuild), cpu.Round(time.Millisecond), rate(cpu), float64(cpu)/float64(rebuildCPU), target)
+	}
+	row("order read model rebuild (baseline)", rebuild, rebuildCPU, "")
+	row("define `sum` (by stream) until built", sum, sumCPU, "≥ 50,000/s, ≤ 2×")
+	row("define `by-customer` (jq key) until built", ltv, ltvCPU, "≥ 50,000/s, ≤ 2×")
+	fmt.Fprintln(stdout)
 
 	// 4. Version 9,999 of 10,000 against version 99.
 	at := func(v int64) func() error {
@@ -317,4 +329,13 @@ func appendOrder(ctx context.Context, store *eventstore.Store, i int, c config) 
 		events = events[k:]
 	}
 	return nil
+}
+
+// cpuTime is the process's user plus system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

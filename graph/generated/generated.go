@@ -179,6 +179,8 @@ type ComplexityRoot struct {
 		Progress     func(childComplexity int) int
 		RecordedAt   func(childComplexity int) int
 		Reducer      func(childComplexity int) int
+		StateBytes   func(childComplexity int) int
+		States       func(childComplexity int) int
 		Status       func(childComplexity int) int
 		StreamPrefix func(childComplexity int) int
 		Version      func(childComplexity int) int
@@ -931,6 +933,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ProjectionDefinition.Reducer(childComplexity), true
+	case "ProjectionDefinition.stateBytes":
+		if e.ComplexityRoot.ProjectionDefinition.StateBytes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionDefinition.StateBytes(childComplexity), true
+	case "ProjectionDefinition.states":
+		if e.ComplexityRoot.ProjectionDefinition.States == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionDefinition.States(childComplexity), true
 	case "ProjectionDefinition.status":
 		if e.ComplexityRoot.ProjectionDefinition.Status == nil {
 			break
@@ -1862,6 +1876,10 @@ type ProjectionDefinition {
   "0 to 1 while BUILDING; 1 once caught up."
   progress: Float!
   partitions: Int!
+  "Partition states held in memory (every state of every partition)."
+  states: Int!
+  "Their estimated JSON size, in bytes."
+  stateBytes: Int!
   fault: ProjectionFault
 }
 
@@ -2211,6 +2229,10 @@ func (ec *executionContext) childFields_ProjectionDefinition(ctx context.Context
 		return ec.fieldContext_ProjectionDefinition_progress(ctx, field)
 	case "partitions":
 		return ec.fieldContext_ProjectionDefinition_partitions(ctx, field)
+	case "states":
+		return ec.fieldContext_ProjectionDefinition_states(ctx, field)
+	case "stateBytes":
+		return ec.fieldContext_ProjectionDefinition_stateBytes(ctx, field)
 	case "fault":
 		return ec.fieldContext_ProjectionDefinition_fault(ctx, field)
 	}
@@ -5695,6 +5717,52 @@ func (ec *executionContext) _ProjectionDefinition_partitions(ctx context.Context
 	)
 }
 func (ec *executionContext) fieldContext_ProjectionDefinition_partitions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionDefinition", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ProjectionDefinition_states(ctx context.Context, field graphql.CollectedField, obj *projections.DefinitionVersion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionDefinition_states(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.States, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionDefinition_states(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionDefinition", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ProjectionDefinition_stateBytes(ctx context.Context, field graphql.CollectedField, obj *projections.DefinitionVersion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionDefinition_stateBytes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StateBytes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionDefinition_stateBytes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("ProjectionDefinition", field, false, false, "Int")
 }
 
@@ -9799,6 +9867,16 @@ func (ec *executionContext) _ProjectionDefinition(ctx context.Context, sel ast.S
 			}
 		case "partitions":
 			out.Values[i] = ec._ProjectionDefinition_partitions(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "states":
+			out.Values[i] = ec._ProjectionDefinition_states(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "stateBytes":
+			out.Values[i] = ec._ProjectionDefinition_stateBytes(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
