@@ -299,6 +299,7 @@ func (d *Declarative) dryRun(ctx context.Context, prog *program) (DryRun, error)
 	}
 	var out DryRun
 	states, versions, last := map[string]any{}, map[string]*eventstore.Event{}, map[string]int64{}
+	encoded := map[string]json.RawMessage{}
 	sticky := map[string]string{}
 	for i := range recent {
 		ev := &recent[i]
@@ -317,7 +318,7 @@ func (d *Declarative) dryRun(ctx context.Context, prog *program) (DryRun, error)
 			if !ok {
 				prev = prog.initial
 			}
-			next, _, f = prog.reduce(prev, event)
+			next, encoded[key], f = prog.reduce(prev, event)
 		}
 		if f != nil {
 			return DryRun{}, invalidInput("the dry run on the most recent matching events failed at position %d (stream %q, event %s, version %d): %s: %s",
@@ -337,13 +338,9 @@ func (d *Declarative) dryRun(ctx context.Context, prog *program) (DryRun, error)
 	}
 	sort.Strings(keys)
 	for _, k := range keys[:min(len(keys), DryRunSample)] {
-		b, err := encodeState(states[k])
-		if err != nil {
-			return DryRun{}, err
-		}
 		ev := versions[k]
 		out.Partitions = append(out.Partitions, PartitionState{Projection: prog.def.Name, Key: k,
-			Version: last[k], Position: ev.Position, RecordedAt: ev.RecordedAt, State: b})
+			Version: last[k], Position: ev.Position, RecordedAt: ev.RecordedAt, State: encoded[k]})
 	}
 	return out, nil
 }

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/itchyny/gojq"
@@ -60,7 +61,7 @@ func (d *Declarative) State(ctx context.Context, name, key string, at eventstore
 	r.mu.RLock()
 	tl := r.parts.byKey[key]
 	var (
-		state any
+		state json.RawMessage
 		i     int
 		ok    bool
 	)
@@ -84,17 +85,13 @@ func (d *Declarative) State(ctx context.Context, name, key string, at eventstore
 	if !ok {
 		return PartitionState{}, fmt.Errorf("%w: projection %q has no partition %q at that point", ErrNotFound, name, key)
 	}
-	return d.partitionState(r, key, int64(i+1), from, state)
+	return d.partitionState(r, key, int64(i+1), from, state), nil
 }
 
-func (d *Declarative) partitionState(r *runner, key string, version, from int64, state any) (PartitionState, error) {
-	b, err := encodeState(state)
-	if err != nil {
-		return PartitionState{}, err
-	}
+func (d *Declarative) partitionState(r *runner, key string, version, from int64, state json.RawMessage) PartitionState {
 	t, _ := d.s.store.RecordedAt(from)
 	return PartitionState{Projection: r.info.Name, DefinitionVersion: r.info.Version, Key: key,
-		Version: version, Position: from, RecordedAt: t, State: b}, nil
+		Version: version, Position: from, RecordedAt: t, State: state}
 }
 
 // Partitions lists a projection's partitions as they were at a point, in the
@@ -130,11 +127,7 @@ func (d *Declarative) Partitions(ctx context.Context, q ListPartitions) (Partiti
 	page := PartitionPage{Partitions: make([]PartitionState, 0, len(found)), Cursors: make([]string, 0, len(found)),
 		TotalCount: total, HasNext: hasNext, Position: pos, DefinitionVersion: r.info.Version}
 	for _, f := range found {
-		ps, err := d.partitionState(r, f.tl.key, int64(f.index+1), f.from, f.state)
-		if err != nil {
-			return PartitionPage{}, err
-		}
-		page.Partitions = append(page.Partitions, ps)
+		page.Partitions = append(page.Partitions, d.partitionState(r, f.tl.key, int64(f.index+1), f.from, f.state))
 		page.Cursors = append(page.Cursors, f.key.encode())
 	}
 	if n := len(page.Cursors); n > 0 {
@@ -200,7 +193,7 @@ type matcher struct {
 	err    error
 }
 
-func (m *matcher) keep(key string, state any) bool {
+func (m *matcher) keep(key string, state json.RawMessage) bool {
 	if m.err != nil || (m.scope != nil && !m.scope.Allows(key)) {
 		return false
 	}
@@ -210,7 +203,7 @@ func (m *matcher) keep(key string, state any) bool {
 	// The filter's first value decides, as in jq's select; no value is false.
 	ctx, cancel := context.WithTimeout(context.Background(), m.prog.timeout)
 	defer cancel()
-	v, ok := m.filter.RunWithContext(ctx, state).Next()
+	v, ok := m.filter.RunWithContext(ctx, jqDecode(state)).Next()
 	if err, isErr := v.(error); ok && isErr {
 		m.err = invalidInput("the filter failed on partition %q: %s", key, jqFault(ctx, err, m.prog.timeout).msg)
 		return false

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"sort"
@@ -27,9 +28,10 @@ type runner struct {
 	prog *program
 
 	mu      sync.RWMutex
-	parts   partitionSet[any]
-	changes []change          // every state recorded, by position: what subscriptions read
-	sticky  map[string]string // stream id -> its last partition key (jq keys only)
+	parts   partitionSet[json.RawMessage] // every state, encoded (see program.reduce)
+	changes []change                      // every state recorded, by position: what subscriptions read
+	sticky  map[string]string             // stream id -> its last partition key (jq keys only)
+	latest  map[string]any                // partition key -> its latest state as a jq value, for the next reduction
 	watermark
 
 	fault    atomic.Pointer[Fault]
@@ -37,8 +39,7 @@ type runner struct {
 	caughtUp atomic.Bool
 	target   atomic.Int64 // the head when the build started, for progress
 	folded   atomic.Uint64
-	// stateBytes estimates the JSON size of every state held; the memory
-	// they take is a small multiple of it.
+	// stateBytes is the JSON size of every state held.
 	stateBytes atomic.Int64
 	started    time.Time
 
@@ -48,13 +49,13 @@ type runner struct {
 // change is one state recorded: tl.states[index], valid from pos.
 type change struct {
 	pos   int64
-	tl    *timeline[any]
+	tl    *timeline[json.RawMessage]
 	index int
 }
 
 func newRunner(d *Declarative, info DefinitionVersion, prog *program) *runner {
-	return &runner{d: d, info: info, prog: prog, parts: newPartitionSet[any](),
-		sticky: map[string]string{}, faulted: make(chan struct{})}
+	return &runner{d: d, info: info, prog: prog, parts: newPartitionSet[json.RawMessage](),
+		sticky: map[string]string{}, latest: map[string]any{}, faulted: make(chan struct{})}
 }
 
 // position is the checkpoint, for pointOn.
@@ -166,21 +167,21 @@ func (r *runner) apply(ev *eventstore.Event) *Fault {
 	} else if r.prog.key != nil {
 		r.sticky[ev.StreamID] = key
 	}
-	// Only this goroutine writes parts, so reading it here needs no lock.
-	var prev any = r.prog.initial
-	if tl := r.parts.byKey[key]; tl != nil {
-		prev = tl.states[len(tl.states)-1].state
+	prev, ok := r.latest[key]
+	if !ok {
+		prev = r.prog.initial
 	}
-	next, size, f := r.prog.reduce(prev, event)
+	next, encoded, f := r.prog.reduce(prev, event)
 	if f != nil {
 		return r.faultAt(ev, f)
 	}
+	r.latest[key] = next
 	r.mu.Lock()
-	tl := r.parts.record(key, ev.Position, next)
+	tl := r.parts.record(key, ev.Position, encoded)
 	r.changes = append(r.changes, change{pos: ev.Position, tl: tl, index: len(tl.states) - 1})
 	r.mu.Unlock()
 	r.folded.Add(1)
-	r.stateBytes.Add(int64(size))
+	r.stateBytes.Add(int64(len(encoded)))
 	r.advance(ev.Position)
 	return nil
 }

@@ -110,11 +110,7 @@ func (p *partitionSub) Recv(ctx context.Context) (PartitionState, error) {
 			r.mu.RLock()
 			state := c.tl.states[c.index].state
 			r.mu.RUnlock()
-			ps, err := p.d.partitionState(r, c.tl.key, int64(c.index+1), c.pos, state)
-			if err != nil {
-				return PartitionState{}, err
-			}
-			p.pending = append(p.pending, ps)
+			p.pending = append(p.pending, p.d.partitionState(r, c.tl.key, int64(c.index+1), c.pos, state))
 		}
 		if len(changes) > 0 {
 			continue
