@@ -117,7 +117,7 @@ function mountOne(root, name, search, ctx) {
           h('td', {}, fmtTime(node.recordedAt)),
           h('td', {}, h('code', {}, jsonPreview(node.state)))));
       }
-      info.textContent = `${fmtInt(c.totalCount)} partitions at position ${c.position}${time ? ` (${fmtTime(time, { ms: false })})` : ' (now)'}, definition version ${c.definitionVersion}.`;
+      info.textContent = `${fmtInt(c.totalCount)} partition${c.totalCount === 1 ? '' : 's'} at position ${c.position}${time ? ` (${fmtTime(time, { ms: false })})` : ' (now)'}, definition version ${c.definitionVersion}.`;
       after = c.pageInfo.endCursor;
       more.hidden = !c.pageInfo.hasNextPage;
       announce(info.textContent);
