@@ -59,6 +59,7 @@ type config struct {
 	// Declarative projections (issue 19): limits of one reducer call.
 	ProjectionReducerTimeout time.Duration
 	ProjectionMaxStateBytes  int64
+	ProjectionMemoryBudget   int64 // 0 = unlimited
 }
 
 // loopback reports whether the listen address only accepts local clients.
@@ -283,6 +284,11 @@ var serveSettings = []setting{
 			err = errors.New("must be between 1 byte and 16MiB")
 		}
 		c.ProjectionMaxStateBytes = n
+		return err
+	}},
+	{"projection-memory-budget", "256MiB", "memory of all declarative projections' states (every state of every partition, all versions); the version that would pass it faults (MEMORY_BUDGET); 0 = unlimited", func(c *config, v string) error {
+		n, err := parseBytes(v)
+		c.ProjectionMemoryBudget = n
 		return err
 	}},
 	{"log-level", "info", "debug, info, warn or error", func(c *config, v string) error {

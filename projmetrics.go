@@ -17,10 +17,20 @@ var (
 	descDeclaredProg    = prometheus.NewDesc("hindsight_declared_projection_progress", "Build progress of a declarative projection version, 0 to 1.", declaredLabels, nil)
 	descDeclaredParts   = prometheus.NewDesc("hindsight_declared_projection_partitions", "Partitions of a declarative projection version.", declaredLabels, nil)
 	descDeclaredFaulted = prometheus.NewDesc("hindsight_declared_projection_faulted", "1 when a declarative projection version stopped on a reducer fault.", declaredLabels, nil)
+	descDeclaredMemory  = prometheus.NewDesc("hindsight_declared_projection_memory_bytes", "Estimated memory of all declarative projections' states.", nil, nil)
 )
 
+// projectionBudget maps the setting (0 = unlimited) to projections.Options
+// (0 = the default, negative = unlimited).
+func projectionBudget(n int64) int64 {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
 func (declaredCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDeclaredCkpt, descDeclaredProg, descDeclaredParts, descDeclaredFaulted} {
+	for _, d := range []*prometheus.Desc{descDeclaredCkpt, descDeclaredProg, descDeclaredParts, descDeclaredFaulted, descDeclaredMemory} {
 		ch <- d
 	}
 }
@@ -30,6 +40,8 @@ func (c declaredCollector) Collect(ch chan<- prometheus.Metric) {
 	if comp == nil {
 		return
 	}
+	used, _ := comp.proj.Declarative().Memory()
+	ch <- prometheus.MustNewConstMetric(descDeclaredMemory, prometheus.GaugeValue, float64(used))
 	for _, v := range comp.proj.Declarative().Running() {
 		labels := []string{v.Name, strconv.FormatInt(v.Version, 10), string(v.Status)}
 		faulted := 0.0

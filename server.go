@@ -350,7 +350,8 @@ func (a *app) open(ctx context.Context) ([]closer, error) {
 	a.m.watchStore(store)
 
 	proj := projections.New(store, projections.Options{Logger: log.With("component", "projections"),
-		ReducerTimeout: cfg.ProjectionReducerTimeout, MaxStateBytes: int(cfg.ProjectionMaxStateBytes)})
+		ReducerTimeout: cfg.ProjectionReducerTimeout, MaxStateBytes: int(cfg.ProjectionMaxStateBytes),
+		ProjectionMemoryBudget: projectionBudget(cfg.ProjectionMemoryBudget)})
 	if err := proj.Open(ctx); err != nil {
 		return closers, fmt.Errorf("open projections: %w", err)
 	}

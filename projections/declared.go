@@ -168,6 +168,7 @@ const (
 	FaultRuntimeError  FaultKind = "RUNTIME_ERROR"   // jq raised an error (or gave no value)
 	FaultNotAnObject   FaultKind = "NOT_AN_OBJECT"   // the reducer's result is not an object
 	FaultPartitionKey  FaultKind = "PARTITION_KEY"   // partitionBy gave something that is not a key
+	FaultMemoryBudget  FaultKind = "MEMORY_BUDGET"   // the declarative projections' states would pass Options.ProjectionMemoryBudget
 	FaultInvalid       FaultKind = "INVALID_DEFINITION"
 )
 

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hindsight-dev/hindsight/eventstore"
@@ -26,6 +27,10 @@ type Declarative struct {
 	// switched counts version switches, so that subscriptions waiting on a
 	// runner move to its successor.
 	switched watermark
+	// used is the estimated memory of every runner's states, against
+	// Options.ProjectionMemoryBudget; a runner gives its share back when it
+	// is retired.
+	used atomic.Int64
 }
 
 // declared is one projection: its versions, the one answering and the one
@@ -124,7 +129,7 @@ func (d *Declarative) add(ctx context.Context, ev eventstore.Event) {
 	}
 	d.mu.Unlock()
 	if superseded != nil {
-		superseded.cancel()
+		superseded.retire()
 	}
 	if r := v.run; r != nil {
 		rctx, cancel := context.WithCancel(ctx)
@@ -151,7 +156,7 @@ func (d *Declarative) promote(r *runner) {
 	if old != nil {
 		d.s.log.Info("declarative projection switched to a new version", "projection", r.info.Name,
 			"from", old.info.Version, "to", r.info.Version)
-		time.AfterFunc(d.s.opts.LagWait+time.Second, old.cancel)
+		time.AfterFunc(d.s.opts.LagWait+time.Second, old.retire)
 	}
 }
 
@@ -357,4 +362,10 @@ func (d *Declarative) Running() []DefinitionVersion {
 		}
 	}
 	return out
+}
+
+// Memory returns the estimated memory of the declarative projections'
+// states and the budget (negative = unlimited).
+func (d *Declarative) Memory() (used, budget int64) {
+	return d.used.Load(), d.s.opts.ProjectionMemoryBudget
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sort"
 	"sync"
@@ -14,9 +15,11 @@ import (
 )
 
 // caughtUpLag is how close to the head a version being built must come to
-// take over from the version answering. Queries still wait for the exact
-// position they ask for, so this only decides when the switch happens.
-const caughtUpLag = 16
+// take over from the version answering: at the head. Anything less would let
+// a version that faults on the events it has not folded yet replace one that
+// answers. The runner folds far faster than the log grows, so it reaches the
+// head even under a steady stream of appends.
+const caughtUpLag = 0
 
 // runner builds and keeps current one version of a declarative projection:
 // the temporal read model of its partitions (temporal.go), fed from the
@@ -32,6 +35,9 @@ type runner struct {
 	changes []change                      // every state recorded, by position: what subscriptions read
 	sticky  map[string]string             // stream id -> its last partition key (jq keys only)
 	latest  map[string]any                // partition key -> its latest state as a jq value, for the next reduction
+	retired bool                          // its states were dropped (retire)
+	// retiredCounts keeps partitions and states for status after retire.
+	retiredCounts [2]int
 	watermark
 
 	fault    atomic.Pointer[Fault]
@@ -43,7 +49,29 @@ type runner struct {
 	stateBytes atomic.Int64
 	started    time.Time
 
-	cancel context.CancelFunc
+	cancel  context.CancelFunc
+	stopped chan struct{} // closed when run returns
+	memory  atomic.Int64  // this runner's share of Declarative.used
+}
+
+// stateOverhead is what one state costs in memory beyond its JSON: its
+// slice header and position in the timeline, its entry in changes.
+const stateOverhead = 64
+
+// retire stops a runner that no longer answers and, once it has stopped,
+// drops its states and gives their memory back to the budget. Queries that
+// took it before the switch had LagWait and more to finish (promote).
+func (r *runner) retire() {
+	r.cancel()
+	go func() {
+		<-r.stopped
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.retired = true
+		r.retiredCounts = [2]int{len(r.parts.created), r.parts.states}
+		r.parts, r.changes, r.latest, r.sticky = newPartitionSet[json.RawMessage](), nil, nil, nil
+		r.d.used.Add(-r.memory.Swap(0))
+	}()
 }
 
 // change is one state recorded: tl.states[index], valid from pos.
@@ -55,7 +83,7 @@ type change struct {
 
 func newRunner(d *Declarative, info DefinitionVersion, prog *program) *runner {
 	return &runner{d: d, info: info, prog: prog, parts: newPartitionSet[json.RawMessage](),
-		sticky: map[string]string{}, latest: map[string]any{}, faulted: make(chan struct{})}
+		sticky: map[string]string{}, latest: map[string]any{}, faulted: make(chan struct{}), stopped: make(chan struct{})}
 }
 
 // position is the checkpoint, for pointOn.
@@ -85,6 +113,7 @@ func (r *runner) waitFor(ctx context.Context, p int64) error {
 // faults. Like the order projector it reads every event, not only matching
 // ones, so that its checkpoint is exact (guarantee 8).
 func (r *runner) run(ctx context.Context) {
+	defer close(r.stopped)
 	s := r.d.s
 	if err := s.store.WaitReady(ctx); err != nil {
 		return
@@ -175,6 +204,13 @@ func (r *runner) apply(ev *eventstore.Event) *Fault {
 	if f != nil {
 		return r.faultAt(ev, f)
 	}
+	cost := int64(len(encoded) + stateOverhead)
+	if budget := r.d.s.opts.ProjectionMemoryBudget; budget > 0 && r.d.used.Load()+cost > budget {
+		return r.faultAt(ev, &stepError{kind: FaultMemoryBudget, msg: fmt.Sprintf(
+			"the declarative projections' states would take more than the memory budget of %d bytes", budget)})
+	}
+	r.d.used.Add(cost)
+	r.memory.Add(cost)
 	r.latest[key] = next
 	r.mu.Lock()
 	tl := r.parts.record(key, ev.Position, encoded)
@@ -204,6 +240,9 @@ func (r *runner) status(st ProjectionStatus) DefinitionVersion {
 	v.Checkpoint = r.checkpoint.Load()
 	r.mu.RLock()
 	v.Partitions, v.States = len(r.parts.created), r.parts.states
+	if r.retired {
+		v.Partitions, v.States = r.retiredCounts[0], r.retiredCounts[1]
+	}
 	r.mu.RUnlock()
 	v.StateBytes = r.stateBytes.Load()
 	if f := r.fault.Load(); f != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -354,4 +355,56 @@ func TestDeclaredFaultsAreContained(t *testing.T) {
 	if info, _ := decl.Projection("healthy"); info.Versions[0].Status != projections.StatusActive || info.ActiveVersion != healthy.Version {
 		t.Fatalf("healthy: %+v", info)
 	}
+}
+
+// TestDeclaredMemoryBudget: the version whose states would pass the budget
+// faults with MEMORY_BUDGET, and a version that is replaced gives its memory
+// back once it is retired.
+func TestDeclaredMemoryBudget(t *testing.T) {
+	store, _, _ := openStore(t)
+	svc := openService(t, store, projections.Options{ProjectionMemoryBudget: 3000, LagWait: 100 * time.Millisecond})
+	ctx := ctxT(t)
+	decl := svc.Declarative()
+	define(t, svc, projections.Definition{Name: "small", StreamPrefix: "m-", Reducer: `.state.n += 1 | .state`})
+	var last int64
+	for i := 0; i < 20; i++ { // 20 states of {"n":k}: 20 × (7 or 8 + 64) bytes
+		res, err := store.Append(ctx, fmt.Sprintf("m-%d", i), eventstore.Any{}, eventstore.NewEvent{Type: "T", Data: json.RawMessage(`{}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = res.LastPosition
+	}
+	waitFor(t, "small at the head", func() bool {
+		info, _ := decl.Projection("small")
+		return info.Versions[0].Checkpoint == last
+	})
+	used, _ := decl.Memory()
+	if used != 20*(7+64) {
+		t.Fatalf("used %d bytes, want %d", used, 20*(7+64))
+	}
+	// A second version with bigger states, built while the first answers: over the budget.
+	v2, _, err := decl.Define(ctx, projections.Definition{Name: "small", StreamPrefix: "m-",
+		Reducer: `.state.m = "` + strings.Repeat("x", 50) + `" | .state`}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "version 2 faults", func() bool {
+		info, _ := decl.Projection("small")
+		return info.Versions[1].Fault != nil
+	})
+	info, _ := decl.Projection("small")
+	if f := info.Versions[1].Fault; f.Kind != projections.FaultMemoryBudget || info.ActiveVersion != 1 || v2.Version != 2 {
+		t.Fatalf("version 2: %+v; active %d", f, info.ActiveVersion)
+	}
+	// Version 1 still answers.
+	if st, err := decl.State(ctx, "small", "m-3", eventstore.Now(), nil); err != nil || string(st.State) != `{"n":1}` {
+		t.Fatalf("version 1: %s, %v", st.State, err)
+	}
+	// A third version that fits beside the first replaces both; the memory
+	// of the old ones is given back.
+	define(t, svc, projections.Definition{Name: "small", StreamPrefix: "m-", PartitionBy: `"all"`, Reducer: `.state.n += 1 | .state`})
+	waitFor(t, "the replaced versions' memory given back", func() bool {
+		used, _ := decl.Memory()
+		return used == 20*64+7*9+8*11 // one partition: {"n":1}..{"n":9} and {"n":10}..{"n":20}
+	})
 }

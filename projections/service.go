@@ -21,8 +21,9 @@ const (
 	DefaultMaxCommandAttempts = 50
 	// Declarative projections: each reducer call (one event) and each
 	// filter call (one partition) gets this long, and a state this big.
-	DefaultReducerTimeout = 100 * time.Millisecond
-	DefaultMaxStateBytes  = 64 << 10
+	DefaultReducerTimeout         = 100 * time.Millisecond
+	DefaultMaxStateBytes          = 64 << 10
+	DefaultProjectionMemoryBudget = 256 << 20
 )
 
 // Options configure the projections service. The zero value is the default.
@@ -49,6 +50,11 @@ type Options struct {
 	// 0 = 64 KiB. Breaking either faults the projection (ErrProjectionFaulted).
 	ReducerTimeout time.Duration
 	MaxStateBytes  int
+	// ProjectionMemoryBudget bounds the memory of the declarative
+	// projections' states, all versions together (estimated: their JSON plus
+	// a fixed overhead per state); 0 = 256 MiB, negative = unlimited. The
+	// version whose next state would pass it faults with MEMORY_BUDGET.
+	ProjectionMemoryBudget int64
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -81,6 +87,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxStateBytes == 0 {
 		o.MaxStateBytes = DefaultMaxStateBytes
+	}
+	if o.ProjectionMemoryBudget == 0 {
+		o.ProjectionMemoryBudget = DefaultProjectionMemoryBudget
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -1843,6 +1843,7 @@ enum ProjectionFaultKind {
   RUNTIME_ERROR
   NOT_AN_OBJECT
   PARTITION_KEY
+  MEMORY_BUDGET
   INVALID_DEFINITION
 }
 
@@ -11324,6 +11325,7 @@ var (
 		"RUNTIME_ERROR":      projections.FaultRuntimeError,
 		"NOT_AN_OBJECT":      projections.FaultNotAnObject,
 		"PARTITION_KEY":      projections.FaultPartitionKey,
+		"MEMORY_BUDGET":      projections.FaultMemoryBudget,
 		"INVALID_DEFINITION": projections.FaultInvalid,
 	}
 	marshalNProjectionFaultKind2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐFaultKind = map[projections.FaultKind]string{
@@ -11332,6 +11334,7 @@ var (
 		projections.FaultRuntimeError:  "RUNTIME_ERROR",
 		projections.FaultNotAnObject:   "NOT_AN_OBJECT",
 		projections.FaultPartitionKey:  "PARTITION_KEY",
+		projections.FaultMemoryBudget:  "MEMORY_BUDGET",
 		projections.FaultInvalid:       "INVALID_DEFINITION",
 	}
 )
