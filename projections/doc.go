@@ -183,9 +183,11 @@
 // time is one binary search, at its n-th event an index, and a page of
 // partitions at a point one binary search per partition. That is why
 // version 9,999 of a partition costs what version 99 costs without
-// snapshots: the states are in memory, like the order read model's; they are
-// rebuilt from the memory image at start, and they are not evicted under the
-// memory budget (diagnostics reports partitions and states per version).
+// snapshots: the states are in memory, like the order read model's, kept as
+// their JSON (no garbage to scan, no encoding on read), and rebuilt from the
+// memory image at start. They are not evicted: Options.ProjectionMemoryBudget
+// bounds them instead, and the version whose next state would pass it faults
+// (MEMORY_BUDGET); a replaced version drops its states.
 //
 // A partition key from jq that is null (or no value) sends the event to the
 // partition its stream's last keyed event went to, or skips it if there was
@@ -193,8 +195,8 @@
 // OrderPaid of that order still belongs to the customer.
 //
 // Redefinition: a new version is built in the background while the active
-// one answers; once the new one is within a few positions of the head the
-// two switch atomically (Declarative.promote). A query takes the answering
+// one answers; once the new one has reached the head the two switch
+// atomically (Declarative.promote). A query takes the answering
 // runner once and reads only from it, so no answer mixes versions; the old
 // runner follows the log a little longer for queries already waiting on it.
 // A version defined while another is still being built supersedes it.
@@ -202,8 +204,10 @@
 // Faults are contained per version. Each reducer call runs under a context
 // with Options.ReducerTimeout (gojq checks it between instructions), and the
 // state's JSON size is estimated and checked against Options.MaxStateBytes.
-// A time-out, a state too large, a jq error, a non-object result or a bad
-// partition key stops that runner just before the event: its checkpoint
+// A time-out (three in a row: the limit is wall-clock time, which a starved
+// process can use up), a state too large, a jq error, a non-object result, a
+// bad partition key or the memory budget stops that runner just before the
+// event: its checkpoint
 // stays at the previous position, queries at or after the event fail with a
 // *FaultError (ErrProjectionFaulted), earlier points still answer, and the
 // other runners, the order projector and appends are not affected.
