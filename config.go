@@ -270,7 +270,7 @@ var serveSettings = []setting{
 		c.DebugAddr = v
 		return nil
 	}},
-	{"projection-reducer-timeout", "100ms", "time limit of one declarative projection reducer call (one event) and of one filter call; over it the projection faults (PROJECTION_FAULTED)", func(c *config, v string) error {
+	{"projection-reducer-timeout", "100ms", "time limit of one declarative projection reducer call (one event); over it (three times in a row) the projection faults (PROJECTION_FAULTED)", func(c *config, v string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
 			return errors.New("must be a positive duration such as 100ms")

@@ -71,6 +71,12 @@ func TestProjectionAccess(t *testing.T) {
 			t.Fatalf("%s: %d %+v %s; want %s", c.query, status, errs, data, c.want)
 		}
 	}
+	// A filter that fails, or runs out of time, is the caller's mistake.
+	for _, filter := range []string{`error("no")`, `last(range(1e12))`, `.n |`} {
+		_, errs, _ := h.post(mustJSON(map[string]any{"query": `query($f: String) { projectionCount(name: "by-stream", filter: $f) }`,
+			"variables": map[string]any{"f": filter}}), bearer(scoped)...)
+		wantCode(t, errs, "BAD_USER_INPUT")
+	}
 	// Unscoped readers see everything.
 	_, errs, data := h.post(mustJSON(map[string]any{"query": `{ projectionCount(name: "all-customers") }`}), bearer("reader-all-0000000000000000")...)
 	if len(errs) > 0 || string(data) != `{"projectionCount":2}` {

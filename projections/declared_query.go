@@ -118,6 +118,7 @@ func (d *Declarative) Partitions(ctx context.Context, q ListPartitions) (Partiti
 	if err != nil {
 		return PartitionPage{}, err
 	}
+	defer match.cancel()
 	r.mu.RLock()
 	found, total, hasNext := r.parts.listAt(pos, match.keep, after, q.First, q.Count)
 	r.mu.RUnlock()
@@ -146,6 +147,7 @@ func (d *Declarative) Count(ctx context.Context, name string, at eventstore.At, 
 	if err != nil {
 		return 0, err
 	}
+	defer match.cancel()
 	r.mu.RLock()
 	_, total, _ := r.parts.listAt(pos, match.keep, nil, 0, true)
 	r.mu.RUnlock()
@@ -180,6 +182,7 @@ func (d *Declarative) listing(ctx context.Context, name string, at eventstore.At
 	if err != nil {
 		return nil, 0, nil, err
 	}
+	m.ctx, m.cancel = context.WithTimeout(ctx, MaxFilterTime)
 	return r, pos, m, nil
 }
 
@@ -191,6 +194,8 @@ type matcher struct {
 	scope  Scope
 	filter *gojq.Code
 	err    error
+	ctx    context.Context // the query's, with MaxFilterTime for all filter runs
+	cancel context.CancelFunc
 }
 
 func (m *matcher) keep(key string, state json.RawMessage) bool {
@@ -201,11 +206,13 @@ func (m *matcher) keep(key string, state json.RawMessage) bool {
 		return true
 	}
 	// The filter's first value decides, as in jq's select; no value is false.
-	ctx, cancel := context.WithTimeout(context.Background(), m.prog.timeout)
-	defer cancel()
-	v, ok := m.filter.RunWithContext(ctx, jqDecode(state)).Next()
+	v, ok := m.filter.RunWithContext(m.ctx, jqDecode(state)).Next()
 	if err, isErr := v.(error); ok && isErr {
-		m.err = invalidInput("the filter failed on partition %q: %s", key, jqFault(ctx, err, m.prog.timeout).msg)
+		if m.ctx.Err() != nil {
+			m.err = invalidInput("the filter took longer than %v over the partitions", MaxFilterTime)
+		} else {
+			m.err = invalidInput("the filter failed on partition %q: %s", key, err)
+		}
 		return false
 	}
 	return ok && v != nil && v != false
