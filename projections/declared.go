@@ -35,7 +35,7 @@ const (
 	MaxFilterLength         = 4 << 10
 	// MaxFilterTime bounds all the runs of one query's jq filter together
 	// (one per partition), whatever the number of partitions.
-	MaxFilterTime = 2 * time.Second
+	MaxFilterTime           = 2 * time.Second
 	MaxDefinitionEventTypes = 100
 	MaxPartitionKeyLength   = 256
 	// DryRunEvents is how many of the most recent matching events a
