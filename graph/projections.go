@@ -41,6 +41,22 @@ func allowReserved(ctx context.Context, streamID string) error {
 	return nil
 }
 
+// projectionVisible reports whether the caller may see a projection's
+// definitions: when it may read some of its partitions under its latest
+// definition (a stream-keyed one whose streams overlap the caller's
+// prefixes, a jq-keyed one whose streams the caller may all read).
+func projectionVisible(p *auth.Principal, info projections.ProjectionInfo) bool {
+	if len(info.Versions) == 0 {
+		return false
+	}
+	def := info.Versions[len(info.Versions)-1].Definition
+	if !def.StreamKeyed() {
+		return p.AllowsAllWithPrefix(def.StreamPrefix)
+	}
+	_, ok := p.Narrow(def.StreamPrefix)
+	return ok
+}
+
 // faultExtensions describes a projection fault in extensions.
 func faultExtensions(f projections.Fault) map[string]any {
 	return map[string]any{"projection": f.Projection, "definitionVersion": f.DefinitionVersion,

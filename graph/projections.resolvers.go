@@ -51,18 +51,26 @@ func (r *projectionDefinitionResolver) PartitionBy(ctx context.Context, obj *pro
 }
 
 func (r *queryResolver) DefinedProjections(ctx context.Context) ([]projections.ProjectionInfo, error) {
-	if _, err := principal(ctx); err != nil {
+	p, err := principal(ctx)
+	if err != nil {
 		return nil, err
 	}
-	return r.Projections.Declarative().Projections(), nil
+	out := []projections.ProjectionInfo{}
+	for _, info := range r.Projections.Declarative().Projections() {
+		if projectionVisible(p, info) {
+			out = append(out, info)
+		}
+	}
+	return out, nil
 }
 
 func (r *queryResolver) Projection(ctx context.Context, name string) (*projections.ProjectionInfo, error) {
-	if _, err := principal(ctx); err != nil {
+	p, err := principal(ctx)
+	if err != nil {
 		return nil, err
 	}
 	info, ok := r.Projections.Declarative().Projection(name)
-	if !ok {
+	if !ok || !projectionVisible(p, info) {
 		return nil, nil
 	}
 	return &info, nil

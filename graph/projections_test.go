@@ -77,8 +77,13 @@ func TestProjectionAccess(t *testing.T) {
 			"variables": map[string]any{"f": filter}}), bearer(scoped)...)
 		wantCode(t, errs, "BAD_USER_INPUT")
 	}
+	// Scoped readers see the definitions they can read partitions of.
+	_, errs, data := h.post(mustJSON(map[string]any{"query": `{ definedProjections { name } }`}), bearer(scoped)...)
+	if len(errs) > 0 || string(data) != `{"definedProjections":[{"name":"by-stream"},{"name":"cart-customers"}]}` {
+		t.Fatalf("scoped definitions: %+v %s", errs, data)
+	}
 	// Unscoped readers see everything.
-	_, errs, data := h.post(mustJSON(map[string]any{"query": `{ projectionCount(name: "all-customers") }`}), bearer("reader-all-0000000000000000")...)
+	_, errs, data = h.post(mustJSON(map[string]any{"query": `{ projectionCount(name: "all-customers") }`}), bearer("reader-all-0000000000000000")...)
 	if len(errs) > 0 || string(data) != `{"projectionCount":2}` {
 		t.Fatalf("unscoped count: %+v %s", errs, data)
 	}
