@@ -3,6 +3,7 @@ package graph_test
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 )
@@ -77,6 +78,34 @@ func TestProjectionAccess(t *testing.T) {
 			"variables": map[string]any{"f": filter}}), bearer(scoped)...)
 		wantCode(t, errs, "BAD_USER_INPUT")
 	}
+	// A scoped subscription to every partition gets the allowed ones only;
+	// to a jq-keyed projection it is refused.
+	hc := &http.Client{Transport: bearerTransport{scoped}}
+	sub := subscribeSSE(t, hc, h.srv.URL, `subscription { projectionChanged(name: "by-stream", afterPosition: "0") { key version } }`, nil)
+	h.appendEvents("secret-1", "Added", 2, 1)
+	h.appendEvents("cart-1", "Added", 3, 1)
+	var keys []string
+	for len(keys) < 3 {
+		r := sub.next(15 * time.Second)
+		if r.kind != "next" || len(r.errors) > 0 {
+			t.Fatalf("scoped subscription: %s %+v", r.kind, r.errors)
+		}
+		var m struct {
+			ProjectionChanged struct {
+				Key     string
+				Version int
+			}
+		}
+		_ = json.Unmarshal(r.data, &m)
+		keys = append(keys, fmt.Sprintf("%s v%d", m.ProjectionChanged.Key, m.ProjectionChanged.Version))
+	}
+	if fmt.Sprint(keys) != "[cart-1 v1 cart-1 v2 cart-1 v3]" {
+		t.Fatalf("scoped subscription delivered %v", keys)
+	}
+	refused := subscribeSSE(t, hc, h.srv.URL, `subscription { projectionChanged(name: "all-customers") { key } }`, nil)
+	if r := refused.next(15 * time.Second); len(r.errors) == 0 || r.errors[0].code() != "FORBIDDEN" {
+		t.Fatalf("a scoped subscription to a jq-keyed projection: %s %+v", r.kind, r.errors)
+	}
 	// Scoped readers see the definitions they can read partitions of.
 	_, errs, data := h.post(mustJSON(map[string]any{"query": `{ definedProjections { name } }`}), bearer(scoped)...)
 	if len(errs) > 0 || string(data) != `{"definedProjections":[{"name":"by-stream"},{"name":"cart-customers"}]}` {
@@ -84,7 +113,7 @@ func TestProjectionAccess(t *testing.T) {
 	}
 	// Unscoped readers see everything.
 	_, errs, data = h.post(mustJSON(map[string]any{"query": `{ projectionCount(name: "all-customers") }`}), bearer("reader-all-0000000000000000")...)
-	if len(errs) > 0 || string(data) != `{"projectionCount":2}` {
+	if len(errs) > 0 || string(data) != `{"projectionCount":3}` {
 		t.Fatalf("unscoped count: %+v %s", errs, data)
 	}
 }
