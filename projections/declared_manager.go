@@ -160,10 +160,6 @@ func (d *Declarative) promote(r *runner) {
 	}
 }
 
-// faulted is called by a runner that stopped on a fault; it stays where it
-// is (answering up to the fault if active), until a new version replaces it.
-func (d *Declarative) faulted(*runner) {}
-
 // current returns the runner that answers for the projection: the active
 // version, or the one being built while none is.
 func (d *Declarative) current(name string) (*runner, error) {

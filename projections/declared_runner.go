@@ -150,12 +150,14 @@ func (r *runner) follow(ctx context.Context, sub *eventstore.Subscription, log *
 			return err
 		}
 		if r.prog.def.matches(&ev) {
+			// A fault stops this runner where it is: it keeps answering up
+			// to the event (if it is the active version) until a new
+			// version replaces it.
 			if f := r.apply(&ev); f != nil {
 				r.fault.Store(f)
 				close(r.faulted)
 				log.Error("declarative projection faulted; it stopped before the event",
 					"position", f.Position, "stream", f.StreamID, "type", f.EventType, "kind", f.Kind, "err", f.Message)
-				r.d.faulted(r)
 				return &FaultError{Fault: *f}
 			}
 		} else {
