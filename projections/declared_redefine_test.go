@@ -199,3 +199,27 @@ func TestRedefinitionUnderLoad(t *testing.T) {
 		t.Fatalf("versions: %+v", info.Versions)
 	}
 }
+
+// TestDeclaredAcrossInstances: a projection defined on one instance is
+// built by another from the log, and a read there at the position of a
+// write taken by the first sees it (read your writes across instances).
+func TestDeclaredAcrossInstances(t *testing.T) {
+	storeA, client, db := openStore(t)
+	storeB := openStoreOn(t, client, db)
+	a := openService(t, storeA, projections.Options{})
+	b := openService(t, storeB, projections.Options{})
+	ctx := ctxT(t)
+	if _, err := storeA.Append(ctx, "x-1", eventstore.Any{}, eventstore.NewEvent{Type: "T", Data: json.RawMessage(`{"n":2}`)}); err != nil {
+		t.Fatal(err)
+	}
+	define(t, a, projections.Definition{Name: "xs", StreamPrefix: "x-", Reducer: `.state.sum += .event.data.n | .state`})
+	waitActive(t, b, "xs", 1)
+	res, err := storeA.Append(ctx, "x-1", eventstore.Any{}, eventstore.NewEvent{Type: "T", Data: json.RawMessage(`{"n":5}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.Declarative().State(ctx, "xs", "x-1", eventstore.AtPosition(res.LastPosition), nil)
+	if err != nil || string(st.State) != `{"sum":7}` || st.Version != 2 {
+		t.Fatalf("instance B at position %d: %s version %d, %v", res.LastPosition, st.State, st.Version, err)
+	}
+}
