@@ -154,9 +154,8 @@ func jqFault(ctx context.Context, err error, limit time.Duration) *stepError {
 
 // reduce returns the next state of a partition, and its JSON encoding.
 // States are kept encoded: a byte slice costs the garbage collector nothing
-// to scan and a fraction of the memory of the jq value, readers get JSON
-// without encoding it, and a state JSON cannot hold (NaN) faults here
-// instead of failing every read.
+// to scan and a fraction of the memory of the jq value, and readers get
+// JSON without encoding it.
 func (p *program) reduce(state any, event map[string]any) (any, json.RawMessage, *stepError) {
 	next, f := p.run(p.reducer, map[string]any{"state": state, "event": event}, "the reducer")
 	if f != nil {
@@ -165,9 +164,11 @@ func (p *program) reduce(state any, event map[string]any) (any, json.RawMessage,
 	if _, ok := next.(map[string]any); !ok {
 		return nil, nil, &stepError{kind: FaultNotAnObject, msg: fmt.Sprintf("the reducer gave %s, not an object", jqTypeOf(next))}
 	}
-	b, err := json.Marshal(next)
+	// jq's own encoding: no reflection, and jq's answers for what JSON
+	// cannot hold (NaN is null, infinities the largest numbers).
+	b, err := gojq.Marshal(next)
 	if err != nil {
-		return nil, nil, &stepError{kind: FaultRuntimeError, msg: "the state cannot be written as JSON (NaN or infinity?)"}
+		return nil, nil, &stepError{kind: FaultRuntimeError, msg: "the state cannot be written as JSON: " + err.Error()}
 	}
 	if len(b) > p.maxState {
 		return nil, nil, &stepError{kind: FaultStateTooLarge, msg: fmt.Sprintf("the state is %d bytes as JSON; the limit is %d", len(b), p.maxState)}
