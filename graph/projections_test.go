@@ -233,3 +233,28 @@ func TestProjectionChangedSubscription(t *testing.T) {
 		})
 	}
 }
+
+// TestInvalidRecordedDefinition: a definition that an admin wrote with
+// appendToStream, unchecked, is listed as FAULTED (INVALID_DEFINITION) and
+// queries of it say so.
+func TestInvalidRecordedDefinition(t *testing.T) {
+	h := newHarness(t)
+	h.mustDo(`mutation { appendToStream(streamId: "hindsight.projections.raw", events: [{type: "ProjectionDefined", data: {name: "raw", reducer: ".state |"}}]) { lastPosition } }`, nil, nil)
+	var out struct {
+		Projection struct {
+			Versions []struct {
+				Status string
+				Fault  struct{ Kind string }
+			}
+		}
+	}
+	eventually(t, 10*time.Second, "the definition taken in", func() bool {
+		data, errs := h.do(`{ projection(name: "raw") { versions { status eventTypes initialState fault { kind } } } }`, nil)
+		return len(errs) == 0 && json.Unmarshal(data, &out) == nil && len(out.Projection.Versions) == 1
+	})
+	if v := out.Projection.Versions[0]; v.Status != "FAULTED" || v.Fault.Kind != "INVALID_DEFINITION" {
+		t.Fatalf("version: %+v", v)
+	}
+	_, errs := h.do(`{ projectionCount(name: "raw") }`, nil)
+	wantCode(t, errs, "PROJECTION_FAULTED")
+}

@@ -106,6 +106,12 @@ func (d *Declarative) add(ctx context.Context, ev eventstore.Event) {
 	}
 	v.info.Definition = def
 	v.info.Name = name
+	if v.info.EventTypes == nil { // what the API shows of an invalid one
+		v.info.EventTypes = []string{}
+	}
+	if !json.Valid(v.info.InitialState) {
+		v.info.InitialState = json.RawMessage(`{}`)
+	}
 	if err != nil {
 		// Only appendToStream by someone allowed to write the reserved
 		// streams can record a definition that was not checked.
