@@ -95,6 +95,15 @@ async function scenario(page) {
   await waitText(page, '#proj-state', 'Version 1', 'the state at version 1');
   await waitText(page, '#proj-state', '200', 'the total at version 1');
   log('slider: version 1 of 2, total 200');
+  // Live: a new event of the partition extends the slider.
+  await add('cart-a', 1, 1);
+  await waitText(page, '#proj-slider-out', '1 of 3', 'the slider range after a live event');
+  // The time form: the version at the earlier time is 2.
+  await page.locator('#proj-key-at').fill(local);
+  await page.locator('#proj-partition form button[type=submit]').click();
+  await waitText(page, '#proj-slider-out', '2 of 3', 'the version at the earlier time');
+  await waitText(page, '#proj-state', '250');
+  log('live: 3 versions; at the earlier time: version 2');
   await mkdir(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: path.join(ARTIFACTS, 'explorer-projections.png'), fullPage: true });
 }

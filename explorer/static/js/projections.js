@@ -19,6 +19,8 @@ const Q_PAGE = `query Partitions($name: String!, $at: PointInTime, $filter: Stri
   projectionPartitions(name: $name, at: $at, filter: $filter, first: 50, after: $after) {
     totalCount position definitionVersion pageInfo { hasNextPage endCursor }
     edges { node { key version position recordedAt state } } } }`;
+const S_CHANGED = `subscription PartitionChanged($name: String!, $key: String, $after: Position) {
+  projectionChanged(name: $name, key: $key, afterPosition: $after) { version position } }`;
 const Q_STATE = `query PartitionState($name: String!, $key: String!, $at: PointInTime) {
   projectionState(name: $name, key: $key, at: $at) { key version position recordedAt state definitionVersion } }`;
 
@@ -133,18 +135,28 @@ function mountOne(root, name, search, ctx) {
   page();
 
   const key = search.get('key');
-  if (key) showPartition(partition, name, key, Number(search.get('v')) || 0, () => alive);
-  return { unmount() { alive = false; } };
+  const cleanup = [];
+  if (key) showPartition(partition, name, key, Number(search.get('v')) || 0, () => alive, ctx, cleanup);
+  return {
+    unmount() {
+      alive = false;
+      for (const f of cleanup) f();
+    },
+  };
 }
 
-// One partition with a slider over its versions, like the order view's.
-async function showPartition(root, name, key, wanted, isAlive) {
+// One partition with a slider over its versions, like the order view's, a
+// jump to a time, and live updates of the slider's range.
+async function showPartition(root, name, key, wanted, isAlive, ctx, cleanup) {
   const slider = h('input', { id: 'proj-slider', type: 'range', min: '1', max: '1', step: '1', value: '1' });
   const out = h('output', { id: 'proj-slider-out', for: 'proj-slider' });
   const state = h('div', { id: 'proj-state' });
+  const timeInput = h('input', { id: 'proj-key-at', type: 'datetime-local', step: '1' });
+  const timeForm = h('form', { class: 'filters' },
+    h('label', { for: 'proj-key-at' }, 'Version at time'), ' ', timeInput, ' ', h('button', { type: 'submit' }, 'Go'));
   render(root, h('h3', {}, `Partition ${key}`),
     h('div', { class: 'slider-head' }, h('label', { for: 'proj-slider' }, 'Version'), ' ', out),
-    h('div', { class: 'slider-wrap' }, slider), state);
+    h('div', { class: 'slider-wrap' }, slider), timeForm, state);
   let latest;
   try {
     const d = await gql(Q_STATE, { name, key, at: null });
@@ -158,7 +170,7 @@ async function showPartition(root, name, key, wanted, isAlive) {
     render(state, h('p', {}, 'This partition does not exist now.'));
     return;
   }
-  const max = latest.version;
+  let max = latest.version;
   slider.max = String(max);
   slider.disabled = max <= 1;
   let seq = 0;
@@ -178,6 +190,37 @@ async function showPartition(root, name, key, wanted, isAlive) {
   }
   slider.addEventListener('input', () => { out.textContent = `${slider.value} of ${max}`; });
   slider.addEventListener('change', () => show(Number(slider.value)));
+  timeForm.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const time = fromLocalInput(timeInput.value);
+    if (!time) return;
+    try {
+      const d = await gql(Q_STATE, { name, key, at: { time } });
+      if (!isAlive()) return;
+      if (d.projectionState) show(d.projectionState.version);
+      else render(state, h('p', { role: 'status' }, 'The partition did not exist at that time.'));
+    } catch (e) {
+      if (isAlive()) render(state, errorBox(e));
+    }
+  });
+  // Live: new versions extend the slider; a slider at the latest follows.
+  cleanup.push(ctx.live.subscribe(
+    { query: S_CHANGED, variables: () => ({ name, key, after: latest.position }), endless: true },
+    {
+      next: (payload) => {
+        const c = payload && payload.data && payload.data.projectionChanged;
+        if (!c || !isAlive() || c.version <= max) return;
+        const atLatest = Number(slider.value) === max;
+        max = c.version;
+        latest = { ...latest, version: c.version, position: c.position };
+        slider.max = String(max);
+        slider.disabled = max <= 1;
+        if (atLatest) show(max);
+        else out.textContent = `${slider.value} of ${max}`;
+      },
+      error: () => {},
+    },
+  ));
   show(wanted >= 1 && wanted <= max ? wanted : max);
 }
 
