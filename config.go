@@ -61,6 +61,11 @@ type config struct {
 	SigningKeyFile     string // empty: generated in the data directory on the embedded store
 	CheckpointEvery    int
 	CheckpointInterval time.Duration
+
+	// Declarative projections (issue 19): limits of one reducer call.
+	ProjectionReducerTimeout time.Duration
+	ProjectionMaxStateBytes  int64
+	ProjectionMemoryBudget   int64 // 0 = unlimited
 }
 
 // loopback reports whether the listen address only accepts local clients.
@@ -285,6 +290,27 @@ var serveSettings = []setting{
 		}
 		c.DebugAddr = v
 		return nil
+	}},
+	{"projection-reducer-timeout", "100ms", "time limit of one declarative projection reducer call (one event); over it (three times in a row) the projection faults (PROJECTION_FAULTED)", func(c *config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return errors.New("must be a positive duration such as 100ms")
+		}
+		c.ProjectionReducerTimeout = d
+		return nil
+	}},
+	{"projection-max-state-bytes", "64KiB", "size limit of one declarative projection partition's state, as JSON; over it the projection faults (PROJECTION_FAULTED)", func(c *config, v string) error {
+		n, err := parseBytes(v)
+		if err == nil && (n < 1 || n > 16<<20) {
+			err = errors.New("must be between 1 byte and 16MiB")
+		}
+		c.ProjectionMaxStateBytes = n
+		return err
+	}},
+	{"projection-memory-budget", "256MiB", "memory of all declarative projections' states (every state of every partition, all versions); the version that would pass it faults (MEMORY_BUDGET); 0 = unlimited", func(c *config, v string) error {
+		n, err := parseBytes(v)
+		c.ProjectionMemoryBudget = n
+		return err
 	}},
 	{"log-level", "info", "debug, info, warn or error", func(c *config, v string) error {
 		return c.LogLevel.UnmarshalText([]byte(v))

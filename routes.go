@@ -121,7 +121,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (a *app) metrics() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(statsCollector{a}, tlogCollector{a})
+	reg.MustRegister(statsCollector{a}, tlogCollector{a}, declaredCollector{a})
 	if a.m != nil {
 		reg.MustRegister(a.m.collectors()...)
 	}

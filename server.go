@@ -362,7 +362,9 @@ func (a *app) open(ctx context.Context) ([]closer, error) {
 	a.m.watchStore(store)
 	startVerifiableLog(ctx, lg, store, client.Database(cfg.Database), log.With("component", "tlog"))
 
-	proj := projections.New(store, projections.Options{Logger: log.With("component", "projections")})
+	proj := projections.New(store, projections.Options{Logger: log.With("component", "projections"),
+		ReducerTimeout: cfg.ProjectionReducerTimeout, MaxStateBytes: int(cfg.ProjectionMaxStateBytes),
+		ProjectionMemoryBudget: projectionBudget(cfg.ProjectionMemoryBudget)})
 	if err := proj.Open(ctx); err != nil {
 		return closers, fmt.Errorf("open projections: %w", err)
 	}

@@ -219,6 +219,9 @@ func complexity() generated.ComplexityRoot {
 	c.Query.Orders = func(child int, _ *projections.OrderStatus, _ *string, _ *model.PointInTime, first *int, _ *string) int {
 		return page(child, first, 50)
 	}
+	c.Query.ProjectionPartitions = func(child int, _ string, _ *model.PointInTime, _ *string, first *int, _ *string) int {
+		return page(child, first, 50)
+	}
 	return c
 }
 

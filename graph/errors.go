@@ -38,6 +38,7 @@ const (
 	CodeUnauthenticated      = "UNAUTHENTICATED"
 	CodeRateLimited          = "RATE_LIMITED"
 	CodeShuttingDown         = "SHUTTING_DOWN"
+	CodeProjectionFaulted    = "PROJECTION_FAULTED" // a declarative projection's reducer failed
 	CodeParseFailed          = errcode.ParseFailed
 	CodeValidationFailed     = errcode.ValidationFailed
 )
@@ -117,6 +118,7 @@ func classify(err error) (code, msg string, ext map[string]any) {
 		in    *inputError
 		sc    *scalar.Error
 		rule  *projections.RuleError
+		fault *projections.FaultError
 		coded *codedError
 	)
 	switch {
@@ -137,6 +139,10 @@ func classify(err error) (code, msg string, ext map[string]any) {
 		return CodeBadUserInput, after(err, projections.ErrInvalidInput), nil
 	case errors.Is(err, eventstore.ErrDuplicateEventID):
 		return CodeBadUserInput, after(err, nil), nil
+	case errors.As(err, &fault):
+		return CodeProjectionFaulted, fault.Error(), faultExtensions(fault.Fault)
+	case errors.Is(err, projections.ErrForbidden):
+		return CodeForbidden, after(err, projections.ErrForbidden), nil
 	case errors.As(err, &rule):
 		return CodeInvalidState, rule.Msg, nil
 	case errors.Is(err, projections.ErrInvalidState):

@@ -307,6 +307,7 @@ func (r *Resolver) diagnostics() *model.Diagnostics {
 		d.Projectors = append(d.Projectors, model.ProjectorCheckpoint{
 			Name: "orders", Checkpoint: ps.Checkpoint, Lag: int(ps.Lag), Ready: ps.Ready,
 		})
+		d.DeclaredProjections = r.Projections.Declarative().Running()
 	}
 	return d
 }

@@ -26,6 +26,9 @@ func (r *mutationResolver) AppendToStream(ctx context.Context, streamID string, 
 	if err := allowStream(ctx, streamID); err != nil {
 		return nil, err
 	}
+	if err := allowReserved(ctx, streamID); err != nil {
+		return nil, err
+	}
 	res, err := r.Store.Append(ctx, streamID, expected, events...)
 	if err != nil {
 		return nil, err

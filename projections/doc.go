@@ -158,5 +158,67 @@
 // log at once), then for the read model; past LagWait it fails with
 // ErrProjectionLagging. A time is turned into the last position recorded at
 // or before it (store.PositionAt), since recordedAt never decreases along the
-// log.
+// log.//
+// # Declarative projections
+//
+// Declarative (Service.Declarative) runs read models defined at run time: a
+// Definition names a stream prefix and event types, a partition key (the
+// stream id, or a jq expression over the event), an initial state (a JSON
+// object) and a jq reducer from {state, event} to the next state, compiled
+// with github.com/itchyny/gojq. No expression language of our own, and no
+// environment: jq's $ENV is empty and input is not allowed.
+//
+// Definitions are events: version N of projection NAME is the N-th
+// ProjectionDefined event of the stream "hindsight.projections.NAME", so
+// definitions have versions, history and an audit trail, and every instance
+// learns them by following the log. Define checks a definition first (it
+// compiles, and it folds the most recent matching events without a fault,
+// each partition from the initial state; the answer reports what that dry
+// run produced) and only then appends it.
+//
+// Each version is built by a runner (declared_runner.go) that follows the
+// whole log from position 0, like the order projector, into the same
+// temporal read model (temporal.go): every partition keeps each state it has
+// had with the position it is valid from, so a partition at a position or a
+// time is one binary search, at its n-th event an index, and a page of
+// partitions at a point one binary search per partition. That is why
+// version 9,999 of a partition costs what version 99 costs without
+// snapshots: the states are in memory, like the order read model's, kept as
+// their JSON (no garbage to scan, no encoding on read), and rebuilt from the
+// memory image at start. They are not evicted: Options.ProjectionMemoryBudget
+// bounds them instead, and the version whose next state would pass it faults
+// (MEMORY_BUDGET); a replaced version drops its states.
+//
+// A partition key from jq that is null (or no value) sends the event to the
+// partition its stream's last keyed event went to, or skips it if there was
+// none: order events carry the customer only in OrderCreated, and the
+// OrderPaid of that order still belongs to the customer.
+//
+// Redefinition: a new version is built in the background while the active
+// one answers; once the new one has reached the head the two switch
+// atomically (Declarative.promote). A query takes the answering
+// runner once and reads only from it, so no answer mixes versions; the old
+// runner follows the log a little longer for queries already waiting on it.
+// A version defined while another is still being built supersedes it.
+//
+// Faults are contained per version. Each reducer call runs under a context
+// with Options.ReducerTimeout (gojq checks it between instructions), and the
+// state's JSON size is estimated and checked against Options.MaxStateBytes.
+// A time-out (three in a row: the limit is wall-clock time, which a starved
+// process can use up), a state too large, a jq error, a non-object result, a
+// bad partition key or the memory budget stops that runner just before the
+// event: its checkpoint
+// stays at the previous position, queries at or after the event fail with a
+// *FaultError (ErrProjectionFaulted), earlier points still answer, and the
+// other runners, the order projector and appends are not affected.
+//
+// Access: a projection keyed by stream id is scoped like streams (Scope,
+// which auth.Principal implements); a partition keyed by jq mixes events of
+// many streams, so it is readable only by a caller allowed every stream the
+// projection reads.
+//
+// Subscriptions are a cursor over the runner's position-ordered list of
+// recorded states (and a wait on its checkpoint), so catch-up and live are
+// one loop and nothing is lost or repeated; across a switch they go on from
+// the same position with the new version's states.
 package projections

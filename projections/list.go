@@ -117,6 +117,20 @@ func (s *Service) OrderStatsSeries(ctx context.Context, from, to time.Time, step
 // this instance has not seen yet is first waited for in the store, which
 // reads the log at once (writes taken by other instances).
 func (s *Service) readModelPoint(ctx context.Context, at eventstore.At) (int64, time.Time, error) {
+	return s.pointOn(ctx, at, &s.rm.watermark, "the order read model")
+}
+
+// waitable is a temporal read model that readers wait on: a *watermark, or
+// a declarative projection's runner (which also stops waiting on a fault).
+type waitable interface {
+	waitFor(ctx context.Context, p int64) error
+	position() int64
+}
+
+// pointOn is readModelPoint for any temporal read model: it resolves the
+// point and waits, up to LagWait, until the model reaches it. model names
+// the read model in the lagging error.
+func (s *Service) pointOn(ctx context.Context, at eventstore.At, mark waitable, model string) (int64, time.Time, error) {
 	wctx, cancel := context.WithTimeout(ctx, s.opts.LagWait)
 	defer cancel()
 	var pos int64
@@ -142,10 +156,10 @@ func (s *Service) readModelPoint(ctx context.Context, at eventstore.At) (int64, 
 	} else {
 		pos, when = s.store.HeadPosition(), time.Now().UTC()
 	}
-	if err := s.rm.waitFor(wctx, pos); err != nil {
+	if err := mark.waitFor(wctx, pos); err != nil {
 		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-			return 0, time.Time{}, fmt.Errorf("%w: the order read model is at position %d; position %d was asked for and not reached within %v",
-				ErrProjectionLagging, s.rm.checkpoint.Load(), pos, s.opts.LagWait)
+			return 0, time.Time{}, fmt.Errorf("%w: %s is at position %d; position %d was asked for and not reached within %v",
+				ErrProjectionLagging, model, mark.position(), pos, s.opts.LagWait)
 		}
 		return 0, time.Time{}, err
 	}

@@ -1,50 +1,32 @@
 package projections
 
 import (
-	"context"
 	"encoding/base64"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/hindsight-dev/hindsight/eventstore"
 )
 
 // readModel is the temporal read model behind Orders, OrderStats and
-// OrderStatsSeries. For every order it holds every state the order has had,
-// each valid from the position of the event that produced it until the
-// position of the next one, so "the orders as they were at position P" is a
-// binary search per order instead of a replay of the log. Aggregates are kept
-// as a timeline of running totals, one point per position that changed them,
-// so OrderStats at any point is one binary search.
+// OrderStatsSeries: a partitionSet (temporal.go) with one timeline per
+// created order, keyed by order id, so "the orders as they were at position
+// P" is a binary search per order instead of a replay of the log. Aggregates
+// are kept as a timeline of running totals, one point per position that
+// changed them, so OrderStats at any point is one binary search.
 //
 // It is fed by the projector strictly in position order with every event of
 // the log, order or not, so its checkpoint is exact: everything at or before
 // it is in, nothing after it is.
 type readModel struct {
-	mu       sync.RWMutex
-	orders   map[string]*orderTimeline // by stream id
-	created  []*orderTimeline          // created orders by creation position (appended in that order)
-	stats    []statsPoint              // running totals, by position
-	versions int                       // order states held
-	changed  chan struct{}             // closed and replaced when the checkpoint advances
+	mu     sync.RWMutex
+	folds  map[string]Order    // the fold so far of every order stream, created or not
+	orders partitionSet[Order] // created orders' states, by order id
+	stats  []statsPoint        // running totals, by position
 
-	checkpoint atomic.Int64
-}
-
-type orderTimeline struct {
-	createdAt int64          // position of the event that created the order; 0 until then
-	state     Order          // the fold so far, created or not
-	versions  []orderVersion // created states, by position
-}
-
-// orderVersion is an order's state valid from position from up to, not
-// including, the next version's from.
-type orderVersion struct {
-	from  int64
-	order Order
+	watermark
 }
 
 // statsPoint holds the aggregates valid from position on.
@@ -55,7 +37,7 @@ type statsPoint struct {
 }
 
 func newReadModel() *readModel {
-	return &readModel{orders: map[string]*orderTimeline{}, changed: make(chan struct{})}
+	return &readModel{folds: map[string]Order{}, orders: newPartitionSet[Order]()}
 }
 
 func statusIndex(s OrderStatus) int {
@@ -78,23 +60,16 @@ func (rm *readModel) apply(ev eventstore.Event, proj Projection[Order]) (Order, 
 	if !strings.HasPrefix(ev.StreamID, OrderStreamPrefix) {
 		return Order{}, false
 	}
-	tl := rm.orders[ev.StreamID]
-	if tl == nil {
-		tl = &orderTimeline{state: proj.Initial()}
-		rm.orders[ev.StreamID] = tl
+	prev, ok := rm.folds[ev.StreamID]
+	if !ok {
+		prev = proj.Initial()
 	}
-	prev := tl.state
 	next := proj.Apply(prev, ev)
-	tl.state = next
+	rm.folds[ev.StreamID] = next
 	if !orderExists(next) {
 		return next, true
 	}
-	if !orderExists(prev) {
-		tl.createdAt = ev.Position
-		rm.created = append(rm.created, tl)
-	}
-	tl.versions = append(tl.versions, orderVersion{from: ev.Position, order: next})
-	rm.versions++
+	rm.orders.record(next.ID, ev.Position, next)
 
 	var p statsPoint
 	if n := len(rm.stats); n > 0 {
@@ -116,39 +91,6 @@ func (rm *readModel) apply(ev eventstore.Event, proj Projection[Order]) (Order, 
 		rm.stats = append(rm.stats, p)
 	}
 	return next, true
-}
-
-// advance moves the checkpoint and wakes waiters. Callers hold mu.
-func (rm *readModel) advance(pos int64) {
-	rm.checkpoint.Store(pos)
-	close(rm.changed)
-	rm.changed = make(chan struct{})
-}
-
-// waitFor blocks until the checkpoint reaches p or ctx ends.
-func (rm *readModel) waitFor(ctx context.Context, p int64) error {
-	for {
-		rm.mu.RLock()
-		ch := rm.changed
-		rm.mu.RUnlock()
-		if rm.checkpoint.Load() >= p {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-// at returns the order's state at position p, if it existed then.
-func (tl *orderTimeline) at(p int64) (Order, bool) {
-	i := sort.Search(len(tl.versions), func(i int) bool { return tl.versions[i].from > p })
-	if i == 0 {
-		return Order{}, false
-	}
-	return tl.versions[i-1].order, true
 }
 
 // cursorKey is the stable sort key of an order in lists: the position that
@@ -191,23 +133,10 @@ func decodeCursor(s string) (cursorKey, error) {
 func (rm *readModel) listAt(p int64, match func(Order) bool, after *cursorKey, first int) (page []Order, keys []cursorKey, total int, hasNext bool) {
 	rm.mu.RLock()
 	defer rm.mu.RUnlock()
-	n := sort.Search(len(rm.created), func(i int) bool { return rm.created[i].createdAt > p })
-	for _, tl := range rm.created[:n] {
-		o, ok := tl.at(p)
-		if !ok || !match(o) {
-			continue
-		}
-		total++
-		k := cursorKey{position: tl.createdAt, id: o.ID}
-		if after != nil && !after.less(k) {
-			continue
-		}
-		if len(page) == first {
-			hasNext = true
-			continue
-		}
-		page = append(page, cloneOrder(o))
-		keys = append(keys, k)
+	found, total, hasNext := rm.orders.listAt(p, func(_ string, o Order) bool { return match(o) }, after, first, true)
+	for _, f := range found {
+		page = append(page, cloneOrder(f.state))
+		keys = append(keys, f.key)
 	}
 	return page, keys, total, hasNext
 }
@@ -227,5 +156,5 @@ func (rm *readModel) statsAt(p int64) statsPoint {
 func (rm *readModel) size() (orders, versions int) {
 	rm.mu.RLock()
 	defer rm.mu.RUnlock()
-	return len(rm.created), rm.versions
+	return len(rm.orders.created), rm.orders.states
 }

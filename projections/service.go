@@ -19,6 +19,11 @@ const (
 	DefaultLagWait            = 5 * time.Second
 	DefaultCacheSize          = 10000
 	DefaultMaxCommandAttempts = 50
+	// Declarative projections: each reducer call (one event) and each
+	// filter call (one partition) gets this long, and a state this big.
+	DefaultReducerTimeout         = 100 * time.Millisecond
+	DefaultMaxStateBytes          = 64 << 10
+	DefaultProjectionMemoryBudget = 256 << 20
 )
 
 // Options configure the projections service. The zero value is the default.
@@ -40,6 +45,16 @@ type Options struct {
 	// MaxCommandAttempts bounds how often a command without an expected
 	// version is tried against fresh state after conflicts; 0 = 50.
 	MaxCommandAttempts int
+	// ReducerTimeout limits one reducer call of a declarative projection;
+	// 0 = 100ms. MaxStateBytes limits the size of its state (as JSON);
+	// 0 = 64 KiB. Breaking either faults the projection (ErrProjectionFaulted).
+	ReducerTimeout time.Duration
+	MaxStateBytes  int
+	// ProjectionMemoryBudget bounds the memory of the declarative
+	// projections' states, all versions together (estimated: their JSON plus
+	// a fixed overhead per state); 0 = 256 MiB, negative = unlimited. The
+	// version whose next state would pass it faults with MEMORY_BUDGET.
+	ProjectionMemoryBudget int64
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -50,6 +65,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("projections: LagWait must not be negative, got %v", o.LagWait)
 	case o.CacheSize < 0:
 		return o, fmt.Errorf("projections: CacheSize must not be negative, got %d", o.CacheSize)
+	case o.ReducerTimeout < 0 || o.MaxStateBytes < 0:
+		return o, fmt.Errorf("projections: ReducerTimeout and MaxStateBytes must not be negative")
 	case o.MaxCommandAttempts < 0:
 		return o, fmt.Errorf("projections: MaxCommandAttempts must not be negative, got %d", o.MaxCommandAttempts)
 	}
@@ -64,6 +81,15 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxCommandAttempts == 0 {
 		o.MaxCommandAttempts = DefaultMaxCommandAttempts
+	}
+	if o.ReducerTimeout == 0 {
+		o.ReducerTimeout = DefaultReducerTimeout
+	}
+	if o.MaxStateBytes == 0 {
+		o.MaxStateBytes = DefaultMaxStateBytes
+	}
+	if o.ProjectionMemoryBudget == 0 {
+		o.ProjectionMemoryBudget = DefaultProjectionMemoryBudget
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -93,6 +119,7 @@ type Service struct {
 
 	rm    *readModel
 	ready atomic.Bool
+	decl  *Declarative // the declarative projections (declared_manager.go)
 
 	mu      sync.Mutex
 	opened  bool
@@ -106,6 +133,7 @@ type Service struct {
 // Invalid options are reported by Open, and by every method.
 func New(store *eventstore.Store, opts Options) *Service {
 	s := &Service{store: store, rm: newReadModel(), stopped: make(chan struct{})}
+	s.decl = newDeclarative(s)
 	o, err := opts.withDefaults()
 	s.opts, s.log = o, o.Logger
 	if s.log == nil {
@@ -174,6 +202,7 @@ func (s *Service) Open(ctx context.Context) error {
 	s.opened = true
 	s.goTracked(func() { s.snaps.run(runCtx) })
 	s.goTracked(func() { s.runProjector(runCtx) })
+	s.goTracked(func() { s.decl.runDefinitions(runCtx) })
 	if s.opts.Checkpoints != nil {
 		s.goTracked(func() { s.runCheckpointSaver(runCtx) })
 	}
@@ -188,6 +217,10 @@ func (s *Service) goTracked(f func()) {
 		f()
 	}()
 }
+
+// Declarative returns the declarative projections (jq reducers defined at
+// run time).
+func (s *Service) Declarative() *Declarative { return s.decl }
 
 // Ready reports whether the read model has caught up with the log at least once.
 func (s *Service) Ready() bool { return s.ready.Load() }

@@ -5,6 +5,7 @@
 //   #/stream/<id>?v=N          a stream at version N (orders get the typed view)
 //   #/order/<id>?v=N           an order at version N
 //   #/dashboard?at=<local>     the orders dashboard
+//   #/projections[/<name>]     declarative projections (js/projections.js)
 
 import { WsClient } from './js/ws.js';
 import { wsURL } from './js/api.js';
@@ -13,6 +14,7 @@ import { announce } from './js/dom.js';
 import * as logView from './js/log.js';
 import * as streamView from './js/stream.js';
 import * as dashboardView from './js/dashboard.js';
+import * as projectionsView from './js/projections.js';
 
 const STATUS_TEXT = {
   idle: () => 'Live: off',
@@ -117,12 +119,15 @@ function route() {
     case 'dashboard':
       current = dashboardView.mount(viewEl, search, ctx);
       break;
+    case 'projections':
+      current = projectionsView.mount(viewEl, { name: arg, search }, ctx);
+      break;
     default:
       current = logView.mount(viewEl, search, ctx);
       name = 'log';
   }
   for (const a of document.querySelectorAll('nav a[data-view]')) {
-    if (a.dataset.view === name && (view === 'dashboard' || view === 'log' || view === '')) a.setAttribute('aria-current', 'page');
+    if (a.dataset.view === name && (view === 'dashboard' || view === 'projections' || view === 'log' || view === '')) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
   const title = document.getElementById('view-title');

@@ -34,6 +34,8 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	Mutation() MutationResolver
+	Projection() ProjectionResolver
+	ProjectionDefinition() ProjectionDefinitionResolver
 	Query() QueryResolver
 	Stream() StreamResolver
 	Subscription() SubscriptionResolver
@@ -69,17 +71,23 @@ type ComplexityRoot struct {
 		ToSize   func(childComplexity int) int
 	}
 
+	DefineProjectionResult struct {
+		Definition func(childComplexity int) int
+		DryRun     func(childComplexity int) int
+	}
+
 	Diagnostics struct {
-		HeadPosition      func(childComplexity int) int
-		Projectors        func(childComplexity int) int
-		Ready             func(childComplexity int) int
-		ResidentBytes     func(childComplexity int) int
-		ResidentEvents    func(childComplexity int) int
-		StoreKind         func(childComplexity int) int
-		StreamConnections func(childComplexity int) int
-		Streams           func(childComplexity int) int
-		Subscribers       func(childComplexity int) int
-		Version           func(childComplexity int) int
+		DeclaredProjections func(childComplexity int) int
+		HeadPosition        func(childComplexity int) int
+		Projectors          func(childComplexity int) int
+		Ready               func(childComplexity int) int
+		ResidentBytes       func(childComplexity int) int
+		ResidentEvents      func(childComplexity int) int
+		StoreKind           func(childComplexity int) int
+		StreamConnections   func(childComplexity int) int
+		Streams             func(childComplexity int) int
+		Subscribers         func(childComplexity int) int
+		Version             func(childComplexity int) int
 	}
 
 	Event struct {
@@ -114,14 +122,15 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		AddOrderItem    func(childComplexity int, orderID string, item projections.OrderItem, expectedVersion *int) int
-		AppendToStream  func(childComplexity int, streamID string, events []eventstore.NewEvent, expectedVersion *int, expectedState *model.StreamState) int
-		CancelOrder     func(childComplexity int, orderID string, reason string, expectedVersion *int) int
-		CreateOrder     func(childComplexity int, customerID string, items []projections.OrderItem, orderID *string) int
-		PayOrder        func(childComplexity int, orderID string, amountCents int, expectedVersion *int) int
-		PlaceOrder      func(childComplexity int, orderID string, expectedVersion *int) int
-		RemoveOrderItem func(childComplexity int, orderID string, sku string, expectedVersion *int) int
-		ShipOrder       func(childComplexity int, orderID string, trackingNumber string, expectedVersion *int) int
+		AddOrderItem     func(childComplexity int, orderID string, item projections.OrderItem, expectedVersion *int) int
+		AppendToStream   func(childComplexity int, streamID string, events []eventstore.NewEvent, expectedVersion *int, expectedState *model.StreamState) int
+		CancelOrder      func(childComplexity int, orderID string, reason string, expectedVersion *int) int
+		CreateOrder      func(childComplexity int, customerID string, items []projections.OrderItem, orderID *string) int
+		DefineProjection func(childComplexity int, definition model.ProjectionDefinitionInput, expectedVersion *int) int
+		PayOrder         func(childComplexity int, orderID string, amountCents int, expectedVersion *int) int
+		PlaceOrder       func(childComplexity int, orderID string, expectedVersion *int) int
+		RemoveOrderItem  func(childComplexity int, orderID string, sku string, expectedVersion *int) int
+		ShipOrder        func(childComplexity int, orderID string, trackingNumber string, expectedVersion *int) int
 	}
 
 	Order struct {
@@ -179,6 +188,69 @@ type ComplexityRoot struct {
 		HasNextPage func(childComplexity int) int
 	}
 
+	Projection struct {
+		ActiveVersion func(childComplexity int) int
+		Name          func(childComplexity int) int
+		Versions      func(childComplexity int) int
+	}
+
+	ProjectionDefinition struct {
+		Checkpoint   func(childComplexity int) int
+		EventTypes   func(childComplexity int) int
+		Fault        func(childComplexity int) int
+		InitialState func(childComplexity int) int
+		Name         func(childComplexity int) int
+		PartitionBy  func(childComplexity int) int
+		Partitions   func(childComplexity int) int
+		Position     func(childComplexity int) int
+		Progress     func(childComplexity int) int
+		RecordedAt   func(childComplexity int) int
+		Reducer      func(childComplexity int) int
+		StateBytes   func(childComplexity int) int
+		States       func(childComplexity int) int
+		Status       func(childComplexity int) int
+		StreamPrefix func(childComplexity int) int
+		Version      func(childComplexity int) int
+	}
+
+	ProjectionDryRun struct {
+		Events       func(childComplexity int) int
+		FromPosition func(childComplexity int) int
+		Partitions   func(childComplexity int) int
+		ToPosition   func(childComplexity int) int
+	}
+
+	ProjectionFault struct {
+		EventType    func(childComplexity int) int
+		EventVersion func(childComplexity int) int
+		Kind         func(childComplexity int) int
+		Message      func(childComplexity int) int
+		Position     func(childComplexity int) int
+		StreamID     func(childComplexity int) int
+	}
+
+	ProjectionPartition struct {
+		DefinitionVersion func(childComplexity int) int
+		Key               func(childComplexity int) int
+		Position          func(childComplexity int) int
+		RecordedAt        func(childComplexity int) int
+		State             func(childComplexity int) int
+		Version           func(childComplexity int) int
+	}
+
+	ProjectionPartitionConnection struct {
+		DefinitionVersion func(childComplexity int) int
+		Edges             func(childComplexity int) int
+		PageInfo          func(childComplexity int) int
+		Position          func(childComplexity int) int
+		TotalCount        func(childComplexity int) int
+	}
+
+	ProjectionPartitionEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
 	ProjectorCheckpoint struct {
 		Checkpoint func(childComplexity int) int
 		Lag        func(childComplexity int) int
@@ -187,18 +259,23 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		Checkpoint       func(childComplexity int) int
-		ConsistencyProof func(childComplexity int, fromSize int64, toSize *int64) int
-		Diagnostics      func(childComplexity int) int
-		Events           func(childComplexity int, afterPosition *int64, types []string, streamPrefix *string, first *int, after *string) int
-		HeadPosition     func(childComplexity int) int
-		InclusionProof   func(childComplexity int, position int64, treeSize *int64) int
-		Order            func(childComplexity int, id string, at *model.PointInTime) int
-		OrderHistory     func(childComplexity int, id string, from *time.Time, to *time.Time) int
-		OrderStats       func(childComplexity int, at *model.PointInTime) int
-		OrderStatsSeries func(childComplexity int, from time.Time, to time.Time, stepSeconds int) int
-		Orders           func(childComplexity int, status *projections.OrderStatus, customerID *string, at *model.PointInTime, first *int, after *string) int
-		Stream           func(childComplexity int, id string) int
+		Checkpoint           func(childComplexity int) int
+		ConsistencyProof     func(childComplexity int, fromSize int64, toSize *int64) int
+		DefinedProjections   func(childComplexity int) int
+		Diagnostics          func(childComplexity int) int
+		Events               func(childComplexity int, afterPosition *int64, types []string, streamPrefix *string, first *int, after *string) int
+		HeadPosition         func(childComplexity int) int
+		InclusionProof       func(childComplexity int, position int64, treeSize *int64) int
+		Order                func(childComplexity int, id string, at *model.PointInTime) int
+		OrderHistory         func(childComplexity int, id string, from *time.Time, to *time.Time) int
+		OrderStats           func(childComplexity int, at *model.PointInTime) int
+		OrderStatsSeries     func(childComplexity int, from time.Time, to time.Time, stepSeconds int) int
+		Orders               func(childComplexity int, status *projections.OrderStatus, customerID *string, at *model.PointInTime, first *int, after *string) int
+		Projection           func(childComplexity int, name string) int
+		ProjectionCount      func(childComplexity int, name string, at *model.PointInTime, filter *string) int
+		ProjectionPartitions func(childComplexity int, name string, at *model.PointInTime, filter *string, first *int, after *string) int
+		ProjectionState      func(childComplexity int, name string, key string, at *model.PointInTime) int
+		Stream               func(childComplexity int, id string) int
 	}
 
 	StatusCount struct {
@@ -217,9 +294,10 @@ type ComplexityRoot struct {
 	}
 
 	Subscription struct {
-		Events       func(childComplexity int, afterPosition *int64, types []string, streamPrefix *string) int
-		OrderChanged func(childComplexity int, id string, afterVersion *int) int
-		StreamEvents func(childComplexity int, streamID string, afterVersion *int) int
+		Events            func(childComplexity int, afterPosition *int64, types []string, streamPrefix *string) int
+		OrderChanged      func(childComplexity int, id string, afterVersion *int) int
+		ProjectionChanged func(childComplexity int, name string, key *string, afterPosition *int64) int
+		StreamEvents      func(childComplexity int, streamID string, afterVersion *int) int
 	}
 
 	Verification struct {
@@ -243,6 +321,13 @@ type MutationResolver interface {
 	PayOrder(ctx context.Context, orderID string, amountCents int, expectedVersion *int) (*projections.Order, error)
 	ShipOrder(ctx context.Context, orderID string, trackingNumber string, expectedVersion *int) (*projections.Order, error)
 	CancelOrder(ctx context.Context, orderID string, reason string, expectedVersion *int) (*projections.Order, error)
+	DefineProjection(ctx context.Context, definition model.ProjectionDefinitionInput, expectedVersion *int) (*model.DefineProjectionResult, error)
+}
+type ProjectionResolver interface {
+	ActiveVersion(ctx context.Context, obj *projections.ProjectionInfo) (*int, error)
+}
+type ProjectionDefinitionResolver interface {
+	PartitionBy(ctx context.Context, obj *projections.DefinitionVersion) (*string, error)
 }
 type QueryResolver interface {
 	Stream(ctx context.Context, id string) (*eventstore.StreamHead, error)
@@ -254,6 +339,11 @@ type QueryResolver interface {
 	OrderStats(ctx context.Context, at *model.PointInTime) (*projections.OrderStats, error)
 	OrderStatsSeries(ctx context.Context, from time.Time, to time.Time, stepSeconds int) ([]projections.OrderStats, error)
 	Diagnostics(ctx context.Context) (*model.Diagnostics, error)
+	DefinedProjections(ctx context.Context) ([]projections.ProjectionInfo, error)
+	Projection(ctx context.Context, name string) (*projections.ProjectionInfo, error)
+	ProjectionState(ctx context.Context, name string, key string, at *model.PointInTime) (*projections.PartitionState, error)
+	ProjectionPartitions(ctx context.Context, name string, at *model.PointInTime, filter *string, first *int, after *string) (*model.ProjectionPartitionConnection, error)
+	ProjectionCount(ctx context.Context, name string, at *model.PointInTime, filter *string) (int, error)
 	Checkpoint(ctx context.Context) (*model.Checkpoint, error)
 	InclusionProof(ctx context.Context, position int64, treeSize *int64) (*model.InclusionProof, error)
 	ConsistencyProof(ctx context.Context, fromSize int64, toSize *int64) (*model.ConsistencyProof, error)
@@ -267,6 +357,7 @@ type SubscriptionResolver interface {
 	Events(ctx context.Context, afterPosition *int64, types []string, streamPrefix *string) (<-chan *eventstore.Event, error)
 	StreamEvents(ctx context.Context, streamID string, afterVersion *int) (<-chan *eventstore.Event, error)
 	OrderChanged(ctx context.Context, id string, afterVersion *int) (<-chan *projections.OrderRevision, error)
+	ProjectionChanged(ctx context.Context, name string, key *string, afterPosition *int64) (<-chan *projections.PartitionState, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -392,6 +483,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ConsistencyProof.ToSize(childComplexity), true
 
+	case "DefineProjectionResult.definition":
+		if e.ComplexityRoot.DefineProjectionResult.Definition == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DefineProjectionResult.Definition(childComplexity), true
+	case "DefineProjectionResult.dryRun":
+		if e.ComplexityRoot.DefineProjectionResult.DryRun == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DefineProjectionResult.DryRun(childComplexity), true
+
+	case "Diagnostics.declaredProjections":
+		if e.ComplexityRoot.Diagnostics.DeclaredProjections == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Diagnostics.DeclaredProjections(childComplexity), true
 	case "Diagnostics.headPosition":
 		if e.ComplexityRoot.Diagnostics.HeadPosition == nil {
 			break
@@ -615,6 +725,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateOrder(childComplexity, args["customerId"].(string), args["items"].([]projections.OrderItem), args["orderId"].(*string)), true
+	case "Mutation.defineProjection":
+		if e.ComplexityRoot.Mutation.DefineProjection == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_defineProjection_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DefineProjection(childComplexity, args["definition"].(model.ProjectionDefinitionInput), args["expectedVersion"].(*int)), true
 	case "Mutation.payOrder":
 		if e.ComplexityRoot.Mutation.PayOrder == nil {
 			break
@@ -871,6 +992,265 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PageInfo.HasNextPage(childComplexity), true
 
+	case "Projection.activeVersion":
+		if e.ComplexityRoot.Projection.ActiveVersion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Projection.ActiveVersion(childComplexity), true
+	case "Projection.name":
+		if e.ComplexityRoot.Projection.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Projection.Name(childComplexity), true
+	case "Projection.versions":
+		if e.ComplexityRoot.Projection.Versions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Projection.Versions(childComplexity), true
+
+	case "ProjectionDefinition.checkpoint":
+		if e.ComplexityRoot.ProjectionDefinition.Checkpoint == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionDefinition.Checkpoint(childComplexity), true
+	case "ProjectionDefinition.eventTypes":
+		if e.ComplexityRoot.ProjectionDefinition.EventTypes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionDefinition.EventTypes(childComplexity), true
+	case "ProjectionDefinition.fault":
+		if e.ComplexityRoot.ProjectionDefinition.Fault == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionDefinition.Fault(childComplexity), true
+	case "ProjectionDefinition.initialState":
+		if e.ComplexityRoot.ProjectionDefinition.InitialState == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionDefinition.InitialState(childComplexity), true
+	case "ProjectionDefinition.name":
+		if e.ComplexityRoot.ProjectionDefinition.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionDefinition.Name(childComplexity), true
+	case "ProjectionDefinition.partitionBy":
+		if e.ComplexityRoot.ProjectionDefinition.PartitionBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionDefinition.PartitionBy(childComplexity), true
+	case "ProjectionDefinition.partitions":
+		if e.ComplexityRoot.ProjectionDefinition.Partitions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionDefinition.Partitions(childComplexity), true
+	case "ProjectionDefinition.position":
+		if e.ComplexityRoot.ProjectionDefinition.Position == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionDefinition.Position(childComplexity), true
+	case "ProjectionDefinition.progress":
+		if e.ComplexityRoot.ProjectionDefinition.Progress == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionDefinition.Progress(childComplexity), true
+	case "ProjectionDefinition.definedAt":
+		if e.ComplexityRoot.ProjectionDefinition.RecordedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionDefinition.RecordedAt(childComplexity), true
+	case "ProjectionDefinition.reducer":
+		if e.ComplexityRoot.ProjectionDefinition.Reducer == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionDefinition.Reducer(childComplexity), true
+	case "ProjectionDefinition.stateBytes":
+		if e.ComplexityRoot.ProjectionDefinition.StateBytes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionDefinition.StateBytes(childComplexity), true
+	case "ProjectionDefinition.states":
+		if e.ComplexityRoot.ProjectionDefinition.States == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionDefinition.States(childComplexity), true
+	case "ProjectionDefinition.status":
+		if e.ComplexityRoot.ProjectionDefinition.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionDefinition.Status(childComplexity), true
+	case "ProjectionDefinition.streamPrefix":
+		if e.ComplexityRoot.ProjectionDefinition.StreamPrefix == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionDefinition.StreamPrefix(childComplexity), true
+	case "ProjectionDefinition.version":
+		if e.ComplexityRoot.ProjectionDefinition.Version == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionDefinition.Version(childComplexity), true
+
+	case "ProjectionDryRun.events":
+		if e.ComplexityRoot.ProjectionDryRun.Events == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionDryRun.Events(childComplexity), true
+	case "ProjectionDryRun.fromPosition":
+		if e.ComplexityRoot.ProjectionDryRun.FromPosition == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionDryRun.FromPosition(childComplexity), true
+	case "ProjectionDryRun.partitions":
+		if e.ComplexityRoot.ProjectionDryRun.Partitions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionDryRun.Partitions(childComplexity), true
+	case "ProjectionDryRun.toPosition":
+		if e.ComplexityRoot.ProjectionDryRun.ToPosition == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionDryRun.ToPosition(childComplexity), true
+
+	case "ProjectionFault.eventType":
+		if e.ComplexityRoot.ProjectionFault.EventType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionFault.EventType(childComplexity), true
+	case "ProjectionFault.eventVersion":
+		if e.ComplexityRoot.ProjectionFault.EventVersion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionFault.EventVersion(childComplexity), true
+	case "ProjectionFault.kind":
+		if e.ComplexityRoot.ProjectionFault.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionFault.Kind(childComplexity), true
+	case "ProjectionFault.message":
+		if e.ComplexityRoot.ProjectionFault.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionFault.Message(childComplexity), true
+	case "ProjectionFault.position":
+		if e.ComplexityRoot.ProjectionFault.Position == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionFault.Position(childComplexity), true
+	case "ProjectionFault.streamId":
+		if e.ComplexityRoot.ProjectionFault.StreamID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionFault.StreamID(childComplexity), true
+
+	case "ProjectionPartition.definitionVersion":
+		if e.ComplexityRoot.ProjectionPartition.DefinitionVersion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionPartition.DefinitionVersion(childComplexity), true
+	case "ProjectionPartition.key":
+		if e.ComplexityRoot.ProjectionPartition.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionPartition.Key(childComplexity), true
+	case "ProjectionPartition.position":
+		if e.ComplexityRoot.ProjectionPartition.Position == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionPartition.Position(childComplexity), true
+	case "ProjectionPartition.recordedAt":
+		if e.ComplexityRoot.ProjectionPartition.RecordedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionPartition.RecordedAt(childComplexity), true
+	case "ProjectionPartition.state":
+		if e.ComplexityRoot.ProjectionPartition.State == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionPartition.State(childComplexity), true
+	case "ProjectionPartition.version":
+		if e.ComplexityRoot.ProjectionPartition.Version == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionPartition.Version(childComplexity), true
+
+	case "ProjectionPartitionConnection.definitionVersion":
+		if e.ComplexityRoot.ProjectionPartitionConnection.DefinitionVersion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionPartitionConnection.DefinitionVersion(childComplexity), true
+	case "ProjectionPartitionConnection.edges":
+		if e.ComplexityRoot.ProjectionPartitionConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionPartitionConnection.Edges(childComplexity), true
+	case "ProjectionPartitionConnection.pageInfo":
+		if e.ComplexityRoot.ProjectionPartitionConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionPartitionConnection.PageInfo(childComplexity), true
+	case "ProjectionPartitionConnection.position":
+		if e.ComplexityRoot.ProjectionPartitionConnection.Position == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionPartitionConnection.Position(childComplexity), true
+	case "ProjectionPartitionConnection.totalCount":
+		if e.ComplexityRoot.ProjectionPartitionConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionPartitionConnection.TotalCount(childComplexity), true
+
+	case "ProjectionPartitionEdge.cursor":
+		if e.ComplexityRoot.ProjectionPartitionEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionPartitionEdge.Cursor(childComplexity), true
+	case "ProjectionPartitionEdge.node":
+		if e.ComplexityRoot.ProjectionPartitionEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionPartitionEdge.Node(childComplexity), true
+
 	case "ProjectorCheckpoint.checkpoint":
 		if e.ComplexityRoot.ProjectorCheckpoint.Checkpoint == nil {
 			break
@@ -913,6 +1293,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.ConsistencyProof(childComplexity, args["fromSize"].(int64), args["toSize"].(*int64)), true
+	case "Query.definedProjections":
+		if e.ComplexityRoot.Query.DefinedProjections == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.DefinedProjections(childComplexity), true
 	case "Query.diagnostics":
 		if e.ComplexityRoot.Query.Diagnostics == nil {
 			break
@@ -1003,6 +1389,50 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Orders(childComplexity, args["status"].(*projections.OrderStatus), args["customerId"].(*string), args["at"].(*model.PointInTime), args["first"].(*int), args["after"].(*string)), true
+	case "Query.projection":
+		if e.ComplexityRoot.Query.Projection == nil {
+			break
+		}
+
+		args, err := ec.field_Query_projection_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Projection(childComplexity, args["name"].(string)), true
+	case "Query.projectionCount":
+		if e.ComplexityRoot.Query.ProjectionCount == nil {
+			break
+		}
+
+		args, err := ec.field_Query_projectionCount_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.ProjectionCount(childComplexity, args["name"].(string), args["at"].(*model.PointInTime), args["filter"].(*string)), true
+	case "Query.projectionPartitions":
+		if e.ComplexityRoot.Query.ProjectionPartitions == nil {
+			break
+		}
+
+		args, err := ec.field_Query_projectionPartitions_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.ProjectionPartitions(childComplexity, args["name"].(string), args["at"].(*model.PointInTime), args["filter"].(*string), args["first"].(*int), args["after"].(*string)), true
+	case "Query.projectionState":
+		if e.ComplexityRoot.Query.ProjectionState == nil {
+			break
+		}
+
+		args, err := ec.field_Query_projectionState_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.ProjectionState(childComplexity, args["name"].(string), args["key"].(string), args["at"].(*model.PointInTime)), true
 	case "Query.stream":
 		if e.ComplexityRoot.Query.Stream == nil {
 			break
@@ -1103,6 +1533,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.OrderChanged(childComplexity, args["id"].(string), args["afterVersion"].(*int)), true
+	case "Subscription.projectionChanged":
+		if e.ComplexityRoot.Subscription.ProjectionChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_projectionChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.ProjectionChanged(childComplexity, args["name"].(string), args["key"].(*string), args["afterPosition"].(*int64)), true
 	case "Subscription.streamEvents":
 		if e.ComplexityRoot.Subscription.StreamEvents == nil {
 			break
@@ -1152,6 +1593,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("NewEvent", ec.unmarshalInputNewEvent),
 			graphql.NewInputUnmarshaler("OrderItemInput", ec.unmarshalInputOrderItemInput),
 			graphql.NewInputUnmarshaler("PointInTime", ec.unmarshalInputPointInTime),
+			graphql.NewInputUnmarshaler("ProjectionDefinitionInput", ec.unmarshalInputProjectionDefinitionInput),
 		)
 	}
 	first := true
@@ -1527,6 +1969,184 @@ type Subscription {
 	{Name: "../../schema/meta.graphqls", Input: `# meta.graphqls is a placeholder so that the schema/ glob always matches;
 # capabilities add their own files beside it.
 `, BuiltIn: false},
+	{Name: "../../schema/projections.graphqls", Input: `# Declarative projections (issue 19): read models defined at run time with jq
+# reducers, queried at any point in time. See the README, "Declarative
+# projections".
+
+"A declarative projection to define: which events it reads, how they are partitioned, and the jq reducer."
+input ProjectionDefinitionInput {
+  "1 to 64 characters of a-z 0-9 _ -, starting with a letter."
+  name: String!
+  "Streams whose id starts with this; empty or null = every stream."
+  streamPrefix: String
+  "Event types it reads; empty or null = every type."
+  eventTypes: [String!]
+  """
+  A jq expression over the event giving its partition key (a string or a
+  number), e.g. ".data.customerId"; null = the stream id. Where it gives null
+  the event goes to the partition of its stream's last keyed event (skipped
+  if the stream has none yet).
+  """
+  partitionBy: String
+  "Each partition's state before its first event: a JSON object; null = {}."
+  initialState: JSON
+  """
+  A jq expression from {state, event} to the next state, which must be an
+  object. event has id, streamId, version, position, type, data, metadata and
+  recordedAt. Example: .state.count += 1 | .state
+  """
+  reducer: String!
+}
+
+enum ProjectionStatus {
+  "Folding the log in the background; the previous version answers meanwhile."
+  BUILDING
+  "The version that answers queries."
+  ACTIVE
+  "Its reducer failed on an event; it stopped before that event."
+  FAULTED
+  "A later version took over, or was defined before this one was built."
+  REPLACED
+}
+
+enum ProjectionFaultKind {
+  TIMEOUT
+  STATE_TOO_LARGE
+  RUNTIME_ERROR
+  NOT_AN_OBJECT
+  PARTITION_KEY
+  MEMORY_BUDGET
+  INVALID_DEFINITION
+}
+
+"Where and why a projection version stopped."
+type ProjectionFault {
+  kind: ProjectionFaultKind!
+  message: String!
+  "The event it failed on; the projection holds everything before it."
+  position: Position!
+  streamId: String!
+  eventType: String!
+  eventVersion: Int!
+}
+
+"One recorded version of a definition, and how far this instance has built it."
+type ProjectionDefinition {
+  name: String!
+  "The version: 1, 2, ... (the version of its definition stream)."
+  version: Int!
+  streamPrefix: String!
+  eventTypes: [String!]!
+  partitionBy: String
+  initialState: JSON!
+  reducer: String!
+  "When it was defined, and the position of its ProjectionDefined event."
+  definedAt: Time!
+  position: Position!
+  status: ProjectionStatus!
+  "How far into the log this version has folded."
+  checkpoint: Position!
+  "0 to 1 while BUILDING; 1 once caught up."
+  progress: Float!
+  partitions: Int!
+  "Partition states held in memory (every state of every partition)."
+  states: Int!
+  "Their estimated JSON size, in bytes."
+  stateBytes: Int!
+  fault: ProjectionFault
+}
+
+"A declarative projection and its versions."
+type Projection {
+  name: String!
+  "The version answering queries; null until one has been built."
+  activeVersion: Int
+  "Every version, oldest first."
+  versions: [ProjectionDefinition!]!
+}
+
+"A partition's state at some point."
+type ProjectionPartition {
+  key: String!
+  "Events folded into it."
+  version: Int!
+  "Position and time of the last of them."
+  position: Position!
+  recordedAt: Time!
+  state: JSON!
+  "The definition version that produced it."
+  definitionVersion: Int!
+}
+
+type ProjectionPartitionEdge {
+  cursor: String!
+  node: ProjectionPartition!
+}
+
+type ProjectionPartitionConnection {
+  edges: [ProjectionPartitionEdge!]!
+  pageInfo: PageInfo!
+  "Every matching partition at that point, not only this page."
+  totalCount: Int!
+  "The point answered, as a position."
+  position: Position!
+  definitionVersion: Int!
+}
+
+"What a definition produced on the most recent matching events (each partition folded from the initial state)."
+type ProjectionDryRun {
+  events: Int!
+  fromPosition: Position!
+  toPosition: Position!
+  "The partitions those events touched, by key (at most 20)."
+  partitions: [ProjectionPartition!]!
+}
+
+type DefineProjectionResult {
+  definition: ProjectionDefinition!
+  dryRun: ProjectionDryRun!
+}
+
+extend type Query {
+  "Every declarative projection, by name."
+  definedProjections: [Projection!]!
+  projection(name: String!): Projection
+  """
+  A partition's state at a point: a time, a position, or the partition's own
+  version (its n-th event). Null when it did not exist then.
+  """
+  projectionState(name: String!, key: String!, at: PointInTime): ProjectionPartition
+  """
+  The partitions as they were at a point, in the order they were created.
+  filter is jq over the state; a partition is kept when it gives true.
+  """
+  projectionPartitions(name: String!, at: PointInTime, filter: String, first: Int = 50, after: String): ProjectionPartitionConnection!
+  "How many partitions existed at a point (and pass the filter)."
+  projectionCount(name: String!, at: PointInTime, filter: String): Int!
+}
+
+extend type Mutation {
+  """
+  Defines a projection, or its next version (admin role). The jq must compile
+  and run without a fault on the most recent matching events. expectedVersion
+  0 defines a new projection only; N replaces version N only.
+  """
+  defineProjection(definition: ProjectionDefinitionInput!, expectedVersion: Int): DefineProjectionResult!
+}
+
+extend type Subscription {
+  """
+  Partition states as they are recorded, after afterPosition (null = live from
+  now): one partition's (key) or every partition's.
+  """
+  projectionChanged(name: String!, key: String, afterPosition: Position): ProjectionPartition!
+}
+
+extend type Diagnostics {
+  "Declarative projections' versions still running on this instance (BUILDING, ACTIVE, FAULTED)."
+  declaredProjections: [ProjectionDefinition!]!
+}
+`, BuiltIn: false},
 	{Name: "../../schema/tlog.graphqls", Input: `# The verifiable log (package tlog): an RFC 6962 Merkle tree over every event
 # in position order (leaf i+1 is the event at position i+1), signed
 # checkpoints, and proofs that anyone can check with a standard RFC 6962
@@ -1660,6 +2280,16 @@ func (ec *executionContext) childFields_ConsistencyProof(ctx context.Context, fi
 	return nil, fmt.Errorf("no field named %q was found under type ConsistencyProof", field.Name)
 }
 
+func (ec *executionContext) childFields_DefineProjectionResult(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "definition":
+		return ec.fieldContext_DefineProjectionResult_definition(ctx, field)
+	case "dryRun":
+		return ec.fieldContext_DefineProjectionResult_dryRun(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DefineProjectionResult", field.Name)
+}
+
 func (ec *executionContext) childFields_Diagnostics(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "version":
@@ -1682,6 +2312,8 @@ func (ec *executionContext) childFields_Diagnostics(ctx context.Context, field g
 		return ec.fieldContext_Diagnostics_subscribers(ctx, field)
 	case "streamConnections":
 		return ec.fieldContext_Diagnostics_streamConnections(ctx, field)
+	case "declaredProjections":
+		return ec.fieldContext_Diagnostics_declaredProjections(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Diagnostics", field.Name)
 }
@@ -1856,6 +2488,132 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 		return ec.fieldContext_PageInfo_endCursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_Projection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_Projection_name(ctx, field)
+	case "activeVersion":
+		return ec.fieldContext_Projection_activeVersion(ctx, field)
+	case "versions":
+		return ec.fieldContext_Projection_versions(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Projection", field.Name)
+}
+
+func (ec *executionContext) childFields_ProjectionDefinition(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_ProjectionDefinition_name(ctx, field)
+	case "version":
+		return ec.fieldContext_ProjectionDefinition_version(ctx, field)
+	case "streamPrefix":
+		return ec.fieldContext_ProjectionDefinition_streamPrefix(ctx, field)
+	case "eventTypes":
+		return ec.fieldContext_ProjectionDefinition_eventTypes(ctx, field)
+	case "partitionBy":
+		return ec.fieldContext_ProjectionDefinition_partitionBy(ctx, field)
+	case "initialState":
+		return ec.fieldContext_ProjectionDefinition_initialState(ctx, field)
+	case "reducer":
+		return ec.fieldContext_ProjectionDefinition_reducer(ctx, field)
+	case "definedAt":
+		return ec.fieldContext_ProjectionDefinition_definedAt(ctx, field)
+	case "position":
+		return ec.fieldContext_ProjectionDefinition_position(ctx, field)
+	case "status":
+		return ec.fieldContext_ProjectionDefinition_status(ctx, field)
+	case "checkpoint":
+		return ec.fieldContext_ProjectionDefinition_checkpoint(ctx, field)
+	case "progress":
+		return ec.fieldContext_ProjectionDefinition_progress(ctx, field)
+	case "partitions":
+		return ec.fieldContext_ProjectionDefinition_partitions(ctx, field)
+	case "states":
+		return ec.fieldContext_ProjectionDefinition_states(ctx, field)
+	case "stateBytes":
+		return ec.fieldContext_ProjectionDefinition_stateBytes(ctx, field)
+	case "fault":
+		return ec.fieldContext_ProjectionDefinition_fault(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProjectionDefinition", field.Name)
+}
+
+func (ec *executionContext) childFields_ProjectionDryRun(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "events":
+		return ec.fieldContext_ProjectionDryRun_events(ctx, field)
+	case "fromPosition":
+		return ec.fieldContext_ProjectionDryRun_fromPosition(ctx, field)
+	case "toPosition":
+		return ec.fieldContext_ProjectionDryRun_toPosition(ctx, field)
+	case "partitions":
+		return ec.fieldContext_ProjectionDryRun_partitions(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProjectionDryRun", field.Name)
+}
+
+func (ec *executionContext) childFields_ProjectionFault(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "kind":
+		return ec.fieldContext_ProjectionFault_kind(ctx, field)
+	case "message":
+		return ec.fieldContext_ProjectionFault_message(ctx, field)
+	case "position":
+		return ec.fieldContext_ProjectionFault_position(ctx, field)
+	case "streamId":
+		return ec.fieldContext_ProjectionFault_streamId(ctx, field)
+	case "eventType":
+		return ec.fieldContext_ProjectionFault_eventType(ctx, field)
+	case "eventVersion":
+		return ec.fieldContext_ProjectionFault_eventVersion(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProjectionFault", field.Name)
+}
+
+func (ec *executionContext) childFields_ProjectionPartition(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "key":
+		return ec.fieldContext_ProjectionPartition_key(ctx, field)
+	case "version":
+		return ec.fieldContext_ProjectionPartition_version(ctx, field)
+	case "position":
+		return ec.fieldContext_ProjectionPartition_position(ctx, field)
+	case "recordedAt":
+		return ec.fieldContext_ProjectionPartition_recordedAt(ctx, field)
+	case "state":
+		return ec.fieldContext_ProjectionPartition_state(ctx, field)
+	case "definitionVersion":
+		return ec.fieldContext_ProjectionPartition_definitionVersion(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProjectionPartition", field.Name)
+}
+
+func (ec *executionContext) childFields_ProjectionPartitionConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_ProjectionPartitionConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_ProjectionPartitionConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_ProjectionPartitionConnection_totalCount(ctx, field)
+	case "position":
+		return ec.fieldContext_ProjectionPartitionConnection_position(ctx, field)
+	case "definitionVersion":
+		return ec.fieldContext_ProjectionPartitionConnection_definitionVersion(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProjectionPartitionConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_ProjectionPartitionEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_ProjectionPartitionEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_ProjectionPartitionEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProjectionPartitionEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_ProjectorCheckpoint(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2157,6 +2915,28 @@ func (ec *executionContext) field_Mutation_createOrder_args(ctx context.Context,
 		return nil, err
 	}
 	args["orderId"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_defineProjection_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "definition",
+		func(ctx context.Context, v any) (model.ProjectionDefinitionInput, error) {
+			return ec.unmarshalNProjectionDefinitionInput2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐProjectionDefinitionInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["definition"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "expectedVersion",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["expectedVersion"] = arg1
 	return args, nil
 }
 
@@ -2518,6 +3298,126 @@ func (ec *executionContext) field_Query_orders_args(ctx context.Context, rawArgs
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_projectionCount_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "name",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["name"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "at",
+		func(ctx context.Context, v any) (*model.PointInTime, error) {
+			return ec.unmarshalOPointInTime2ᚖgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐPointInTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["at"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_projectionPartitions_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "name",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["name"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "at",
+		func(ctx context.Context, v any) (*model.PointInTime, error) {
+			return ec.unmarshalOPointInTime2ᚖgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐPointInTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["at"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg4
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_projectionState_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "name",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["name"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "key",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["key"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "at",
+		func(ctx context.Context, v any) (*model.PointInTime, error) {
+			return ec.unmarshalOPointInTime2ᚖgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐPointInTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["at"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_projection_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "name",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["name"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_stream_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2633,6 +3533,36 @@ func (ec *executionContext) field_Subscription_orderChanged_args(ctx context.Con
 		return nil, err
 	}
 	args["afterVersion"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_projectionChanged_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "name",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["name"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "key",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["key"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "afterPosition",
+		func(ctx context.Context, v any) (*int64, error) {
+			return ec.unmarshalOPosition2ᚖint64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["afterPosition"] = arg2
 	return args, nil
 }
 
@@ -3132,6 +4062,70 @@ func (ec *executionContext) fieldContext_ConsistencyProof_toRoot(_ context.Conte
 	return graphql.NewScalarFieldContext("ConsistencyProof", field, false, false, "String")
 }
 
+func (ec *executionContext) _DefineProjectionResult_definition(ctx context.Context, field graphql.CollectedField, obj *model.DefineProjectionResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DefineProjectionResult_definition(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Definition, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *projections.DefinitionVersion) graphql.Marshaler {
+			return ec.marshalNProjectionDefinition2ᚖgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐDefinitionVersion(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DefineProjectionResult_definition(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DefineProjectionResult",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProjectionDefinition(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DefineProjectionResult_dryRun(ctx context.Context, field graphql.CollectedField, obj *model.DefineProjectionResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DefineProjectionResult_dryRun(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DryRun, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *projections.DryRun) graphql.Marshaler {
+			return ec.marshalNProjectionDryRun2ᚖgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐDryRun(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DefineProjectionResult_dryRun(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DefineProjectionResult",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProjectionDryRun(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Diagnostics_version(ctx context.Context, field graphql.CollectedField, obj *model.Diagnostics) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3369,6 +4363,38 @@ func (ec *executionContext) _Diagnostics_streamConnections(ctx context.Context, 
 }
 func (ec *executionContext) fieldContext_Diagnostics_streamConnections(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Diagnostics", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Diagnostics_declaredProjections(ctx context.Context, field graphql.CollectedField, obj *model.Diagnostics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Diagnostics_declaredProjections(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeclaredProjections, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []projections.DefinitionVersion) graphql.Marshaler {
+			return ec.marshalNProjectionDefinition2ᚕgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐDefinitionVersionᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Diagnostics_declaredProjections(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Diagnostics",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProjectionDefinition(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Event_id(ctx context.Context, field graphql.CollectedField, obj *eventstore.Event) (ret graphql.Marshaler) {
@@ -4181,6 +5207,50 @@ func (ec *executionContext) fieldContext_Mutation_cancelOrder(ctx context.Contex
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_cancelOrder_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_defineProjection(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_defineProjection(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DefineProjection(ctx, fc.Args["definition"].(model.ProjectionDefinitionInput), fc.Args["expectedVersion"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DefineProjectionResult) graphql.Marshaler {
+			return ec.marshalNDefineProjectionResult2ᚖgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐDefineProjectionResult(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_defineProjection(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DefineProjectionResult(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_defineProjection_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -5032,6 +6102,1026 @@ func (ec *executionContext) fieldContext_PageInfo_endCursor(_ context.Context, f
 	return graphql.NewScalarFieldContext("PageInfo", field, false, false, "String")
 }
 
+func (ec *executionContext) _Projection_name(ctx context.Context, field graphql.CollectedField, obj *projections.ProjectionInfo) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Projection_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Projection_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Projection", field, false, false, "String")
+}
+
+func (ec *executionContext) _Projection_activeVersion(ctx context.Context, field graphql.CollectedField, obj *projections.ProjectionInfo) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Projection_activeVersion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Projection().ActiveVersion(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Projection_activeVersion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Projection", field, true, true, "Int")
+}
+
+func (ec *executionContext) _Projection_versions(ctx context.Context, field graphql.CollectedField, obj *projections.ProjectionInfo) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Projection_versions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Versions, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []projections.DefinitionVersion) graphql.Marshaler {
+			return ec.marshalNProjectionDefinition2ᚕgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐDefinitionVersionᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Projection_versions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Projection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProjectionDefinition(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProjectionDefinition_name(ctx context.Context, field graphql.CollectedField, obj *projections.DefinitionVersion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionDefinition_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionDefinition_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionDefinition", field, false, false, "String")
+}
+
+func (ec *executionContext) _ProjectionDefinition_version(ctx context.Context, field graphql.CollectedField, obj *projections.DefinitionVersion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionDefinition_version(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Version, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionDefinition_version(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionDefinition", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ProjectionDefinition_streamPrefix(ctx context.Context, field graphql.CollectedField, obj *projections.DefinitionVersion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionDefinition_streamPrefix(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StreamPrefix, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionDefinition_streamPrefix(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionDefinition", field, false, false, "String")
+}
+
+func (ec *executionContext) _ProjectionDefinition_eventTypes(ctx context.Context, field graphql.CollectedField, obj *projections.DefinitionVersion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionDefinition_eventTypes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EventTypes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionDefinition_eventTypes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionDefinition", field, false, false, "String")
+}
+
+func (ec *executionContext) _ProjectionDefinition_partitionBy(ctx context.Context, field graphql.CollectedField, obj *projections.DefinitionVersion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionDefinition_partitionBy(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProjectionDefinition().PartitionBy(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionDefinition_partitionBy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionDefinition", field, true, true, "String")
+}
+
+func (ec *executionContext) _ProjectionDefinition_initialState(ctx context.Context, field graphql.CollectedField, obj *projections.DefinitionVersion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionDefinition_initialState(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.InitialState, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v json.RawMessage) graphql.Marshaler {
+			return ec.marshalNJSON2encodingᚋjsonᚐRawMessage(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionDefinition_initialState(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionDefinition", field, false, false, "JSON")
+}
+
+func (ec *executionContext) _ProjectionDefinition_reducer(ctx context.Context, field graphql.CollectedField, obj *projections.DefinitionVersion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionDefinition_reducer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reducer, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionDefinition_reducer(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionDefinition", field, false, false, "String")
+}
+
+func (ec *executionContext) _ProjectionDefinition_definedAt(ctx context.Context, field graphql.CollectedField, obj *projections.DefinitionVersion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionDefinition_definedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RecordedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionDefinition_definedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionDefinition", field, false, false, "Time")
+}
+
+func (ec *executionContext) _ProjectionDefinition_position(ctx context.Context, field graphql.CollectedField, obj *projections.DefinitionVersion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionDefinition_position(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Position, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNPosition2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionDefinition_position(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionDefinition", field, false, false, "Position")
+}
+
+func (ec *executionContext) _ProjectionDefinition_status(ctx context.Context, field graphql.CollectedField, obj *projections.DefinitionVersion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionDefinition_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v projections.ProjectionStatus) graphql.Marshaler {
+			return ec.marshalNProjectionStatus2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐProjectionStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionDefinition_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionDefinition", field, false, false, "ProjectionStatus")
+}
+
+func (ec *executionContext) _ProjectionDefinition_checkpoint(ctx context.Context, field graphql.CollectedField, obj *projections.DefinitionVersion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionDefinition_checkpoint(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Checkpoint, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNPosition2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionDefinition_checkpoint(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionDefinition", field, false, false, "Position")
+}
+
+func (ec *executionContext) _ProjectionDefinition_progress(ctx context.Context, field graphql.CollectedField, obj *projections.DefinitionVersion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionDefinition_progress(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Progress, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionDefinition_progress(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionDefinition", field, false, false, "Float")
+}
+
+func (ec *executionContext) _ProjectionDefinition_partitions(ctx context.Context, field graphql.CollectedField, obj *projections.DefinitionVersion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionDefinition_partitions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Partitions, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionDefinition_partitions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionDefinition", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ProjectionDefinition_states(ctx context.Context, field graphql.CollectedField, obj *projections.DefinitionVersion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionDefinition_states(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.States, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionDefinition_states(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionDefinition", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ProjectionDefinition_stateBytes(ctx context.Context, field graphql.CollectedField, obj *projections.DefinitionVersion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionDefinition_stateBytes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StateBytes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionDefinition_stateBytes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionDefinition", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ProjectionDefinition_fault(ctx context.Context, field graphql.CollectedField, obj *projections.DefinitionVersion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionDefinition_fault(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Fault, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *projections.Fault) graphql.Marshaler {
+			return ec.marshalOProjectionFault2ᚖgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐFault(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionDefinition_fault(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProjectionDefinition",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProjectionFault(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProjectionDryRun_events(ctx context.Context, field graphql.CollectedField, obj *projections.DryRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionDryRun_events(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Events, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionDryRun_events(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionDryRun", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ProjectionDryRun_fromPosition(ctx context.Context, field graphql.CollectedField, obj *projections.DryRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionDryRun_fromPosition(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FromPosition, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNPosition2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionDryRun_fromPosition(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionDryRun", field, false, false, "Position")
+}
+
+func (ec *executionContext) _ProjectionDryRun_toPosition(ctx context.Context, field graphql.CollectedField, obj *projections.DryRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionDryRun_toPosition(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ToPosition, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNPosition2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionDryRun_toPosition(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionDryRun", field, false, false, "Position")
+}
+
+func (ec *executionContext) _ProjectionDryRun_partitions(ctx context.Context, field graphql.CollectedField, obj *projections.DryRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionDryRun_partitions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Partitions, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []projections.PartitionState) graphql.Marshaler {
+			return ec.marshalNProjectionPartition2ᚕgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐPartitionStateᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionDryRun_partitions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProjectionDryRun",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProjectionPartition(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProjectionFault_kind(ctx context.Context, field graphql.CollectedField, obj *projections.Fault) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionFault_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v projections.FaultKind) graphql.Marshaler {
+			return ec.marshalNProjectionFaultKind2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐFaultKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionFault_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionFault", field, false, false, "ProjectionFaultKind")
+}
+
+func (ec *executionContext) _ProjectionFault_message(ctx context.Context, field graphql.CollectedField, obj *projections.Fault) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionFault_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionFault_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionFault", field, false, false, "String")
+}
+
+func (ec *executionContext) _ProjectionFault_position(ctx context.Context, field graphql.CollectedField, obj *projections.Fault) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionFault_position(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Position, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNPosition2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionFault_position(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionFault", field, false, false, "Position")
+}
+
+func (ec *executionContext) _ProjectionFault_streamId(ctx context.Context, field graphql.CollectedField, obj *projections.Fault) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionFault_streamId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StreamID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionFault_streamId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionFault", field, false, false, "String")
+}
+
+func (ec *executionContext) _ProjectionFault_eventType(ctx context.Context, field graphql.CollectedField, obj *projections.Fault) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionFault_eventType(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EventType, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionFault_eventType(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionFault", field, false, false, "String")
+}
+
+func (ec *executionContext) _ProjectionFault_eventVersion(ctx context.Context, field graphql.CollectedField, obj *projections.Fault) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionFault_eventVersion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EventVersion, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionFault_eventVersion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionFault", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ProjectionPartition_key(ctx context.Context, field graphql.CollectedField, obj *projections.PartitionState) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionPartition_key(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Key, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionPartition_key(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionPartition", field, false, false, "String")
+}
+
+func (ec *executionContext) _ProjectionPartition_version(ctx context.Context, field graphql.CollectedField, obj *projections.PartitionState) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionPartition_version(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Version, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionPartition_version(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionPartition", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ProjectionPartition_position(ctx context.Context, field graphql.CollectedField, obj *projections.PartitionState) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionPartition_position(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Position, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNPosition2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionPartition_position(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionPartition", field, false, false, "Position")
+}
+
+func (ec *executionContext) _ProjectionPartition_recordedAt(ctx context.Context, field graphql.CollectedField, obj *projections.PartitionState) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionPartition_recordedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RecordedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionPartition_recordedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionPartition", field, false, false, "Time")
+}
+
+func (ec *executionContext) _ProjectionPartition_state(ctx context.Context, field graphql.CollectedField, obj *projections.PartitionState) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionPartition_state(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.State, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v json.RawMessage) graphql.Marshaler {
+			return ec.marshalNJSON2encodingᚋjsonᚐRawMessage(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionPartition_state(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionPartition", field, false, false, "JSON")
+}
+
+func (ec *executionContext) _ProjectionPartition_definitionVersion(ctx context.Context, field graphql.CollectedField, obj *projections.PartitionState) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionPartition_definitionVersion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DefinitionVersion, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionPartition_definitionVersion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionPartition", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ProjectionPartitionConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.ProjectionPartitionConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionPartitionConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.ProjectionPartitionEdge) graphql.Marshaler {
+			return ec.marshalNProjectionPartitionEdge2ᚕgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐProjectionPartitionEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionPartitionConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProjectionPartitionConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProjectionPartitionEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProjectionPartitionConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.ProjectionPartitionConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionPartitionConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionPartitionConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProjectionPartitionConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProjectionPartitionConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.ProjectionPartitionConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionPartitionConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionPartitionConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionPartitionConnection", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ProjectionPartitionConnection_position(ctx context.Context, field graphql.CollectedField, obj *model.ProjectionPartitionConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionPartitionConnection_position(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Position, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNPosition2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionPartitionConnection_position(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionPartitionConnection", field, false, false, "Position")
+}
+
+func (ec *executionContext) _ProjectionPartitionConnection_definitionVersion(ctx context.Context, field graphql.CollectedField, obj *model.ProjectionPartitionConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionPartitionConnection_definitionVersion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DefinitionVersion, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionPartitionConnection_definitionVersion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionPartitionConnection", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ProjectionPartitionEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.ProjectionPartitionEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionPartitionEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionPartitionEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionPartitionEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _ProjectionPartitionEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.ProjectionPartitionEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionPartitionEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *projections.PartitionState) graphql.Marshaler {
+			return ec.marshalNProjectionPartition2ᚖgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐPartitionState(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionPartitionEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProjectionPartitionEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProjectionPartition(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _ProjectorCheckpoint_name(ctx context.Context, field graphql.CollectedField, obj *model.ProjectorCheckpoint) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5483,6 +7573,214 @@ func (ec *executionContext) fieldContext_Query_diagnostics(_ context.Context, fi
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Diagnostics(ctx, field)
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_definedProjections(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_definedProjections(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().DefinedProjections(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []projections.ProjectionInfo) graphql.Marshaler {
+			return ec.marshalNProjection2ᚕgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐProjectionInfoᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_definedProjections(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Projection(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_projection(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_projection(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Projection(ctx, fc.Args["name"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *projections.ProjectionInfo) graphql.Marshaler {
+			return ec.marshalOProjection2ᚖgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐProjectionInfo(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_projection(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Projection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_projection_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_projectionState(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_projectionState(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().ProjectionState(ctx, fc.Args["name"].(string), fc.Args["key"].(string), fc.Args["at"].(*model.PointInTime))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *projections.PartitionState) graphql.Marshaler {
+			return ec.marshalOProjectionPartition2ᚖgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐPartitionState(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_projectionState(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProjectionPartition(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_projectionState_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_projectionPartitions(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_projectionPartitions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().ProjectionPartitions(ctx, fc.Args["name"].(string), fc.Args["at"].(*model.PointInTime), fc.Args["filter"].(*string), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ProjectionPartitionConnection) graphql.Marshaler {
+			return ec.marshalNProjectionPartitionConnection2ᚖgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐProjectionPartitionConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_projectionPartitions(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProjectionPartitionConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_projectionPartitions_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_projectionCount(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_projectionCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().ProjectionCount(ctx, fc.Args["name"].(string), fc.Args["at"].(*model.PointInTime), fc.Args["filter"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_projectionCount(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_projectionCount_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -6067,6 +8365,50 @@ func (ec *executionContext) fieldContext_Subscription_orderChanged(ctx context.C
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Subscription_orderChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_projectionChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_projectionChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().ProjectionChanged(ctx, fc.Args["name"].(string), fc.Args["key"].(*string), fc.Args["afterPosition"].(*int64))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *projections.PartitionState) graphql.Marshaler {
+			return ec.marshalNProjectionPartition2ᚖgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐPartitionState(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_projectionChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProjectionPartition(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_projectionChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -7413,6 +9755,83 @@ func UnmarshalPointInTime(ctx context.Context, raw any) (model.PointInTime, erro
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputProjectionDefinitionInput(ctx context.Context, obj any) (model.ProjectionDefinitionInput, error) {
+	var it model.ProjectionDefinitionInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"name", "streamPrefix", "eventTypes", "partitionBy", "initialState", "reducer"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "streamPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("streamPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StreamPrefix = data
+		case "eventTypes":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("eventTypes"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EventTypes = data
+		case "partitionBy":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("partitionBy"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PartitionBy = data
+		case "initialState":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("initialState"))
+			data, err := ec.unmarshalOJSON2encodingᚋjsonᚐRawMessage(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.InitialState = data
+		case "reducer":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reducer"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Reducer = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalProjectionDefinitionInput unmarshals raw into the ProjectionDefinitionInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalProjectionDefinitionInput(ctx context.Context, raw any) (model.ProjectionDefinitionInput, error) {
+	var out model.ProjectionDefinitionInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ProjectionDefinitionInput", raw, &out)
+	return out, err
+}
+
 // endregion **************************** input.gotpl *****************************
 
 // region    ************************** interface.gotpl ***************************
@@ -7590,6 +10009,44 @@ func (ec *executionContext) _ConsistencyProof(ctx context.Context, sel ast.Selec
 	return out
 }
 
+var defineProjectionResultImplementors = []string{"DefineProjectionResult"}
+
+func (ec *executionContext) _DefineProjectionResult(ctx context.Context, sel ast.SelectionSet, obj *model.DefineProjectionResult) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, defineProjectionResultImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DefineProjectionResult")
+		case "definition":
+			out.Values[i] = ec._DefineProjectionResult_definition(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "dryRun":
+			out.Values[i] = ec._DefineProjectionResult_dryRun(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var diagnosticsImplementors = []string{"Diagnostics"}
 
 func (ec *executionContext) _Diagnostics(ctx context.Context, sel ast.SelectionSet, obj *model.Diagnostics) graphql.Marshaler {
@@ -7648,6 +10105,11 @@ func (ec *executionContext) _Diagnostics(ctx context.Context, sel ast.SelectionS
 			}
 		case "streamConnections":
 			out.Values[i] = ec._Diagnostics_streamConnections(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "declaredProjections":
+			out.Values[i] = ec._Diagnostics_declaredProjections(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -7946,6 +10408,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "cancelOrder":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_cancelOrder(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "defineProjection":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_defineProjection(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -8333,6 +10802,414 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 	return out
 }
 
+var projectionImplementors = []string{"Projection"}
+
+func (ec *executionContext) _Projection(ctx context.Context, sel ast.SelectionSet, obj *projections.ProjectionInfo) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, projectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Projection")
+		case "name":
+			out.Values[i] = ec._Projection_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "activeVersion":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Projection_activeVersion(ctx, field, obj)
+				})
+		case "versions":
+			out.Values[i] = ec._Projection_versions(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var projectionDefinitionImplementors = []string{"ProjectionDefinition"}
+
+func (ec *executionContext) _ProjectionDefinition(ctx context.Context, sel ast.SelectionSet, obj *projections.DefinitionVersion) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, projectionDefinitionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProjectionDefinition")
+		case "name":
+			out.Values[i] = ec._ProjectionDefinition_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "version":
+			out.Values[i] = ec._ProjectionDefinition_version(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "streamPrefix":
+			out.Values[i] = ec._ProjectionDefinition_streamPrefix(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "eventTypes":
+			out.Values[i] = ec._ProjectionDefinition_eventTypes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "partitionBy":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProjectionDefinition_partitionBy(ctx, field, obj)
+				})
+		case "initialState":
+			out.Values[i] = ec._ProjectionDefinition_initialState(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "reducer":
+			out.Values[i] = ec._ProjectionDefinition_reducer(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "definedAt":
+			out.Values[i] = ec._ProjectionDefinition_definedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "position":
+			out.Values[i] = ec._ProjectionDefinition_position(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "status":
+			out.Values[i] = ec._ProjectionDefinition_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "checkpoint":
+			out.Values[i] = ec._ProjectionDefinition_checkpoint(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "progress":
+			out.Values[i] = ec._ProjectionDefinition_progress(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "partitions":
+			out.Values[i] = ec._ProjectionDefinition_partitions(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "states":
+			out.Values[i] = ec._ProjectionDefinition_states(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "stateBytes":
+			out.Values[i] = ec._ProjectionDefinition_stateBytes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "fault":
+			out.Values[i] = ec._ProjectionDefinition_fault(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var projectionDryRunImplementors = []string{"ProjectionDryRun"}
+
+func (ec *executionContext) _ProjectionDryRun(ctx context.Context, sel ast.SelectionSet, obj *projections.DryRun) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, projectionDryRunImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProjectionDryRun")
+		case "events":
+			out.Values[i] = ec._ProjectionDryRun_events(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "fromPosition":
+			out.Values[i] = ec._ProjectionDryRun_fromPosition(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "toPosition":
+			out.Values[i] = ec._ProjectionDryRun_toPosition(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "partitions":
+			out.Values[i] = ec._ProjectionDryRun_partitions(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var projectionFaultImplementors = []string{"ProjectionFault"}
+
+func (ec *executionContext) _ProjectionFault(ctx context.Context, sel ast.SelectionSet, obj *projections.Fault) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, projectionFaultImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProjectionFault")
+		case "kind":
+			out.Values[i] = ec._ProjectionFault_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "message":
+			out.Values[i] = ec._ProjectionFault_message(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "position":
+			out.Values[i] = ec._ProjectionFault_position(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "streamId":
+			out.Values[i] = ec._ProjectionFault_streamId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "eventType":
+			out.Values[i] = ec._ProjectionFault_eventType(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "eventVersion":
+			out.Values[i] = ec._ProjectionFault_eventVersion(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var projectionPartitionImplementors = []string{"ProjectionPartition"}
+
+func (ec *executionContext) _ProjectionPartition(ctx context.Context, sel ast.SelectionSet, obj *projections.PartitionState) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, projectionPartitionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProjectionPartition")
+		case "key":
+			out.Values[i] = ec._ProjectionPartition_key(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "version":
+			out.Values[i] = ec._ProjectionPartition_version(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "position":
+			out.Values[i] = ec._ProjectionPartition_position(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "recordedAt":
+			out.Values[i] = ec._ProjectionPartition_recordedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "state":
+			out.Values[i] = ec._ProjectionPartition_state(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "definitionVersion":
+			out.Values[i] = ec._ProjectionPartition_definitionVersion(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var projectionPartitionConnectionImplementors = []string{"ProjectionPartitionConnection"}
+
+func (ec *executionContext) _ProjectionPartitionConnection(ctx context.Context, sel ast.SelectionSet, obj *model.ProjectionPartitionConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, projectionPartitionConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProjectionPartitionConnection")
+		case "edges":
+			out.Values[i] = ec._ProjectionPartitionConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._ProjectionPartitionConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._ProjectionPartitionConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "position":
+			out.Values[i] = ec._ProjectionPartitionConnection_position(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "definitionVersion":
+			out.Values[i] = ec._ProjectionPartitionConnection_definitionVersion(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var projectionPartitionEdgeImplementors = []string{"ProjectionPartitionEdge"}
+
+func (ec *executionContext) _ProjectionPartitionEdge(ctx context.Context, sel ast.SelectionSet, obj *model.ProjectionPartitionEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, projectionPartitionEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProjectionPartitionEdge")
+		case "cursor":
+			out.Values[i] = ec._ProjectionPartitionEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._ProjectionPartitionEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var projectorCheckpointImplementors = []string{"ProjectorCheckpoint"}
 
 func (ec *executionContext) _ProjectorCheckpoint(ctx context.Context, sel ast.SelectionSet, obj *model.ProjectorCheckpoint) graphql.Marshaler {
@@ -8453,6 +11330,36 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_diagnostics(ctx, field)
+				})
+		case "definedProjections":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_definedProjections(ctx, field)
+				})
+		case "projection":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_projection(ctx, field)
+				})
+		case "projectionState":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_projectionState(ctx, field)
+				})
+		case "projectionPartitions":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_projectionPartitions(ctx, field)
+				})
+		case "projectionCount":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_projectionCount(ctx, field)
 				})
 		case "checkpoint":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
@@ -8626,6 +11533,8 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 		return ec._Subscription_streamEvents(ctx, fields[0])
 	case "orderChanged":
 		return ec._Subscription_orderChanged(ctx, fields[0])
+	case "projectionChanged":
+		return ec._Subscription_projectionChanged(ctx, fields[0])
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
@@ -9071,6 +11980,14 @@ func (ec *executionContext) marshalNConsistencyProof2ᚖgithubᚗcomᚋhindsight
 	return ec._ConsistencyProof(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNDefineProjectionResult2ᚖgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐDefineProjectionResult(ctx context.Context, sel ast.SelectionSet, v *model.DefineProjectionResult) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DefineProjectionResult!")
+		return graphql.Null
+	}
+	return ec._DefineProjectionResult(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNDiagnostics2ᚖgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐDiagnostics(ctx context.Context, sel ast.SelectionSet, v *model.Diagnostics) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Diagnostics!")
@@ -9133,6 +12050,20 @@ func (ec *executionContext) marshalNEventEdge2ᚕgithubᚗcomᚋhindsightᚑdev�
 	}
 
 	return ret
+}
+
+func (ec *executionContext) unmarshalNFloat2float64(ctx context.Context, v any) (float64, error) {
+	res, err := scalar.UnmarshalFloatContext(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNFloat2float64(ctx context.Context, sel ast.SelectionSet, v float64) graphql.Marshaler {
+	_ = sel
+	res := scalar.MarshalFloatContext(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "Float!")
+	}
+	return graphql.WrapContextMarshaler(ctx, res)
 }
 
 func (ec *executionContext) unmarshalNID2string(ctx context.Context, v any) (string, error) {
@@ -9396,6 +12327,189 @@ func (ec *executionContext) marshalNPosition2int64(ctx context.Context, sel ast.
 	}
 	return res
 }
+
+func (ec *executionContext) marshalNProjection2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐProjectionInfo(ctx context.Context, sel ast.SelectionSet, v projections.ProjectionInfo) graphql.Marshaler {
+	return ec._Projection(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNProjection2ᚕgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐProjectionInfoᚄ(ctx context.Context, sel ast.SelectionSet, v []projections.ProjectionInfo) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNProjection2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐProjectionInfo(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNProjectionDefinition2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐDefinitionVersion(ctx context.Context, sel ast.SelectionSet, v projections.DefinitionVersion) graphql.Marshaler {
+	return ec._ProjectionDefinition(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNProjectionDefinition2ᚕgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐDefinitionVersionᚄ(ctx context.Context, sel ast.SelectionSet, v []projections.DefinitionVersion) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNProjectionDefinition2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐDefinitionVersion(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNProjectionDefinition2ᚖgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐDefinitionVersion(ctx context.Context, sel ast.SelectionSet, v *projections.DefinitionVersion) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ProjectionDefinition!")
+		return graphql.Null
+	}
+	return ec._ProjectionDefinition(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNProjectionDefinitionInput2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐProjectionDefinitionInput(ctx context.Context, v any) (model.ProjectionDefinitionInput, error) {
+	res, err := ec.unmarshalInputProjectionDefinitionInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNProjectionDryRun2ᚖgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐDryRun(ctx context.Context, sel ast.SelectionSet, v *projections.DryRun) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ProjectionDryRun!")
+		return graphql.Null
+	}
+	return ec._ProjectionDryRun(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNProjectionFaultKind2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐFaultKind(ctx context.Context, v any) (projections.FaultKind, error) {
+	tmp, err := scalar.UnmarshalString(v)
+	res := unmarshalNProjectionFaultKind2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐFaultKind[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNProjectionFaultKind2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐFaultKind(ctx context.Context, sel ast.SelectionSet, v projections.FaultKind) graphql.Marshaler {
+	_ = sel
+	res := scalar.MarshalString(marshalNProjectionFaultKind2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐFaultKind[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "ProjectionFaultKind!")
+	}
+	return res
+}
+
+var (
+	unmarshalNProjectionFaultKind2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐFaultKind = map[string]projections.FaultKind{
+		"TIMEOUT":            projections.FaultTimeout,
+		"STATE_TOO_LARGE":    projections.FaultStateTooLarge,
+		"RUNTIME_ERROR":      projections.FaultRuntimeError,
+		"NOT_AN_OBJECT":      projections.FaultNotAnObject,
+		"PARTITION_KEY":      projections.FaultPartitionKey,
+		"MEMORY_BUDGET":      projections.FaultMemoryBudget,
+		"INVALID_DEFINITION": projections.FaultInvalid,
+	}
+	marshalNProjectionFaultKind2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐFaultKind = map[projections.FaultKind]string{
+		projections.FaultTimeout:       "TIMEOUT",
+		projections.FaultStateTooLarge: "STATE_TOO_LARGE",
+		projections.FaultRuntimeError:  "RUNTIME_ERROR",
+		projections.FaultNotAnObject:   "NOT_AN_OBJECT",
+		projections.FaultPartitionKey:  "PARTITION_KEY",
+		projections.FaultMemoryBudget:  "MEMORY_BUDGET",
+		projections.FaultInvalid:       "INVALID_DEFINITION",
+	}
+)
+
+func (ec *executionContext) marshalNProjectionPartition2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐPartitionState(ctx context.Context, sel ast.SelectionSet, v projections.PartitionState) graphql.Marshaler {
+	return ec._ProjectionPartition(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNProjectionPartition2ᚕgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐPartitionStateᚄ(ctx context.Context, sel ast.SelectionSet, v []projections.PartitionState) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNProjectionPartition2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐPartitionState(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNProjectionPartition2ᚖgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐPartitionState(ctx context.Context, sel ast.SelectionSet, v *projections.PartitionState) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ProjectionPartition!")
+		return graphql.Null
+	}
+	return ec._ProjectionPartition(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNProjectionPartitionConnection2ᚖgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐProjectionPartitionConnection(ctx context.Context, sel ast.SelectionSet, v *model.ProjectionPartitionConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ProjectionPartitionConnection!")
+		return graphql.Null
+	}
+	return ec._ProjectionPartitionConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNProjectionPartitionEdge2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐProjectionPartitionEdge(ctx context.Context, sel ast.SelectionSet, v model.ProjectionPartitionEdge) graphql.Marshaler {
+	return ec._ProjectionPartitionEdge(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNProjectionPartitionEdge2ᚕgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐProjectionPartitionEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []model.ProjectionPartitionEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNProjectionPartitionEdge2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐProjectionPartitionEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalNProjectionStatus2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐProjectionStatus(ctx context.Context, v any) (projections.ProjectionStatus, error) {
+	tmp, err := scalar.UnmarshalString(v)
+	res := unmarshalNProjectionStatus2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐProjectionStatus[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNProjectionStatus2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐProjectionStatus(ctx context.Context, sel ast.SelectionSet, v projections.ProjectionStatus) graphql.Marshaler {
+	_ = sel
+	res := scalar.MarshalString(marshalNProjectionStatus2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐProjectionStatus[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "ProjectionStatus!")
+	}
+	return res
+}
+
+var (
+	unmarshalNProjectionStatus2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐProjectionStatus = map[string]projections.ProjectionStatus{
+		"BUILDING": projections.StatusBuilding,
+		"ACTIVE":   projections.StatusActive,
+		"FAULTED":  projections.StatusFaulted,
+		"REPLACED": projections.StatusReplaced,
+	}
+	marshalNProjectionStatus2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐProjectionStatus = map[projections.ProjectionStatus]string{
+		projections.StatusBuilding: "BUILDING",
+		projections.StatusActive:   "ACTIVE",
+		projections.StatusFaulted:  "FAULTED",
+		projections.StatusReplaced: "REPLACED",
+	}
+)
 
 func (ec *executionContext) marshalNProjectorCheckpoint2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐProjectorCheckpoint(ctx context.Context, sel ast.SelectionSet, v model.ProjectorCheckpoint) graphql.Marshaler {
 	return ec._ProjectorCheckpoint(ctx, sel, &v)
@@ -9831,6 +12945,27 @@ func (ec *executionContext) marshalOPosition2ᚖint64(ctx context.Context, sel a
 	_ = ctx
 	res := scalar.MarshalPosition(*v)
 	return res
+}
+
+func (ec *executionContext) marshalOProjection2ᚖgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐProjectionInfo(ctx context.Context, sel ast.SelectionSet, v *projections.ProjectionInfo) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Projection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOProjectionFault2ᚖgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐFault(ctx context.Context, sel ast.SelectionSet, v *projections.Fault) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ProjectionFault(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOProjectionPartition2ᚖgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐPartitionState(ctx context.Context, sel ast.SelectionSet, v *projections.PartitionState) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ProjectionPartition(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalOStream2ᚖgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋeventstoreᚐStreamHead(ctx context.Context, sel ast.SelectionSet, v *eventstore.StreamHead) graphql.Marshaler {

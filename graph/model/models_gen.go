@@ -4,6 +4,7 @@ package model
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -35,6 +36,11 @@ type ConsistencyProof struct {
 	ToRoot   string   `json:"toRoot"`
 }
 
+type DefineProjectionResult struct {
+	Definition *projections.DefinitionVersion `json:"definition"`
+	DryRun     *projections.DryRun            `json:"dryRun"`
+}
+
 // What an operator needs to see of one server instance.
 type Diagnostics struct {
 	// Build version, VCS revision and Go version.
@@ -53,6 +59,8 @@ type Diagnostics struct {
 	Subscribers int `json:"subscribers"`
 	// Open websocket and SSE connections of this instance.
 	StreamConnections int `json:"streamConnections"`
+	// Declarative projections' versions still running on this instance (BUILDING, ACTIVE, FAULTED).
+	DeclaredProjections []projections.DefinitionVersion `json:"declaredProjections"`
 }
 
 type EventConnection struct {
@@ -111,6 +119,42 @@ type PointInTime struct {
 	Time     *time.Time `json:"time,omitempty"`
 	Version  *int       `json:"version,omitempty"`
 	Position *int64     `json:"position,omitempty"`
+}
+
+// A declarative projection to define: which events it reads, how they are partitioned, and the jq reducer.
+type ProjectionDefinitionInput struct {
+	// 1 to 64 characters of a-z 0-9 _ -, starting with a letter.
+	Name string `json:"name"`
+	// Streams whose id starts with this; empty or null = every stream.
+	StreamPrefix *string `json:"streamPrefix,omitempty"`
+	// Event types it reads; empty or null = every type.
+	EventTypes []string `json:"eventTypes,omitempty"`
+	// A jq expression over the event giving its partition key (a string or a
+	// number), e.g. ".data.customerId"; null = the stream id. Where it gives null
+	// the event goes to the partition of its stream's last keyed event (skipped
+	// if the stream has none yet).
+	PartitionBy *string `json:"partitionBy,omitempty"`
+	// Each partition's state before its first event: a JSON object; null = {}.
+	InitialState json.RawMessage `json:"initialState,omitempty"`
+	// A jq expression from {state, event} to the next state, which must be an
+	// object. event has id, streamId, version, position, type, data, metadata and
+	// recordedAt. Example: .state.count += 1 | .state
+	Reducer string `json:"reducer"`
+}
+
+type ProjectionPartitionConnection struct {
+	Edges    []ProjectionPartitionEdge `json:"edges"`
+	PageInfo *PageInfo                 `json:"pageInfo"`
+	// Every matching partition at that point, not only this page.
+	TotalCount int `json:"totalCount"`
+	// The point answered, as a position.
+	Position          int64 `json:"position"`
+	DefinitionVersion int   `json:"definitionVersion"`
+}
+
+type ProjectionPartitionEdge struct {
+	Cursor string                      `json:"cursor"`
+	Node   *projections.PartitionState `json:"node"`
 }
 
 // Where a projector (read model) stands in the log.

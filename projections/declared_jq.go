@@ -1,0 +1,343 @@
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/itchyny/gojq"
+
+	"github.com/hindsight-dev/hindsight/eventstore"
+)
+
+// program is a definition compiled with gojq, with the limits every call
+// runs under. jq values are immutable by gojq's contract (updates copy), so
+// a state can be shared by the timeline, the next reduction and readers.
+type program struct {
+	def      Definition
+	reducer  *gojq.Code
+	key      *gojq.Code // nil = stream id
+	keyPath  []string   // the key as a plain path of fields (.data.customerId), when it is one
+	initial  map[string]any
+	timeout  time.Duration
+	maxState int
+
+	mu    sync.Mutex // one call at a time: the clock is reused
+	clock *callClock
+}
+
+// compileJQ parses and compiles one expression. No environment reaches it:
+// without an environ loader, jq's $ENV and env are empty, so a reducer
+// cannot read the server's secrets; input/inputs are not allowed.
+func compileJQ(what, src string) (*gojq.Code, error) {
+	q, err := gojq.Parse(src)
+	if err != nil {
+		return nil, invalidInput("%s does not parse: %s", what, err)
+	}
+	code, err := gojq.Compile(q)
+	if err != nil {
+		return nil, invalidInput("%s does not compile: %s", what, err)
+	}
+	return code, nil
+}
+
+// compile checks and compiles a definition.
+func compile(d Definition, timeout time.Duration, maxState int) (*program, error) {
+	d, err := d.normalize()
+	if err != nil {
+		return nil, err
+	}
+	p := &program{def: d, timeout: timeout, maxState: maxState}
+	if p.reducer, err = compileJQ("the reducer", d.Reducer); err != nil {
+		return nil, err
+	}
+	if d.PartitionBy != "" {
+		if p.key, err = compileJQ("partitionBy", d.PartitionBy); err != nil {
+			return nil, err
+		}
+		if q, err := gojq.Parse(d.PartitionBy); err == nil {
+			p.keyPath = plainPath(q)
+		}
+	}
+	if err := json.Unmarshal(d.InitialState, &p.initial); err != nil {
+		return nil, invalidInput("the initial state must be a JSON object")
+	}
+	if len(d.InitialState) > maxState {
+		return nil, invalidInput("the initial state is over the state size limit of %d bytes", maxState)
+	}
+	return p, nil
+}
+
+// eventValue is the event as jq sees it.
+func eventValue(ev *eventstore.Event) map[string]any {
+	v := map[string]any{
+		"id": ev.ID, "streamId": ev.StreamID, "version": ev.Version, "position": ev.Position,
+		"type": ev.Type, "recordedAt": ev.RecordedAt.UTC().Format(time.RFC3339Nano),
+		"data": jqDecode(ev.Data), "metadata": jqDecode(ev.Metadata),
+	}
+	return v
+}
+
+func jqDecode(b json.RawMessage) any {
+	if len(b) == 0 {
+		return nil
+	}
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil // the store holds valid JSON only
+	}
+	return v
+}
+
+// stepError is a reducer fault without its event.
+type stepError struct {
+	kind  FaultKind
+	msg   string
+	empty bool // the expression gave no value
+}
+
+// timeoutAttempts is how often a call that ran out of time is tried before
+// it is a TIMEOUT fault. The limit is wall-clock time, which a starved
+// process (a full CPU, a GC pause) can use up without the reducer being at
+// fault; a reducer that really loops runs out every time.
+const timeoutAttempts = 3
+
+// run runs code on input with the time limit and returns its first value.
+// A second value is an error: a reducer must be a function.
+func (p *program) run(code *gojq.Code, input any, what string) (any, *stepError) {
+	for attempt := 1; ; attempt++ {
+		v, f := p.runOnce(code, input, what)
+		if f == nil || f.kind != FaultTimeout || attempt == timeoutAttempts {
+			return v, f
+		}
+	}
+}
+
+func (p *program) runOnce(code *gojq.Code, input any, what string) (any, *stepError) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.clock == nil {
+		p.clock = newCallClock()
+	}
+	ctx := p.clock.arm(p.timeout)
+	defer p.clock.disarm()
+	iter := code.RunWithContext(ctx, input)
+	v, ok := iter.Next()
+	if !ok {
+		return nil, &stepError{kind: FaultRuntimeError, msg: what + " gave no value", empty: true}
+	}
+	if err, isErr := v.(error); isErr {
+		return nil, jqFault(ctx, err, p.timeout)
+	}
+	if extra, more := iter.Next(); more {
+		if err, isErr := extra.(error); isErr {
+			return nil, jqFault(ctx, err, p.timeout)
+		}
+		return nil, &stepError{kind: FaultRuntimeError, msg: what + " gave more than one value"}
+	}
+	return v, nil
+}
+
+func jqFault(ctx context.Context, err error, limit time.Duration) *stepError {
+	// A timeout may surface as the context's error or as a jq error raised
+	// after the deadline; either way the deadline decides.
+	if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+		return &stepError{kind: FaultTimeout, msg: fmt.Sprintf("took longer than the limit of %v for one event, %d times", limit, timeoutAttempts)}
+	}
+	return &stepError{kind: FaultRuntimeError, msg: err.Error()}
+}
+
+// reduce returns the next state of a partition, and its JSON encoding.
+// States are kept encoded: a byte slice costs the garbage collector nothing
+// to scan and a fraction of the memory of the jq value, and readers get
+// JSON without encoding it.
+func (p *program) reduce(state any, event map[string]any) (any, json.RawMessage, *stepError) {
+	next, f := p.run(p.reducer, map[string]any{"state": state, "event": event}, "the reducer")
+	if f != nil {
+		return nil, nil, f
+	}
+	if _, ok := next.(map[string]any); !ok {
+		return nil, nil, &stepError{kind: FaultNotAnObject, msg: fmt.Sprintf("the reducer gave %s, not an object", jqTypeOf(next))}
+	}
+	// jq's own encoding: no reflection, and jq's answers for what JSON
+	// cannot hold (NaN is null, infinities the largest numbers).
+	b, err := gojq.Marshal(next)
+	if err != nil {
+		return nil, nil, &stepError{kind: FaultRuntimeError, msg: "the state cannot be written as JSON: " + err.Error()}
+	}
+	if len(b) > p.maxState {
+		return nil, nil, &stepError{kind: FaultStateTooLarge, msg: fmt.Sprintf("the state is %d bytes as JSON; the limit is %d", len(b), p.maxState)}
+	}
+	return next, b, nil
+}
+
+// partitionKey returns the event's partition key; "" means the expression
+// gave null (the caller then uses the stream's last key).
+func (p *program) partitionKey(ev *eventstore.Event, event map[string]any) (string, *stepError) {
+	if p.key == nil {
+		return ev.StreamID, nil
+	}
+	v, ok := followPath(event, p.keyPath)
+	var f *stepError
+	if !ok {
+		v, f = p.run(p.key, event, "partitionBy")
+	}
+	if f != nil && f.empty {
+		v, f = nil, nil // no value is null: the stream's last partition
+	}
+	if f != nil {
+		return "", f
+	}
+	var key string
+	switch k := v.(type) {
+	case nil:
+		return "", nil
+	case string:
+		key = k
+	case int:
+		key = strconv.Itoa(k)
+	case float64:
+		key = strconv.FormatFloat(k, 'f', -1, 64)
+	case *big.Int:
+		key = k.String()
+	default:
+		return "", &stepError{kind: FaultPartitionKey, msg: fmt.Sprintf("partitionBy gave %s; a key is a string or a number", jqTypeOf(v))}
+	}
+	if key == "" || len(key) > MaxPartitionKeyLength {
+		return "", &stepError{kind: FaultPartitionKey, msg: fmt.Sprintf("a partition key is 1 to %d bytes, got %d", MaxPartitionKeyLength, len(key))}
+	}
+	return key, nil
+}
+
+func jqTypeOf(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case string:
+		return "a string"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	}
+	return "a number"
+}
+
+// plainPath returns the fields of a query that is only a path of field
+// names, such as .data.customerId, the usual partition key; nil otherwise.
+// Such a key is read directly, without running jq, which halves the cost of
+// a jq-keyed projection's key.
+func plainPath(q *gojq.Query) []string {
+	if q.Meta != nil || len(q.Imports) > 0 || len(q.FuncDefs) > 0 || q.Left != nil || q.Right != nil ||
+		len(q.Patterns) > 0 || q.Term == nil || q.Term.Type != gojq.TermTypeIndex || !plainIndex(q.Term.Index) {
+		return nil
+	}
+	path := []string{q.Term.Index.Name}
+	for _, s := range q.Term.SuffixList {
+		if s.Iter || s.Optional || !plainIndex(s.Index) {
+			return nil
+		}
+		path = append(path, s.Index.Name)
+	}
+	return path
+}
+
+func plainIndex(ix *gojq.Index) bool {
+	return ix != nil && ix.Name != "" && ix.Str == nil && ix.Start == nil && ix.End == nil && !ix.IsSlice
+}
+
+// followPath reads a plain path as jq would where that is plain: through
+// objects, and null past a missing or null member. Anything else (indexing
+// a string, say, which is a jq error) is left to jq (ok false).
+func followPath(v any, path []string) (any, bool) {
+	if path == nil {
+		return nil, false
+	}
+	for _, name := range path {
+		switch x := v.(type) {
+		case nil:
+			return nil, true
+		case map[string]any:
+			v = x[name]
+		default:
+			return nil, false
+		}
+	}
+	return v, true
+}
+
+// callClock is the time limit of a program's calls: one context and one
+// timer reused by every call, because a context.WithTimeout per call (a
+// timer, a cancel tree, allocations) cost about a twentieth of a simple
+// reducer's fold. gojq checks Done between instructions.
+//
+// A timer that fired just as a call ended can, rarely, end the next call
+// early; run tries a timed-out call again, so that costs only time.
+type callClock struct {
+	mu      sync.Mutex
+	done    chan struct{} // replaced, by the calling goroutine, only after it was closed
+	fired   bool
+	running bool
+	timer   *time.Timer
+}
+
+func newCallClock() *callClock {
+	c := &callClock{done: make(chan struct{})}
+	c.timer = time.AfterFunc(time.Hour, c.fire)
+	c.timer.Stop()
+	return c
+}
+
+func (c *callClock) fire() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.running && !c.fired {
+		c.fired = true
+		close(c.done)
+	}
+}
+
+// arm starts a call with limit d and returns its context.
+func (c *callClock) arm(d time.Duration) context.Context {
+	c.mu.Lock()
+	if c.fired {
+		c.done, c.fired = make(chan struct{}), false
+	}
+	c.running = true
+	c.mu.Unlock()
+	c.timer.Reset(d)
+	return clockCtx{c}
+}
+
+func (c *callClock) disarm() {
+	c.timer.Stop()
+	c.mu.Lock()
+	c.running = false
+	c.mu.Unlock()
+}
+
+// clockCtx is the context of the call in progress.
+type clockCtx struct{ c *callClock }
+
+func (clockCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (clockCtx) Value(any) any               { return nil }
+
+// Done is read by the calling goroutine only, which is the one that replaces
+// the channel, so it needs no lock (it runs once per jq instruction).
+func (x clockCtx) Done() <-chan struct{} { return x.c.done }
+
+func (x clockCtx) Err() error {
+	x.c.mu.Lock()
+	defer x.c.mu.Unlock()
+	if x.c.fired {
+		return context.DeadlineExceeded
+	}
+	return nil
+}

@@ -1,0 +1,284 @@
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hindsight-dev/hindsight/eventstore"
+)
+
+// caughtUpLag is how close to the head a version being built must come to
+// take over from the version answering: at the head. Anything less would let
+// a version that faults on the events it has not folded yet replace one that
+// answers. The runner folds far faster than the log grows, so it reaches the
+// head even under a steady stream of appends.
+const caughtUpLag = 0
+
+// runner builds and keeps current one version of a declarative projection:
+// the temporal read model of its partitions (temporal.go), fed from the
+// global log in position order. Only the runner's goroutine writes; readers
+// take mu for reading.
+type runner struct {
+	d    *Declarative
+	info DefinitionVersion // the static part: definition, version, position, recordedAt
+	prog *program
+
+	mu      sync.RWMutex
+	parts   partitionSet[json.RawMessage] // every state, encoded (see program.reduce)
+	changes []change                      // every state recorded, by position: what subscriptions read
+	sticky  map[string]string             // stream id -> its last partition key (jq keys only)
+	latest  map[string]any                // partition key -> its latest state as a jq value, for the next reduction
+	retired bool                          // its states were dropped (retire)
+	// retiredCounts keeps partitions and states for status after retire.
+	retiredCounts [2]int
+	watermark
+
+	fault    atomic.Pointer[Fault]
+	faulted  chan struct{} // closed when fault is set
+	caughtUp atomic.Bool
+	target   atomic.Int64 // the head when the build started, for progress
+	folded   atomic.Uint64
+	// stateBytes is the JSON size of every state held.
+	stateBytes atomic.Int64
+	started    time.Time
+
+	cancel  context.CancelFunc
+	stopped chan struct{} // closed when run returns
+	memory  atomic.Int64  // this runner's share of Declarative.used
+}
+
+// stateOverhead is what one state costs in memory beyond its JSON: its
+// slice header and position in the timeline, its entry in changes.
+const stateOverhead = 64
+
+// retire stops a runner that no longer answers and, once it has stopped,
+// drops its states and gives their memory back to the budget. Queries that
+// took it before the switch had LagWait and more to finish (promote).
+func (r *runner) retire() {
+	r.cancel()
+	go func() {
+		<-r.stopped
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.retired = true
+		r.retiredCounts = [2]int{len(r.parts.created), r.parts.states}
+		r.parts, r.changes, r.latest, r.sticky = newPartitionSet[json.RawMessage](), nil, nil, nil
+		r.d.used.Add(-r.memory.Swap(0))
+	}()
+}
+
+// change is one state recorded: tl.states[index], valid from pos.
+type change struct {
+	pos   int64
+	tl    *timeline[json.RawMessage]
+	index int
+}
+
+func newRunner(d *Declarative, info DefinitionVersion, prog *program) *runner {
+	return &runner{d: d, info: info, prog: prog, parts: newPartitionSet[json.RawMessage](),
+		sticky: map[string]string{}, latest: map[string]any{}, faulted: make(chan struct{}), stopped: make(chan struct{})}
+}
+
+// position is the checkpoint, for pointOn.
+func (r *runner) position() int64 { return r.checkpoint.Load() }
+
+// waitFor blocks until the checkpoint reaches p, the runner faults before p
+// (a *FaultError) or ctx ends.
+func (r *runner) waitFor(ctx context.Context, p int64) error {
+	for {
+		ch := r.wait()
+		if r.checkpoint.Load() >= p {
+			return nil
+		}
+		if f := r.fault.Load(); f != nil {
+			return &FaultError{Fault: *f}
+		}
+		select {
+		case <-ch:
+		case <-r.faulted:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// run follows the whole log from the start until ctx ends or the reducer
+// faults. Like the order projector it reads every event, not only matching
+// ones, so that its checkpoint is exact (guarantee 8).
+func (r *runner) run(ctx context.Context) {
+	defer close(r.stopped)
+	s := r.d.s
+	if err := s.store.WaitReady(ctx); err != nil {
+		return
+	}
+	r.started = time.Now()
+	r.target.Store(s.store.HeadPosition())
+	log := s.log.With("projection", r.info.Name, "definitionVersion", r.info.Version)
+	log.Info("building declarative projection from the log", "positions", r.target.Load())
+	lastLog := time.Now()
+	for ctx.Err() == nil {
+		after := r.checkpoint.Load()
+		sub, err := s.store.Subscribe(ctx, eventstore.SubscribeOptions{AfterPosition: &after})
+		if err == nil {
+			err = r.follow(ctx, sub, log, &lastLog)
+			sub.Close()
+		}
+		if ctx.Err() != nil || errors.Is(err, eventstore.ErrClosed) || errors.Is(err, ErrProjectionFaulted) {
+			return
+		}
+		log.Warn("declarative projection stopped reading; resuming from its checkpoint",
+			"checkpoint", r.checkpoint.Load(), "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (r *runner) follow(ctx context.Context, sub *eventstore.Subscription, log *slog.Logger, lastLog *time.Time) error {
+	store := r.d.s.store
+	for {
+		ev, err := sub.Recv(ctx)
+		if err != nil {
+			return err
+		}
+		if r.prog.def.matches(&ev) {
+			// A fault stops this runner where it is: it keeps answering up
+			// to the event (if it is the active version) until a new
+			// version replaces it.
+			if f := r.apply(&ev); f != nil {
+				r.fault.Store(f)
+				close(r.faulted)
+				log.Error("declarative projection faulted; it stopped before the event",
+					"position", f.Position, "stream", f.StreamID, "type", f.EventType, "kind", f.Kind, "err", f.Message)
+				return &FaultError{Fault: *f}
+			}
+		} else {
+			r.advance(ev.Position)
+		}
+		if r.caughtUp.Load() {
+			continue
+		}
+		if store.HeadPosition()-ev.Position <= caughtUpLag {
+			r.caughtUp.Store(true)
+			log.Info("declarative projection built", "position", ev.Position, "events", r.folded.Load(),
+				"partitions", r.partitionCount(), "took", time.Since(r.started).Round(time.Millisecond))
+			r.d.promote(r)
+		} else if time.Since(*lastLog) >= time.Second {
+			*lastLog = time.Now()
+			t := max(1, r.target.Load())
+			log.Info("building declarative projection", "position", ev.Position, "of", t,
+				"percent", min(100, ev.Position*100/t), "events_per_sec", int(float64(ev.Position)/time.Since(r.started).Seconds()))
+		}
+	}
+}
+
+// apply folds one matching event into its partition and advances the
+// checkpoint; it returns a fault instead when the reducer fails, leaving
+// the checkpoint just before the event.
+func (r *runner) apply(ev *eventstore.Event) *Fault {
+	event := eventValue(ev)
+	key, f := r.prog.partitionKey(ev, event)
+	if f != nil {
+		return r.faultAt(ev, f)
+	}
+	if key == "" { // partitionBy gave null: the stream's last partition
+		key = r.sticky[ev.StreamID]
+		if key == "" {
+			r.advance(ev.Position)
+			return nil
+		}
+	} else if r.prog.key != nil {
+		r.sticky[ev.StreamID] = key
+	}
+	prev, ok := r.latest[key]
+	if !ok {
+		prev = r.prog.initial
+	}
+	next, encoded, f := r.prog.reduce(prev, event)
+	if f != nil {
+		return r.faultAt(ev, f)
+	}
+	cost := int64(len(encoded) + stateOverhead)
+	if budget := r.d.s.opts.ProjectionMemoryBudget; budget > 0 && r.d.used.Load()+cost > budget {
+		return r.faultAt(ev, &stepError{kind: FaultMemoryBudget, msg: fmt.Sprintf(
+			"the declarative projections' states would take more than the memory budget of %d bytes", budget)})
+	}
+	r.d.used.Add(cost)
+	r.memory.Add(cost)
+	r.latest[key] = next
+	r.mu.Lock()
+	tl := r.parts.record(key, ev.Position, encoded)
+	r.changes = append(r.changes, change{pos: ev.Position, tl: tl, index: len(tl.states) - 1})
+	r.mu.Unlock()
+	r.folded.Add(1)
+	r.stateBytes.Add(int64(len(encoded)))
+	r.advance(ev.Position)
+	return nil
+}
+
+func (r *runner) faultAt(ev *eventstore.Event, f *stepError) *Fault {
+	return &Fault{Projection: r.info.Name, DefinitionVersion: r.info.Version, Kind: f.kind, Message: f.msg,
+		Position: ev.Position, StreamID: ev.StreamID, EventType: ev.Type, EventVersion: ev.Version}
+}
+
+func (r *runner) partitionCount() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.parts.created)
+}
+
+// status fills the dynamic part of the version's description.
+func (r *runner) status(st ProjectionStatus) DefinitionVersion {
+	v := r.info
+	v.Status = st
+	v.Checkpoint = r.checkpoint.Load()
+	r.mu.RLock()
+	v.Partitions, v.States = len(r.parts.created), r.parts.states
+	if r.retired {
+		v.Partitions, v.States = r.retiredCounts[0], r.retiredCounts[1]
+	}
+	r.mu.RUnlock()
+	v.StateBytes = r.stateBytes.Load()
+	if f := r.fault.Load(); f != nil {
+		v.Status, v.Fault = StatusFaulted, f
+	}
+	v.Progress = 1
+	if !r.caughtUp.Load() {
+		if t := r.target.Load(); t > 0 {
+			v.Progress = min(1, float64(v.Checkpoint)/float64(t))
+		} else {
+			v.Progress = 0
+		}
+	}
+	return v
+}
+
+// changesAfter returns the states recorded after position after and at or
+// before the checkpoint, at most limit, for key ("" = every partition).
+func (r *runner) changesAfter(after int64, key string, limit int) []change {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if key != "" {
+		tl := r.parts.byKey[key]
+		if tl == nil {
+			return nil
+		}
+		i := sort.Search(len(tl.states), func(i int) bool { return tl.states[i].from > after })
+		var out []change
+		for ; i < len(tl.states) && len(out) < limit; i++ {
+			out = append(out, change{pos: tl.states[i].from, tl: tl, index: i})
+		}
+		return out
+	}
+	i := sort.Search(len(r.changes), func(i int) bool { return r.changes[i].pos > after })
+	end := min(len(r.changes), i+limit)
+	return append([]change(nil), r.changes[i:end]...)
+}
