@@ -1,0 +1,87 @@
+package graph
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+)
+
+// jsonBody accepts only Content-Type: application/json. That is also the
+// CSRF defence of POST: a browser sends a cross-origin POST without a
+// preflight only with text/plain, application/x-www-form-urlencoded or
+// multipart/form-data, and those are refused here, so a page of another
+// origin can never make a visitor's browser run a mutation.
+func (e *Endpoint) jsonBody(w http.ResponseWriter, r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		writeError(w, http.StatusUnsupportedMediaType, CodeBadUserInput, "send the request as Content-Type: application/json")
+		return false
+	}
+	return true
+}
+
+// singleOperation refuses array batching (a JSON array of operations), which
+// multiplies what one request may cost past every per-operation limit. It
+// peeks at the first byte that is not white space.
+func (e *Endpoint) singleOperation(w http.ResponseWriter, r *http.Request) bool {
+	br := bufio.NewReader(r.Body)
+	for {
+		b, err := br.Peek(1)
+		if err != nil || (b[0] != ' ' && b[0] != '\t' && b[0] != '\r' && b[0] != '\n') {
+			break
+		}
+		_, _ = br.Discard(1)
+	}
+	if b, err := br.Peek(1); err == nil && b[0] == '[' {
+		writeError(w, http.StatusBadRequest, CodeBadUserInput, "batched operations are not supported; send one operation per request")
+		return false
+	}
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{br, r.Body}
+	return true
+}
+
+// readBody reads the whole body up front and puts it back in r.Body for
+// gqlgen. A body over MaxBodyBytes gets 413 with BAD_USER_INPUT, whether its
+// Content-Length says so or it turns out too large while being read (a
+// chunked body); left to gqlgen, the latter would get 200. An unreadable
+// body gets 400. The read happens under the server's read timeout, which
+// serveSSE clears afterwards. Memory stays bounded: http.MaxBytesReader
+// stops reading just past the limit (and has the connection closed), so the
+// buffer never grows beyond about twice MaxBodyBytes.
+func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request) bool {
+	if r.ContentLength > e.cfg.MaxBodyBytes {
+		writeError(w, http.StatusRequestEntityTooLarge, CodeBadUserInput, e.tooLargeMessage())
+		return false
+	}
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength) + bytes.MinRead) // room to see EOF without growing
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, e.cfg.MaxBodyBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			writeError(w, http.StatusRequestEntityTooLarge, CodeBadUserInput, e.tooLargeMessage())
+			return false
+		}
+		writeError(w, http.StatusBadRequest, CodeBadUserInput, "the request body could not be read")
+		return false
+	}
+	if err := CheckJSONText(buf.Bytes()); err != nil {
+		writeError(w, http.StatusBadRequest, CodeBadUserInput, "the request body is "+err.Error()+"; nothing was written")
+		return false
+	}
+	r.Body = io.NopCloser(&buf)
+	return true
+}
+
+func (e *Endpoint) tooLargeMessage() string {
+	return "the request body is larger than " + strconv.FormatInt(e.cfg.MaxBodyBytes, 10) + " bytes"
+}

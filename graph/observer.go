@@ -1,0 +1,53 @@
+package graph
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+)
+
+// operationObserver reports operations to the Observer: the duration of
+// each query and mutation, and the start, end and lifetime of each
+// subscription.
+type operationObserver struct {
+	obs Observer
+}
+
+func (operationObserver) ExtensionName() string                   { return "HindsightObserver" }
+func (operationObserver) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (o operationObserver) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	oc := graphql.GetOperationContext(ctx)
+	if oc == nil || oc.Operation == nil {
+		return next(ctx)
+	}
+	kind, start := string(oc.Operation.Operation), time.Now()
+	if oc.Operation.Operation == ast.Subscription {
+		if o.obs.Subscriptions != nil {
+			o.obs.Subscriptions(1)
+		}
+		context.AfterFunc(ctx, func() {
+			if o.obs.Subscriptions != nil {
+				o.obs.Subscriptions(-1)
+			}
+			if o.obs.Operation != nil {
+				o.obs.Operation(ctx, kind, time.Since(start), false)
+			}
+		})
+		return next(ctx)
+	}
+	rh := next(ctx)
+	var once sync.Once
+	return func(ctx context.Context) *graphql.Response {
+		resp := rh(ctx)
+		once.Do(func() {
+			if o.obs.Operation != nil {
+				o.obs.Operation(ctx, kind, time.Since(start), resp == nil || len(resp.Errors) > 0)
+			}
+		})
+		return resp
+	}
+}
