@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"net/http"
+	"strings"
 
-	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/hindsight-dev/hindsight/auth"
-	"github.com/vektah/gqlparser/v2/ast"
-	"github.com/vektah/gqlparser/v2/gqlerror"
 )
 
 // Close codes of websockets refused at connection_init (graphql-transport-ws
@@ -74,38 +71,28 @@ func (e *Endpoint) authenticateWebsocket(ctx context.Context, payload transport.
 	return auth.WithPrincipal(ctx, p), nil, nil
 }
 
-// accessGuard checks, once per operation, that the principal's role allows
-// the operation's kind (mutations need writer, queries and subscriptions
-// reader) and takes a token from its rate limit. Stream prefixes are checked
-// by the resolvers, which know the streams.
-type accessGuard struct {
-	limiter *auth.RateLimiter
-}
+// ReasonHost is the rejection reason of a Host header not allowed.
+const ReasonHost = "HOST"
 
-func (accessGuard) ExtensionName() string                   { return "HindsightAccess" }
-func (accessGuard) Validate(graphql.ExecutableSchema) error { return nil }
-
-func (g accessGuard) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
-	p := auth.FromContext(ctx)
-	if p == nil {
-		return &gqlerror.Error{Message: errUnauthenticated.msg, Extensions: map[string]any{"code": CodeUnauthenticated}}
+// hostAllowed reports whether r's Host may be served: always when
+// credentials are required, else only loopback names and AllowedHosts.
+func (e *Endpoint) hostAllowed(r *http.Request) bool {
+	if e.cfg.Auth.Required() {
+		return true
 	}
-	if oc.Operation == nil {
-		return nil
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
 	}
-	need := auth.Reader
-	if oc.Operation.Operation == ast.Mutation {
-		need = auth.Writer
+	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+	switch strings.ToLower(host) {
+	case "localhost", "127.0.0.1", "::1":
+		return true
 	}
-	if !p.Can(need) {
-		return &gqlerror.Error{Message: fmt.Sprintf("%ss need the %s role", oc.Operation.Operation, need),
-			Extensions: map[string]any{"code": CodeForbidden}}
-	}
-	if g.limiter != nil {
-		if ok, wait := g.limiter.Allow(p.Subject); !ok {
-			return &gqlerror.Error{Message: "rate limit exceeded; retry later",
-				Extensions: map[string]any{"code": CodeRateLimited, "retryAfterSeconds": math.Ceil(wait.Seconds()*1000) / 1000}}
+	for _, a := range e.cfg.AllowedHosts {
+		if a == "*" || strings.EqualFold(a, host) {
+			return true
 		}
 	}
-	return nil
+	return false
 }

@@ -36,10 +36,17 @@ type EndpointConfig struct {
 	// may open websockets besides same-origin pages and clients that send
 	// no Origin (non-browsers). "*" allows every origin.
 	AllowedOrigins []string
+	// AllowedHosts are the host names (without port) served under auth none
+	// besides localhost, 127.0.0.1 and ::1; "*" allows any. Other Host
+	// headers get 403, which defeats DNS rebinding: a page of
+	// attacker.example resolved to 127.0.0.1 still sends Host:
+	// attacker.example. With credentials required, every host is served.
+	AllowedHosts []string
 
 	MaxBodyBytes            int64         // request body and websocket message limit; default 8 MiB
 	MaxComplexity           int           // gqlgen complexity limit; default 50,000
 	MaxTokens               int           // gqlparser token limit per document; default 10,000
+	MaxFields               int           // fields in a document, fragments counted where spread; default 300
 	MaxDepth                int           // fields nested in an operation ({ a { b } } is 2); default 15
 	MaxAliases              int           // aliases in an operation, fragments counted where spread; default 30
 	MaxDirectives           int           // directives in an operation, likewise; default 50
@@ -72,6 +79,7 @@ const (
 	DefaultMaxBodyBytes            = 8 << 20
 	DefaultMaxComplexity           = 50000
 	DefaultMaxTokens               = 10000
+	DefaultMaxFields               = 300
 	DefaultMaxDepth                = 15
 	DefaultMaxAliases              = 30
 	DefaultMaxDirectives           = 50
@@ -99,6 +107,7 @@ func (c *EndpointConfig) setDefaults() {
 	}
 	def(&c.MaxComplexity, DefaultMaxComplexity)
 	def(&c.MaxTokens, DefaultMaxTokens)
+	def(&c.MaxFields, DefaultMaxFields)
 	def(&c.MaxDepth, DefaultMaxDepth)
 	def(&c.MaxAliases, DefaultMaxAliases)
 	def(&c.MaxDirectives, DefaultMaxDirectives)
@@ -137,7 +146,7 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 		cfg.Resolver.Log = cfg.Log
 	}
 	e := &Endpoint{cfg: cfg, hub: &streamHub{max: cfg.MaxStreams, active: map[uint64]context.CancelFunc{}},
-		log: cfg.Log, present: presenter(cfg.Log)}
+		log: cfg.Log, present: presenter(cfg.Log, !cfg.DisableIntrospection)}
 	cfg.Resolver.streams = e.hub.count
 
 	es := generated.NewExecutableSchema(generated.Config{Resolvers: cfg.Resolver, Complexity: complexity()})
@@ -166,13 +175,21 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 	})
 	srv.AddTransport(transport.SSE{KeepAlivePingInterval: cfg.KeepAlive})
 	srv.AddTransport(transport.Options{AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodOptions}})
-	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.POST{})
+	srv.AddTransport(httpTransport{}) // POST and GET, with our status codes
 
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	// The limits, cheapest first (limits.go): the rate limit before parsing,
+	// the linear count of the document before validation, capped errors.
+	reject := e.rejected
+	cache := lru.New[*ast.QueryDocument](1000)
+	srv.SetQueryCache(cache)
 	srv.SetParserTokenLimit(cfg.MaxTokens)
+	srv.SetValidationRulesFn(cappedRules(func() { reject(context.Background(), CodeValidationFailed) }))
 	srv.SetErrorPresenter(e.present)
 	srv.SetRecoverFunc(recoverFunc(cfg.Log))
+	srv.Use(rateGate{limiter: cfg.RateLimiter, reject: reject})
+	srv.Use(documentGate{cache: cache, reject: reject, limits: docLimits{
+		maxTokens: cfg.MaxTokens, maxFields: cfg.MaxFields, maxDepth: cfg.MaxDepth, maxAliases: cfg.MaxAliases,
+		maxDirectives: cfg.MaxDirectives, noIntrospection: cfg.DisableIntrospection}})
 	if cfg.DisableIntrospection {
 		srv.SetDisableSuggestion(true)
 	} else {
@@ -180,11 +197,8 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 	}
 	srv.Use(strictVariables{schema: es.Schema()})
 	srv.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
-	srv.Use(methodGuard{})
-	srv.Use(queryLimits{maxDepth: cfg.MaxDepth, maxAliases: cfg.MaxAliases, maxDirectives: cfg.MaxDirectives,
-		noIntrospection: cfg.DisableIntrospection})
-	srv.Use(accessGuard{limiter: cfg.RateLimiter})
 	srv.Use(operationObserver{obs: cfg.Resolver.Observer})
+	srv.Use(errorCap{})
 	srv.Use(subscriptionGuard{maxPerConn: cfg.MaxSubscriptionsPerConn, present: e.present, fanout: newFanout()})
 	e.gql = srv
 	return e
@@ -222,6 +236,12 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("X-Request-Id", id)
 	r = r.WithContext(WithRequestID(r.Context(), id))
+	if !e.hostAllowed(r) {
+		// Before the websocket upgrade and SSE, so that both are covered.
+		e.rejected(r.Context(), ReasonHost)
+		writeError(w, http.StatusForbidden, CodeForbidden, "this server does not answer to the host name "+quote(r.Host)+"; see HINDSIGHT_ALLOWED_HOSTS")
+		return
+	}
 	if r.Header.Get("Upgrade") != "" { // what gqlgen's websocket transport takes
 		// Credentials come with connection_init (authenticateWebsocket).
 		e.serveWebsocket(w, r)
@@ -237,6 +257,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="hindsight"`)
 			}
 			e.log.InfoContext(r.Context(), "request refused", "request_id", id, "code", code, "reason", err)
+			e.rejected(r.Context(), code)
 			writeError(w, status, code, err.Error())
 			return
 		}
@@ -257,12 +278,6 @@ func (e *Endpoint) serveRequest(w http.ResponseWriter, r *http.Request) {
 	case http.MethodOptions, http.MethodHead:
 	case http.MethodGet:
 		q := r.URL.Query()
-		for _, p := range []string{"variables", "extensions"} {
-			if v := q.Get(p); v != "" && !json.Valid([]byte(v)) {
-				writeError(w, http.StatusBadRequest, CodeBadUserInput, "the "+p+" parameter is not valid JSON")
-				return
-			}
-		}
 		for _, p := range []string{"query", "variables", "extensions"} {
 			if err := CheckJSONText([]byte(q.Get(p))); err != nil {
 				writeError(w, http.StatusBadRequest, CodeBadUserInput, "the "+p+" parameter is "+err.Error()+"; nothing was written")
@@ -278,8 +293,7 @@ func (e *Endpoint) serveRequest(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, CodeBadUserInput, "use POST, or GET for queries")
 		return
 	}
-	ctx := context.WithValue(r.Context(), plainHTTPKey{}, r.Method)
-	e.gql.ServeHTTP(w, r.WithContext(ctx))
+	e.gql.ServeHTTP(w, r)
 }
 
 // CloseStreams starts ending every websocket (close code 1001, "going away",
@@ -333,33 +347,7 @@ func OriginAllowed(allowed []string, r *http.Request) bool {
 func writeError(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(graphql.Response{Errors: gqlerror.List{{
+	_ = json.NewEncoder(w).Encode(refusal(gqlerror.List{{
 		Message: msg, Extensions: map[string]any{"code": code},
-	}}})
-}
-
-// methodGuard rejects, with a coded error, operations a plain HTTP request
-// cannot carry: mutations over GET (gqlgen would answer 406 without a code)
-// and subscriptions over plain GET or POST (they need websocket or SSE).
-type methodGuard struct{}
-
-type plainHTTPKey struct{}
-
-func (methodGuard) ExtensionName() string                   { return "HindsightMethodGuard" }
-func (methodGuard) Validate(graphql.ExecutableSchema) error { return nil }
-
-func (methodGuard) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
-	method, _ := ctx.Value(plainHTTPKey{}).(string)
-	if method == "" || oc.Operation == nil {
-		return nil
-	}
-	switch {
-	case oc.Operation.Operation == ast.Subscription:
-		return &gqlerror.Error{Message: "subscriptions need a websocket or SSE (Accept: text/event-stream)",
-			Extensions: map[string]any{"code": CodeBadUserInput}}
-	case method == http.MethodGet && oc.Operation.Operation != ast.Query:
-		return &gqlerror.Error{Message: "GET requests only allow queries; send mutations with POST",
-			Extensions: map[string]any{"code": CodeBadUserInput}}
-	}
-	return nil
+	}}))
 }

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
@@ -68,7 +70,11 @@ var errInternal = errors.New("internal error")
 // errors are meant for people and shown as they are; anything unexpected is
 // logged with the request id and shown as a generic INTERNAL_SERVER_ERROR, so
 // no internal detail leaks (guarantee 9).
-func presenter(log *slog.Logger) graphql.ErrorPresenterFunc {
+//
+// Without suggestions (introspection off), gqlparser's "Did you mean ...?"
+// hints, which name fields, arguments, enum values and types the document
+// did not name, are cut from every message.
+func presenter(log *slog.Logger, suggest bool) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		gqlErr := graphql.DefaultErrorPresenter(ctx, err)
 		if gqlErr == nil {
@@ -77,6 +83,9 @@ func presenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		cause := gqlErr.Err
 		if cause == nil {
 			// Made by gqlgen or gqlparser, not by a resolver.
+			if !suggest {
+				gqlErr.Message, _, _ = strings.Cut(gqlErr.Message, " Did you mean ")
+			}
 			return presentProtocolError(ctx, log, gqlErr)
 		}
 		code, msg, ext := classify(cause)
@@ -95,7 +104,7 @@ func presenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		}
 		out := &gqlerror.Error{
 			Err:       cause,
-			Message:   msg,
+			Message:   shortenQuotes(msg),
 			Path:      gqlErr.Path,
 			Locations: gqlErr.Locations,
 			Extensions: map[string]any{
@@ -181,6 +190,7 @@ func after(err error, sentinel error) string {
 // body are BAD_USER_INPUT. Errors without a code are internal (for example a
 // resolver returning null for a non-null field).
 func presentProtocolError(ctx context.Context, log *slog.Logger, e *gqlerror.Error) *gqlerror.Error {
+	e.Message = shortenQuotes(e.Message)
 	code, _ := e.Extensions["code"].(string)
 	set := func(c string) *gqlerror.Error {
 		if e.Extensions == nil {
@@ -268,4 +278,56 @@ func validRequestID(s string) bool {
 		}
 	}
 	return true
+}
+
+// maxQuoted is the most characters of a client's input an error message
+// quotes.
+const maxQuoted = 64
+
+// quote shows a client's input in an error message: Go-quoted (Unicode
+// shown as itself, control characters escaped), at most maxQuoted
+// characters, the rest replaced by "…".
+func quote(s string) string {
+	if utf8.RuneCountInString(s) <= maxQuoted {
+		return strconv.Quote(s)
+	}
+	n := 0
+	for i := range s {
+		if n == maxQuoted {
+			return strconv.Quote(s[:i]) + "…"
+		}
+		n++
+	}
+	return strconv.Quote(s)
+}
+
+// shortenQuotes cuts every quoted string in a message to maxQuoted
+// characters (quote), wherever the message was made: resolvers, the store
+// and gqlparser all quote client input with %q, and a client's 10 KB event
+// id must not come back in full.
+func shortenQuotes(msg string) string {
+	if len(msg) <= maxQuoted {
+		return msg
+	}
+	var b strings.Builder
+	for i := 0; i < len(msg); {
+		if msg[i] != '"' {
+			b.WriteByte(msg[i])
+			i++
+			continue
+		}
+		lit, err := strconv.QuotedPrefix(msg[i:])
+		if err != nil {
+			b.WriteByte(msg[i])
+			i++
+			continue
+		}
+		if s, err := strconv.Unquote(lit); err == nil && utf8.RuneCountInString(s) > maxQuoted {
+			b.WriteString(quote(s))
+		} else {
+			b.WriteString(lit)
+		}
+		i += len(lit)
+	}
+	return b.String()
 }

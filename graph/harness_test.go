@@ -69,6 +69,8 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	cfg := graph.EndpointConfig{
 		Resolver: &graph.Resolver{Store: store, Projections: proj, Log: log},
 		Log:      log,
+		// gqlgen's test client sends Host: example.com (httptest.NewRequest).
+		AllowedHosts: []string{"example.com"},
 	}
 	for _, o := range opts {
 		o(&cfg)

@@ -51,3 +51,10 @@ func (o operationObserver) InterceptOperation(ctx context.Context, next graphql.
 		return resp
 	}
 }
+
+// rejected reports a refusal to the Observer.
+func (e *Endpoint) rejected(ctx context.Context, reason string) {
+	if f := e.cfg.Resolver.Observer.Rejected; f != nil {
+		f(ctx, reason)
+	}
+}

@@ -76,6 +76,11 @@ type Observer struct {
 	// Delivered is called for every event (or order revision) sent to a
 	// subscriber.
 	Delivered func()
+	// Rejected is called for every request or operation refused before
+	// execution, with the reason: a limit (MAX_FIELDS, RATE_LIMITED, ...),
+	// an error code (GRAPHQL_PARSE_FAILED, FORBIDDEN, ...) or a body rule
+	// (BODY_TOO_LARGE, ...).
+	Rejected func(ctx context.Context, reason string)
 }
 
 // Limits bound what one client can make the server do. The zero value of each

@@ -1,0 +1,258 @@
+package graph
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"math"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+)
+
+// Media types of GraphQL over HTTP responses.
+const (
+	mediaJSON            = "application/json"
+	mediaGraphQLResponse = "application/graphql-response+json"
+)
+
+// httpTransport is /graphql's transport for plain POST and GET (gqlgen's
+// graphql.Transport seam). It replaces gqlgen's transport.POST and
+// transport.GET because the status codes are ours (README, "Status codes"):
+//
+//   - invalid parameters (a body that is not a JSON object, a missing or
+//     non-string query, variables or extensions that are not objects): 400;
+//   - refused before execution by access control: 401 (with
+//     WWW-Authenticate) or 403; by the rate limit: 429 with Retry-After;
+//   - a mutation over GET: 405 with Allow: POST;
+//   - a document that does not parse, validate or pass a limit, or
+//     variables that do not coerce: 200 with application/json, 400 with
+//     application/graphql-response+json (the GraphQL-over-HTTP spec's
+//     SHOULDs for each media type); such responses have no data entry;
+//   - otherwise 200, field errors included.
+type httpTransport struct{}
+
+var _ graphql.Transport = httpTransport{}
+
+func (httpTransport) Supports(r *http.Request) bool {
+	if r.Header.Get("Upgrade") != "" {
+		return false
+	}
+	switch r.Method {
+	case http.MethodGet:
+		return true
+	case http.MethodPost:
+		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		return err == nil && mt == mediaJSON
+	}
+	return false
+}
+
+func (httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	media := responseMedia(r.Header.Get("Accept"))
+	w.Header().Set("Content-Type", media+"; charset=utf-8")
+	start := graphql.Now()
+	params, msg := requestParams(r)
+	if msg != "" {
+		writeResponse(w, http.StatusBadRequest, refusal(gqlerror.List{
+			{Message: msg, Extensions: map[string]any{"code": CodeBadUserInput}}}))
+		return
+	}
+	params.Headers = r.Header
+	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
+
+	ctx := context.WithValue(r.Context(), plainHTTPKey{}, r.Method)
+	oc, errs := exec.CreateOperationContext(ctx, params)
+	if errs != nil {
+		status := refusalStatus(errs, media == mediaGraphQLResponse)
+		switch status {
+		case http.StatusUnauthorized:
+			w.Header().Set("WWW-Authenticate", `Bearer realm="hindsight"`)
+		case http.StatusTooManyRequests:
+			w.Header().Set("Retry-After", retryAfter(errs))
+		case http.StatusMethodNotAllowed:
+			w.Header().Set("Allow", "POST")
+		}
+		resp := exec.DispatchError(graphql.WithOperationContext(ctx, oc), errs)
+		writeResponse(w, status, refusal(resp.Errors))
+		return
+	}
+	handler, ctx := exec.DispatchOperation(ctx, oc)
+	writeResponse(w, http.StatusOK, handler(ctx))
+}
+
+// responseMedia picks the response's media type from Accept: the first of
+// application/graphql-response+json and application/json it lists, else
+// application/json (also for */* and no Accept, as the spec asks for now).
+func responseMedia(accept string) string {
+	for _, part := range strings.Split(accept, ",") {
+		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		if mt == mediaGraphQLResponse || mt == mediaJSON {
+			return mt
+		}
+	}
+	return mediaJSON
+}
+
+// wireParams are the request parameters as sent, each checked for its type
+// before it is decoded.
+type wireParams struct {
+	Query         json.RawMessage `json:"query"`
+	OperationName json.RawMessage `json:"operationName"`
+	Variables     json.RawMessage `json:"variables"`
+	Extensions    json.RawMessage `json:"extensions"`
+}
+
+// requestParams reads the GraphQL parameters of a POST body (a JSON object)
+// or of a GET's URL, or says in msg why they are invalid.
+func requestParams(r *http.Request) (params *graphql.RawParams, msg string) {
+	var wire wireParams
+	if r.Method == http.MethodGet {
+		q := r.URL.Query()
+		quote := func(name string) json.RawMessage {
+			if !q.Has(name) {
+				return nil
+			}
+			b, _ := json.Marshal(q.Get(name))
+			return b
+		}
+		wire.Query, wire.OperationName = quote("query"), quote("operationName")
+		for _, p := range []struct {
+			name string
+			dst  *json.RawMessage
+		}{{"variables", &wire.Variables}, {"extensions", &wire.Extensions}} {
+			if v := q.Get(p.name); v != "" {
+				if !json.Valid([]byte(v)) {
+					return nil, "the " + p.name + " parameter is not valid JSON"
+				}
+				*p.dst = json.RawMessage(v)
+			}
+		}
+	} else {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return nil, "the request body could not be read"
+		}
+		if first := firstByte(body); first != '{' {
+			return nil, "the request body must be a JSON object such as {\"query\": \"{ headPosition }\"}"
+		}
+		if err := json.Unmarshal(body, &wire); err != nil {
+			return nil, "the request body is not valid JSON"
+		}
+	}
+	params = &graphql.RawParams{}
+	if err := decodeParam(wire.Extensions, '{', &params.Extensions); err != "" {
+		return nil, "extensions " + err
+	}
+	_, persisted := params.Extensions["persistedQuery"]
+	switch {
+	case isNull(wire.Query) && persisted:
+		// Automatic persisted queries: a hash alone stands for the query.
+	case isNull(wire.Query):
+		return nil, "the query parameter is missing"
+	default:
+		if err := decodeParam(wire.Query, '"', &params.Query); err != "" {
+			return nil, "query " + err
+		}
+	}
+	if err := decodeParam(wire.OperationName, '"', &params.OperationName); err != "" {
+		return nil, "operationName " + err
+	}
+	if err := decodeParam(wire.Variables, '{', &params.Variables); err != "" {
+		return nil, "variables " + err
+	}
+	return params, ""
+}
+
+// decodeParam decodes a parameter that must be null or start with want ('"'
+// for a string, '{' for an object), with numbers kept as json.Number as
+// gqlgen expects.
+func decodeParam(raw json.RawMessage, want byte, dst any) string {
+	if isNull(raw) {
+		return ""
+	}
+	if firstByte(raw) != want {
+		if want == '"' {
+			return "must be a string"
+		}
+		return "must be an object"
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(dst); err != nil {
+		return "is not valid JSON"
+	}
+	return ""
+}
+
+func isNull(raw json.RawMessage) bool {
+	return len(raw) == 0 || string(bytes.TrimSpace(raw)) == "null"
+}
+
+func firstByte(b []byte) byte {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	if len(b) == 0 {
+		return 0
+	}
+	return b[0]
+}
+
+// refusalStatus is the status of a request refused before execution.
+func refusalStatus(errs gqlerror.List, graphqlResponse bool) int {
+	for _, e := range errs {
+		code, _ := e.Extensions["code"].(string)
+		switch {
+		case code == CodeUnauthenticated:
+			return http.StatusUnauthorized
+		case code == CodeForbidden:
+			return http.StatusForbidden
+		case code == CodeRateLimited:
+			return http.StatusTooManyRequests
+		case e.Extensions["reason"] == ReasonMethod && strings.HasPrefix(e.Message, "GET"):
+			return http.StatusMethodNotAllowed
+		}
+	}
+	if graphqlResponse {
+		return http.StatusBadRequest
+	}
+	return http.StatusOK
+}
+
+// retryAfter is the Retry-After header of a rate-limited request: whole
+// seconds, at least 1.
+func retryAfter(errs gqlerror.List) string {
+	secs := 1.0
+	for _, e := range errs {
+		if s, ok := e.Extensions["retryAfterSeconds"].(float64); ok {
+			secs = max(secs, math.Ceil(s))
+		}
+	}
+	return strconv.Itoa(int(secs))
+}
+
+// refusal is the response to a request refused before execution: errors
+// only, without a data entry (GraphQL spec, "Response Format": no data when
+// execution did not start).
+func refusal(errs gqlerror.List) any {
+	return struct {
+		Errors gqlerror.List `json:"errors"`
+	}{capErrors(errs)}
+}
+
+func writeResponse(w http.ResponseWriter, status int, body any) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"errors":[{"message":"the response could not be encoded","extensions":{"code":"INTERNAL_SERVER_ERROR"}}]}`)
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
