@@ -35,7 +35,9 @@ const (
 //     application/graphql-response+json (the GraphQL-over-HTTP spec's
 //     SHOULDs for each media type); such responses have no data entry;
 //   - otherwise 200, field errors included.
-type httpTransport struct{}
+type httpTransport struct {
+	obs Observer
+}
 
 var _ graphql.Transport = httpTransport{}
 
@@ -53,7 +55,7 @@ func (httpTransport) Supports(r *http.Request) bool {
 	return false
 }
 
-func (httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	media := responseMedia(r.Header.Get("Accept"))
 	w.Header().Set("Content-Type", media+"; charset=utf-8")
 	start := graphql.Now()
@@ -80,6 +82,7 @@ func (httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 		}
 		resp := exec.DispatchError(graphql.WithOperationContext(ctx, oc), errs)
 		writeResponse(w, status, refusal(resp.Errors))
+		observeRefusal(ctx, t.obs, graphql.GetStartTime(r.Context()))
 		return
 	}
 	handler, ctx := exec.DispatchOperation(ctx, oc)

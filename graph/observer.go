@@ -11,7 +11,8 @@ import (
 
 // operationObserver reports operations to the Observer: the duration of
 // each query and mutation, and the start, end and lifetime of each
-// subscription.
+// subscription. Durations start when the request was read, so that they
+// (and the slow-operation log) include parsing and validation.
 type operationObserver struct {
 	obs Observer
 }
@@ -24,7 +25,10 @@ func (o operationObserver) InterceptOperation(ctx context.Context, next graphql.
 	if oc == nil || oc.Operation == nil {
 		return next(ctx)
 	}
-	kind, start := string(oc.Operation.Operation), time.Now()
+	kind, start := string(oc.Operation.Operation), oc.Stats.OperationStart
+	if start.IsZero() {
+		start = time.Now()
+	}
 	if oc.Operation.Operation == ast.Subscription {
 		if o.obs.Subscriptions != nil {
 			o.obs.Subscriptions(1)
@@ -56,5 +60,15 @@ func (o operationObserver) InterceptOperation(ctx context.Context, next graphql.
 func (e *Endpoint) rejected(ctx context.Context, reason string) {
 	if f := e.cfg.Resolver.Observer.Rejected; f != nil {
 		f(ctx, reason)
+	}
+}
+
+// observeRefusal reports an operation refused before execution (a limit, a
+// parse or validation failure) with the time it cost, so that a refusal
+// that was slow shows in the duration metric and the slow-operation log,
+// as kind "refused".
+func observeRefusal(ctx context.Context, obs Observer, start time.Time) {
+	if obs.Operation != nil && !start.IsZero() {
+		obs.Operation(ctx, "refused", time.Since(start), true)
 	}
 }
