@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -57,6 +58,7 @@ func (e *Endpoint) singleOperation(w http.ResponseWriter, r *http.Request) bool 
 // buffer never grows beyond about twice MaxBodyBytes.
 func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request) bool {
 	if r.ContentLength > e.cfg.MaxBodyBytes {
+		e.rejected(r.Context(), "BODY_TOO_LARGE")
 		writeError(w, http.StatusRequestEntityTooLarge, CodeBadUserInput, e.tooLargeMessage())
 		return false
 	}
@@ -68,10 +70,16 @@ func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request) bool {
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
+			e.rejected(r.Context(), "BODY_TOO_LARGE")
 			writeError(w, http.StatusRequestEntityTooLarge, CodeBadUserInput, e.tooLargeMessage())
 			return false
 		}
 		writeError(w, http.StatusBadRequest, CodeBadUserInput, "the request body could not be read")
+		return false
+	}
+	if jsonDepth(buf.Bytes()) > MaxJSONDepth {
+		e.rejected(r.Context(), "JSON_DEPTH")
+		writeError(w, http.StatusBadRequest, CodeBadUserInput, fmt.Sprintf("the request body is JSON nested deeper than %d levels", MaxJSONDepth))
 		return false
 	}
 	if err := CheckJSONText(buf.Bytes()); err != nil {
@@ -84,4 +92,35 @@ func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request) bool {
 
 func (e *Endpoint) tooLargeMessage() string {
 	return "the request body is larger than " + strconv.FormatInt(e.cfg.MaxBodyBytes, 10) + " bytes"
+}
+
+// MaxJSONDepth is how deeply a request body's JSON may nest. The whole
+// request counts, so event data may nest about 60 levels; MongoDB refuses
+// documents nested over 100, and Go's decoder over 10,000 with a message
+// that only says the JSON is invalid.
+const MaxJSONDepth = 64
+
+// jsonDepth returns the deepest nesting of objects and arrays in a JSON text,
+// in one pass, without decoding it. Brackets inside strings do not count.
+func jsonDepth(b []byte) int {
+	depth, deepest, inString := 0, 0, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case inString:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			deepest = max(deepest, depth)
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return deepest
 }

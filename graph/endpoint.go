@@ -187,7 +187,7 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 	srv.SetErrorPresenter(e.present)
 	srv.SetRecoverFunc(recoverFunc(cfg.Log))
 	srv.Use(rateGate{limiter: cfg.RateLimiter, reject: reject})
-	srv.Use(documentGate{cache: cache, reject: reject, limits: docLimits{
+	srv.Use(documentGate{cache: cache, reject: reject, vars: strictVariables{schema: es.Schema()}, limits: docLimits{
 		maxTokens: cfg.MaxTokens, maxFields: cfg.MaxFields, maxDepth: cfg.MaxDepth, maxAliases: cfg.MaxAliases,
 		maxDirectives: cfg.MaxDirectives, noIntrospection: cfg.DisableIntrospection}})
 	if cfg.DisableIntrospection {
@@ -195,7 +195,6 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 	} else {
 		srv.Use(extension.Introspection{})
 	}
-	srv.Use(strictVariables{schema: es.Schema()})
 	srv.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
 	srv.Use(operationObserver{obs: cfg.Resolver.Observer})
 	srv.Use(errorCap{})

@@ -96,6 +96,7 @@ type docLimits struct {
 type documentGate struct {
 	limits docLimits
 	cache  graphql.Cache[*ast.QueryDocument]
+	vars   strictVariables
 	reject func(ctx context.Context, reason string)
 }
 
@@ -132,7 +133,7 @@ func (g documentGate) MutateOperationParameters(ctx context.Context, params *gra
 		return &gqlerror.Error{Message: fmt.Sprintf("%ss need the %s role", op.Operation, need),
 			Extensions: map[string]any{"code": CodeForbidden}}
 	}
-	return nil
+	return g.vars.variables(op, params.Variables)
 }
 
 // parseError codes a parse failure: over the token limit is a limit
