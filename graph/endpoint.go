@@ -187,6 +187,7 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 	srv.SetErrorPresenter(e.present)
 	srv.SetRecoverFunc(recoverFunc(cfg.Log))
 	srv.Use(rateGate{limiter: cfg.RateLimiter, reject: reject})
+	srv.Use(persistedQueries()) // apq.go
 	srv.Use(documentGate{cache: cache, reject: reject, vars: strictVariables{schema: es.Schema()}, limits: docLimits{
 		maxTokens: cfg.MaxTokens, maxFields: cfg.MaxFields, maxDepth: cfg.MaxDepth, maxAliases: cfg.MaxAliases,
 		maxDirectives: cfg.MaxDirectives, noIntrospection: cfg.DisableIntrospection}})

@@ -214,6 +214,11 @@ func presentProtocolError(ctx context.Context, log *slog.Logger, e *gqlerror.Err
 		strings.HasPrefix(e.Message, "invalid json"):
 		e.Message = "the request body is not valid JSON"
 		return set(CodeBadUserInput)
+	case strings.HasPrefix(e.Message, "provided APQ hash does not match"),
+		strings.HasPrefix(e.Message, "invalid APQ extension"),
+		strings.HasPrefix(e.Message, "unsupported APQ version"):
+		// Automatic persisted queries (apq.go): the client's mistake.
+		return set(CodeBadUserInput)
 	case strings.HasPrefix(e.Message, "could not read request body"),
 		strings.HasPrefix(e.Message, "could not get json request body"):
 		if strings.Contains(e.Message, "too large") {
