@@ -65,7 +65,7 @@ func (s strictVariables) check(path ast.Path, typ *ast.Type, v any) *gqlerror.Er
 	if typ.Elem != nil {
 		rv := reflect.ValueOf(v)
 		if rv.Kind() != reflect.Slice && rv.Kind() != reflect.Array {
-			return s.check(path, typ.Elem, v) // a single value stands for a list of one
+			return s.check(child(path, ast.PathIndex(0)), typ.Elem, v) // a single value stands for a list of one
 		}
 		for i := 0; i < rv.Len(); i++ {
 			if err := s.check(child(path, ast.PathIndex(i)), typ.Elem, rv.Index(i).Interface()); err != nil {
