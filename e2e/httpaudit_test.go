@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -40,5 +43,18 @@ func TestGraphQLOverHTTPAudit(t *testing.T) {
 		t.Fatalf("node audit.mjs: %v\n%s", err, out)
 	}
 	t.Logf("node audit.mjs:\n%s", out)
+
+	// The audit's parse and validation failures were counted by reason.
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, reason := range []string{"GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED", "METHOD"} {
+		if !strings.Contains(string(metrics), `hindsight_graphql_rejections_total{reason="`+reason+`"}`) {
+			t.Errorf("/metrics has no rejection count for %s", reason)
+		}
+	}
 	p.stop(30 * time.Second)
 }

@@ -294,12 +294,21 @@ func TestAbuseWebsocketHost(t *testing.T) {
 func TestCheapFirst(t *testing.T) {
 	var mu sync.Mutex
 	reasons := map[string]int{}
+	var refused []time.Duration
 	h := newHarness(t, withAPIKeys(t), func(c *graph.EndpointConfig) {
 		c.RateLimiter = auth.NewRateLimiter(0.001, 1)
 		c.MaxFields, c.MaxTokens = 100000, 100000
 		c.Resolver.Observer.Rejected = func(_ context.Context, reason string) {
 			mu.Lock()
 			reasons[reason]++
+			mu.Unlock()
+		}
+		// Refusals reach the duration metric and the slow-operation log.
+		c.Resolver.Observer.Operation = func(_ context.Context, kind string, d time.Duration, failed bool) {
+			mu.Lock()
+			if kind == "refused" && failed {
+				refused = append(refused, d)
+			}
 			mu.Unlock()
 		}
 	})
@@ -325,5 +334,10 @@ func TestCheapFirst(t *testing.T) {
 	}
 	if n := count(graph.ReasonRateLimited); n != 1 {
 		t.Errorf("%d rate-limit rejections, want 1", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(refused) != 2 {
+		t.Errorf("%d refusals observed, want 2 (the validation failure and the 429)", len(refused))
 	}
 }

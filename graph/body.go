@@ -19,7 +19,7 @@ import (
 func (e *Endpoint) jsonBody(w http.ResponseWriter, r *http.Request) bool {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {
-		writeError(w, http.StatusUnsupportedMediaType, CodeBadUserInput, "send the request as Content-Type: application/json")
+		e.refuse(w, r, http.StatusUnsupportedMediaType, CodeBadUserInput, "NOT_JSON", "send the request as Content-Type: application/json")
 		return false
 	}
 	return true
@@ -38,7 +38,7 @@ func (e *Endpoint) singleOperation(w http.ResponseWriter, r *http.Request) bool 
 		_, _ = br.Discard(1)
 	}
 	if b, err := br.Peek(1); err == nil && b[0] == '[' {
-		writeError(w, http.StatusBadRequest, CodeBadUserInput, "batched operations are not supported; send one operation per request")
+		e.refuse(w, r, http.StatusBadRequest, CodeBadUserInput, "BATCH", "batched operations are not supported; send one operation per request")
 		return false
 	}
 	r.Body = struct {
@@ -58,8 +58,7 @@ func (e *Endpoint) singleOperation(w http.ResponseWriter, r *http.Request) bool 
 // buffer never grows beyond about twice MaxBodyBytes.
 func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request) bool {
 	if r.ContentLength > e.cfg.MaxBodyBytes {
-		e.rejected(r.Context(), "BODY_TOO_LARGE")
-		writeError(w, http.StatusRequestEntityTooLarge, CodeBadUserInput, e.tooLargeMessage())
+		e.refuse(w, r, http.StatusRequestEntityTooLarge, CodeBadUserInput, "BODY_TOO_LARGE", e.tooLargeMessage())
 		return false
 	}
 	var buf bytes.Buffer
@@ -70,20 +69,18 @@ func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request) bool {
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			e.rejected(r.Context(), "BODY_TOO_LARGE")
-			writeError(w, http.StatusRequestEntityTooLarge, CodeBadUserInput, e.tooLargeMessage())
+				e.refuse(w, r, http.StatusRequestEntityTooLarge, CodeBadUserInput, "BODY_TOO_LARGE", e.tooLargeMessage())
 			return false
 		}
-		writeError(w, http.StatusBadRequest, CodeBadUserInput, "the request body could not be read")
+		e.refuse(w, r, http.StatusBadRequest, CodeBadUserInput, "BODY_UNREADABLE", "the request body could not be read")
 		return false
 	}
 	if jsonDepth(buf.Bytes()) > MaxJSONDepth {
-		e.rejected(r.Context(), "JSON_DEPTH")
-		writeError(w, http.StatusBadRequest, CodeBadUserInput, fmt.Sprintf("the request body is JSON nested deeper than %d levels", MaxJSONDepth))
+		e.refuse(w, r, http.StatusBadRequest, CodeBadUserInput, "JSON_DEPTH", fmt.Sprintf("the request body is JSON nested deeper than %d levels", MaxJSONDepth))
 		return false
 	}
 	if err := CheckJSONText(buf.Bytes()); err != nil {
-		writeError(w, http.StatusBadRequest, CodeBadUserInput, "the request body is "+err.Error()+"; nothing was written")
+		e.refuse(w, r, http.StatusBadRequest, CodeBadUserInput, "NOT_TEXT", "the request body is "+err.Error()+"; nothing was written")
 		return false
 	}
 	r.Body = io.NopCloser(&buf)

@@ -149,7 +149,7 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 		log: cfg.Log, present: presenter(cfg.Log, !cfg.DisableIntrospection)}
 	cfg.Resolver.streams = e.hub.count
 
-	es := generated.NewExecutableSchema(generated.Config{Resolvers: cfg.Resolver, Complexity: complexity()})
+	es := generated.NewExecutableSchema(generated.Config{Resolvers: cfg.Resolver, Complexity: complexity(cfg.MaxComplexity)})
 	srv := handler.New(es)
 
 	// Transports, in the order gqlgen tries them. SSE comes before POST, so
@@ -205,10 +205,14 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 }
 
 // complexity makes a connection cost its page size times its nodes, so that
-// a few aliases of 1,000-event pages hit the complexity limit; other fields
-// cost gqlgen's default of 1 plus their children.
-func complexity() generated.ComplexityRoot {
+// a few aliases of 1,000-event pages hit the complexity limit, and
+// Stream.verify more than half the limit, so that an operation verifies at
+// most one stream: verify reads the whole stream from the store (a scan on
+// FerretDB), and 30 aliases of it made the store time out (cmd/abusebench).
+// Other fields cost gqlgen's default of 1 plus their children.
+func complexity(maxComplexity int) generated.ComplexityRoot {
 	var c generated.ComplexityRoot
+	c.Stream.Verify = func(child int) int { return maxComplexity/2 + 1 + child }
 	page := func(child int, first *int, def int) int {
 		n := def
 		if first != nil && *first > 0 {
@@ -238,8 +242,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(WithRequestID(r.Context(), id))
 	if !e.hostAllowed(r) {
 		// Before the websocket upgrade and SSE, so that both are covered.
-		e.rejected(r.Context(), ReasonHost)
-		writeError(w, http.StatusForbidden, CodeForbidden, "this server does not answer to the host name "+quote(r.Host)+"; see HINDSIGHT_ALLOWED_HOSTS")
+		e.refuse(w, r, http.StatusForbidden, CodeForbidden, ReasonHost, "this server does not answer to the host name "+quote(r.Host)+"; see HINDSIGHT_ALLOWED_HOSTS")
 		return
 	}
 	if r.Header.Get("Upgrade") != "" { // what gqlgen's websocket transport takes
@@ -257,8 +260,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="hindsight"`)
 			}
 			e.log.InfoContext(r.Context(), "request refused", "request_id", id, "code", code, "reason", err)
-			e.rejected(r.Context(), code)
-			writeError(w, status, code, err.Error())
+			e.refuse(w, r, status, code, code, err.Error())
 			return
 		}
 		r = r.WithContext(auth.WithPrincipal(r.Context(), p))
@@ -280,7 +282,7 @@ func (e *Endpoint) serveRequest(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		for _, p := range []string{"query", "variables", "extensions"} {
 			if err := CheckJSONText([]byte(q.Get(p))); err != nil {
-				writeError(w, http.StatusBadRequest, CodeBadUserInput, "the "+p+" parameter is "+err.Error()+"; nothing was written")
+				e.refuse(w, r, http.StatusBadRequest, CodeBadUserInput, "NOT_TEXT", "the "+p+" parameter is "+err.Error()+"; nothing was written")
 				return
 			}
 		}
@@ -290,7 +292,7 @@ func (e *Endpoint) serveRequest(w http.ResponseWriter, r *http.Request) {
 		}
 	default:
 		w.Header().Set("Allow", "GET, POST, OPTIONS")
-		writeError(w, http.StatusMethodNotAllowed, CodeBadUserInput, "use POST, or GET for queries")
+		e.refuse(w, r, http.StatusMethodNotAllowed, CodeBadUserInput, ReasonMethod, "use POST, or GET for queries")
 		return
 	}
 	e.gql.ServeHTTP(w, r)
@@ -341,6 +343,13 @@ func OriginAllowed(allowed []string, r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// refuse answers a request refused outside gqlgen with writeError and
+// counts the refusal by reason.
+func (e *Endpoint) refuse(w http.ResponseWriter, r *http.Request, status int, code, reason, msg string) {
+	e.rejected(r.Context(), reason)
+	writeError(w, status, code, msg)
 }
 
 // writeError answers with a GraphQL error response outside gqlgen.
