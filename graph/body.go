@@ -69,7 +69,7 @@ func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request) bool {
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-				e.refuse(w, r, http.StatusRequestEntityTooLarge, CodeBadUserInput, "BODY_TOO_LARGE", e.tooLargeMessage())
+			e.refuse(w, r, http.StatusRequestEntityTooLarge, CodeBadUserInput, "BODY_TOO_LARGE", e.tooLargeMessage())
 			return false
 		}
 		e.refuse(w, r, http.StatusBadRequest, CodeBadUserInput, "BODY_UNREADABLE", "the request body could not be read")
