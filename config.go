@@ -172,7 +172,7 @@ var serveSettings = []setting{
 		c.MaxBodyBytes = n
 		return err
 	}},
-	{"max-complexity", strconv.Itoa(graph.DefaultMaxComplexity), "gqlgen complexity limit of one operation (a connection costs first × its fields)", func(c *config, v string) error {
+	{"max-complexity", strconv.Itoa(graph.DefaultMaxComplexity), "gqlgen complexity limit of one operation (a connection costs first × (its fields + 5); Stream.verify over half the limit)", func(c *config, v string) error {
 		return positive(&c.MaxComplexity, v)
 	}},
 	{"auth", "none", "access control: none, apikey (keys from the API keys file) or jwt (HS256 with the JWT secret, or RS256/ES256 with the public key file); with none the server only listens on a loopback address unless --insecure", func(c *config, v string) error {

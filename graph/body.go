@@ -1,11 +1,9 @@
 package graph
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"strconv"
@@ -27,26 +25,23 @@ func (e *Endpoint) jsonBody(w http.ResponseWriter, r *http.Request) bool {
 
 // singleOperation refuses array batching (a JSON array of operations), which
 // multiplies what one request may cost past every per-operation limit. It
-// peeks at the first byte that is not white space.
+// looks at the first byte that is not white space of the body readBody read.
 func (e *Endpoint) singleOperation(w http.ResponseWriter, r *http.Request) bool {
-	br := bufio.NewReader(r.Body)
-	for {
-		b, err := br.Peek(1)
-		if err != nil || (b[0] != ' ' && b[0] != '\t' && b[0] != '\r' && b[0] != '\n') {
-			break
-		}
-		_, _ = br.Discard(1)
-	}
-	if b, err := br.Peek(1); err == nil && b[0] == '[' {
+	if rb, ok := r.Body.(readBytes); ok && firstByte(rb.b) == '[' {
 		e.refuse(w, r, http.StatusBadRequest, CodeBadUserInput, "BATCH", "batched operations are not supported; send one operation per request")
 		return false
 	}
-	r.Body = struct {
-		io.Reader
-		io.Closer
-	}{br, r.Body}
 	return true
 }
+
+// readBytes is a request body that readBody read whole: handlers read it as
+// usual, and httpTransport takes the bytes without another copy.
+type readBytes struct {
+	*bytes.Reader
+	b []byte
+}
+
+func (readBytes) Close() error { return nil }
 
 // readBody reads the whole body up front and puts it back in r.Body for
 // gqlgen. A body over MaxBodyBytes gets 413 with BAD_USER_INPUT, whether its
@@ -83,7 +78,7 @@ func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request) bool {
 		e.refuse(w, r, http.StatusBadRequest, CodeBadUserInput, "NOT_TEXT", "the request body is "+err.Error()+"; nothing was written")
 		return false
 	}
-	r.Body = io.NopCloser(&buf)
+	r.Body = readBytes{bytes.NewReader(buf.Bytes()), buf.Bytes()}
 	return true
 }
 

@@ -44,7 +44,7 @@ type EndpointConfig struct {
 	AllowedHosts []string
 
 	MaxBodyBytes            int64         // request body and websocket message limit; default 8 MiB
-	MaxComplexity           int           // gqlgen complexity limit; default 50,000
+	MaxComplexity           int           // gqlgen complexity limit; default 20,000
 	MaxTokens               int           // gqlparser token limit per document; default 10,000
 	MaxFields               int           // fields in a document, fragments counted where spread; default 300
 	MaxDepth                int           // fields nested in an operation ({ a { b } } is 2); default 15
@@ -77,7 +77,7 @@ type EndpointConfig struct {
 // Defaults of EndpointConfig.
 const (
 	DefaultMaxBodyBytes            = 8 << 20
-	DefaultMaxComplexity           = 50000
+	DefaultMaxComplexity           = 20000
 	DefaultMaxTokens               = 10000
 	DefaultMaxFields               = 300
 	DefaultMaxDepth                = 15
@@ -204,13 +204,18 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 	return e
 }
 
-// complexity makes a connection cost its page size times its nodes, so that
-// a few aliases of 1,000-event pages hit the complexity limit, and
-// Stream.verify more than half the limit, so that an operation verifies at
+// complexity makes a connection cost its page size times (its nodes' fields
+// plus pageNodeCost), so that what a page costs to serve, mostly per node
+// whatever is selected, is what the limit bounds: at the default of 20,000 a
+// request gets at most two pages of 1,000 events with a few fields, or one
+// with every field (cmd/abusebench measured 16 pages of 1,000 ids at 127 ms
+// of CPU and 50 MiB when the limit was 50,000 and nodes cost only their
+// fields). Stream.verify costs more than half the limit, so that an operation verifies at
 // most one stream: verify reads the whole stream from the store (a scan on
 // FerretDB), and 30 aliases of it made the store time out (cmd/abusebench).
 // Other fields cost gqlgen's default of 1 plus their children.
 func complexity(maxComplexity int) generated.ComplexityRoot {
+	const pageNodeCost = 5
 	var c generated.ComplexityRoot
 	c.Stream.Verify = func(child int) int { return maxComplexity/2 + 1 + child }
 	page := func(child int, first *int, def int) int {
@@ -218,7 +223,7 @@ func complexity(maxComplexity int) generated.ComplexityRoot {
 		if first != nil && *first > 0 {
 			n = *first
 		}
-		return 1 + child*n
+		return 1 + (child+pageNodeCost)*n
 	}
 	c.Query.Events = func(child int, _ *int64, _ []string, _ *string, first *int, _ *string) int {
 		return page(child, first, DefaultPageSize)

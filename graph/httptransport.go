@@ -105,13 +105,14 @@ func responseMedia(accept string) string {
 	return mediaJSON
 }
 
-// wireParams are the request parameters as sent, each checked for its type
-// before it is decoded.
+// wireParams are the request parameters as sent, decoded in one pass
+// (numbers as json.Number, as gqlgen expects), each checked for its type
+// afterwards.
 type wireParams struct {
-	Query         json.RawMessage `json:"query"`
-	OperationName json.RawMessage `json:"operationName"`
-	Variables     json.RawMessage `json:"variables"`
-	Extensions    json.RawMessage `json:"extensions"`
+	Query         any `json:"query"`
+	OperationName any `json:"operationName"`
+	Variables     any `json:"variables"`
+	Extensions    any `json:"extensions"`
 }
 
 // requestParams reads the GraphQL parameters of a POST body (a JSON object)
@@ -120,84 +121,69 @@ func requestParams(r *http.Request) (params *graphql.RawParams, msg string) {
 	var wire wireParams
 	if r.Method == http.MethodGet {
 		q := r.URL.Query()
-		quote := func(name string) json.RawMessage {
-			if !q.Has(name) {
-				return nil
-			}
-			b, _ := json.Marshal(q.Get(name))
-			return b
+		if q.Has("query") {
+			wire.Query = q.Get("query")
 		}
-		wire.Query, wire.OperationName = quote("query"), quote("operationName")
+		if q.Has("operationName") {
+			wire.OperationName = q.Get("operationName")
+		}
 		for _, p := range []struct {
 			name string
-			dst  *json.RawMessage
+			dst  *any
 		}{{"variables", &wire.Variables}, {"extensions", &wire.Extensions}} {
 			if v := q.Get(p.name); v != "" {
-				if !json.Valid([]byte(v)) {
+				if err := decodeJSON([]byte(v), p.dst); err != nil {
 					return nil, "the " + p.name + " parameter is not valid JSON"
 				}
-				*p.dst = json.RawMessage(v)
 			}
 		}
 	} else {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			return nil, "the request body could not be read"
+		var body []byte
+		if rb, ok := r.Body.(readBytes); ok {
+			body = rb.b // readBody's buffer: no copy of a body of up to MaxBodyBytes
+		} else {
+			var err error
+			if body, err = io.ReadAll(r.Body); err != nil {
+				return nil, "the request body could not be read"
+			}
 		}
-		if first := firstByte(body); first != '{' {
+		if firstByte(body) != '{' {
 			return nil, "the request body must be a JSON object such as {\"query\": \"{ headPosition }\"}"
 		}
-		if err := json.Unmarshal(body, &wire); err != nil {
+		if err := decodeJSON(body, &wire); err != nil {
 			return nil, "the request body is not valid JSON"
 		}
 	}
 	params = &graphql.RawParams{}
-	if err := decodeParam(wire.Extensions, '{', &params.Extensions); err != "" {
-		return nil, "extensions " + err
+	var ok bool
+	if params.Extensions, ok = wire.Extensions.(map[string]any); !ok && wire.Extensions != nil {
+		return nil, "extensions must be an object"
 	}
 	_, persisted := params.Extensions["persistedQuery"]
-	switch {
-	case isNull(wire.Query) && persisted:
-		// Automatic persisted queries: a hash alone stands for the query.
-	case isNull(wire.Query):
-		return nil, "the query parameter is missing"
-	default:
-		if err := decodeParam(wire.Query, '"', &params.Query); err != "" {
-			return nil, "query " + err
+	switch q := wire.Query.(type) {
+	case string:
+		params.Query = q
+	case nil:
+		if !persisted { // automatic persisted queries: a hash alone stands for the query
+			return nil, "the query parameter is missing"
 		}
+	default:
+		return nil, "query must be a string"
 	}
-	if err := decodeParam(wire.OperationName, '"', &params.OperationName); err != "" {
-		return nil, "operationName " + err
+	if params.OperationName, ok = wire.OperationName.(string); !ok && wire.OperationName != nil {
+		return nil, "operationName must be a string"
 	}
-	if err := decodeParam(wire.Variables, '{', &params.Variables); err != "" {
-		return nil, "variables " + err
+	if params.Variables, ok = wire.Variables.(map[string]any); !ok && wire.Variables != nil {
+		return nil, "variables must be an object"
 	}
 	return params, ""
 }
 
-// decodeParam decodes a parameter that must be null or start with want ('"'
-// for a string, '{' for an object), with numbers kept as json.Number as
-// gqlgen expects.
-func decodeParam(raw json.RawMessage, want byte, dst any) string {
-	if isNull(raw) {
-		return ""
-	}
-	if firstByte(raw) != want {
-		if want == '"' {
-			return "must be a string"
-		}
-		return "must be an object"
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
+// decodeJSON decodes with numbers kept as json.Number, as gqlgen expects.
+func decodeJSON(b []byte, dst any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
-	if err := dec.Decode(dst); err != nil {
-		return "is not valid JSON"
-	}
-	return ""
-}
-
-func isNull(raw json.RawMessage) bool {
-	return len(raw) == 0 || string(bytes.TrimSpace(raw)) == "null"
+	return dec.Decode(dst)
 }
 
 func firstByte(b []byte) byte {
