@@ -19,6 +19,7 @@ import (
 	coderws "github.com/coder/websocket"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/hindsight-dev/hindsight/auth"
 	"github.com/hindsight-dev/hindsight/graph/generated"
@@ -136,6 +137,7 @@ type Endpoint struct {
 	hub     *streamHub
 	log     *slog.Logger
 	present graphql.ErrorPresenterFunc
+	bodies  *semaphore.Weighted // admission of large bodies (admission.go)
 }
 
 // NewEndpoint builds the endpoint: gqlgen's handler.New with explicit
@@ -148,6 +150,8 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 	e := &Endpoint{cfg: cfg, hub: &streamHub{max: cfg.MaxStreams, active: map[uint64]context.CancelFunc{}},
 		log: cfg.Log, present: presenter(cfg.Log, !cfg.DisableIntrospection)}
 	cfg.Resolver.streams = e.hub.count
+	cfg.Resolver.verifySlot = semaphore.NewWeighted(1)
+	e.bodies = semaphore.NewWeighted(2 * cfg.MaxBodyBytes)
 
 	es := generated.NewExecutableSchema(generated.Config{Resolvers: cfg.Resolver, Complexity: complexity(cfg.MaxComplexity)})
 	srv := handler.New(es)
@@ -292,7 +296,15 @@ func (e *Endpoint) serveRequest(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	case http.MethodPost:
-		if !e.jsonBody(w, r) || !e.readBody(w, r) || !e.singleOperation(w, r) {
+		if !e.jsonBody(w, r) {
+			return
+		}
+		release, ok := e.admitBody(r)
+		if !ok {
+			return // the client is gone
+		}
+		defer release()
+		if !e.readBody(w, r) || !e.singleOperation(w, r) {
 			return
 		}
 	default:

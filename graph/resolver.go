@@ -41,6 +41,7 @@ import (
 	"github.com/hindsight-dev/hindsight/eventstore"
 	"github.com/hindsight-dev/hindsight/graph/model"
 	"github.com/hindsight-dev/hindsight/projections"
+	"golang.org/x/sync/semaphore"
 )
 
 // Resolver is the root resolver: it holds the dependencies, and each type's
@@ -54,7 +55,8 @@ type Resolver struct {
 	// Build describes this server for the diagnostics query.
 	Build BuildInfo
 
-	streams func() int // open websocket and SSE connections; set by NewEndpoint
+	streams    func() int          // open websocket and SSE connections; set by NewEndpoint
+	verifySlot *semaphore.Weighted // one Stream.verify at a time (admission.go); set by NewEndpoint
 }
 
 // BuildInfo describes the running server.
