@@ -72,8 +72,8 @@ var errInternal = errors.New("internal error")
 // no internal detail leaks (guarantee 9).
 //
 // Without suggestions (introspection off), gqlparser's "Did you mean ...?"
-// hints, which name fields, arguments, enum values and types the document
-// did not name, are cut from every message.
+// hints are cut from every message, and so is any other schema name the
+// document did not name itself (hideUnnamed).
 func presenter(log *slog.Logger, suggest bool) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		gqlErr := graphql.DefaultErrorPresenter(ctx, err)
@@ -85,6 +85,9 @@ func presenter(log *slog.Logger, suggest bool) graphql.ErrorPresenterFunc {
 			// Made by gqlgen or gqlparser, not by a resolver.
 			if !suggest {
 				gqlErr.Message, _, _ = strings.Cut(gqlErr.Message, " Did you mean ")
+				if graphql.HasOperationContext(ctx) {
+					gqlErr.Message = hideUnnamed(gqlErr.Message, graphql.GetOperationContext(ctx).RawQuery)
+				}
 			}
 			return presentProtocolError(ctx, log, gqlErr)
 		}
@@ -335,4 +338,64 @@ func shortenQuotes(msg string) string {
 		i += len(lit)
 	}
 	return b.String()
+}
+
+// hideUnnamed replaces each quoted name in a validation message that the
+// document does not contain with "(hidden)": with introspection off, `Field
+// "stream" argument "id" of type "String!" is required` or `Cannot query
+// field "x" on type "Stream"` would otherwise reveal the schema bit by bit.
+// A quoted text counts as named when every identifier in it occurs in the
+// document as an identifier.
+func hideUnnamed(msg, doc string) string {
+	var names map[string]bool
+	var b strings.Builder
+	for i := 0; i < len(msg); {
+		if msg[i] != '"' {
+			b.WriteByte(msg[i])
+			i++
+			continue
+		}
+		lit, err := strconv.QuotedPrefix(msg[i:])
+		if err != nil {
+			b.WriteByte(msg[i])
+			i++
+			continue
+		}
+		out := lit
+		if s, err := strconv.Unquote(lit); err == nil {
+			if names == nil {
+				names = identifiers(doc)
+			}
+			for id := range identifiers(s) {
+				if !names[id] {
+					out = "(hidden)"
+					break
+				}
+			}
+		}
+		b.WriteString(out)
+		i += len(lit)
+	}
+	return b.String()
+}
+
+// identifiers returns the GraphQL names ([_A-Za-z][_0-9A-Za-z]*) in s.
+func identifiers(s string) map[string]bool {
+	ids := map[string]bool{}
+	start := -1
+	for i := 0; i <= len(s); i++ {
+		c := byte(0)
+		if i < len(s) {
+			c = s[i]
+		}
+		letter := c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+		switch {
+		case start < 0 && letter:
+			start = i
+		case start >= 0 && !letter && !(c >= '0' && c <= '9'):
+			ids[s[start:i]] = true
+			start = -1
+		}
+	}
+	return ids
 }

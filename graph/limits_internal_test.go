@@ -146,3 +146,21 @@ func TestHostAllowed(t *testing.T) {
 		t.Error("with credentials required, a host was refused")
 	}
 }
+
+// TestHideUnnamed: without introspection, a message names only what the
+// document named.
+func TestHideUnnamed(t *testing.T) {
+	doc := `query($x: OrderStatu) { stream { foo } orders(status: PAI) { id } }`
+	for msg, want := range map[string]string{
+		`Field "stream" argument "id" of type "String!" is required, but it was not provided.`: `Field "stream" argument "id" of type (hidden) is required, but it was not provided.`,
+		`Cannot query field "foo" on type "Stream".`:                                            `Cannot query field "foo" on type (hidden).`,
+		`Value "PAI" does not exist in "OrderStatus" enum.`:                                     `Value "PAI" does not exist in (hidden) enum.`,
+		`Unknown type "OrderStatu".`:                                                            `Unknown type "OrderStatu".`,
+		`Variable "$x" is never used.`:                                                          `Variable "$x" is never used.`,
+		`Unknown argument "i" on field "Query.stream".`:                                         `Unknown argument (hidden) on field (hidden).`,
+	} {
+		if got := hideUnnamed(msg, doc); got != want {
+			t.Errorf("%s\n got %s\nwant %s", msg, got, want)
+		}
+	}
+}
