@@ -148,7 +148,8 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 		cfg.Resolver.Log = cfg.Log
 	}
 	e := &Endpoint{cfg: cfg, hub: &streamHub{max: cfg.MaxStreams, active: map[uint64]context.CancelFunc{}},
-		log: cfg.Log, present: presenter(cfg.Log, !cfg.DisableIntrospection)}
+		log: cfg.Log}
+	e.present = presenter(cfg.Log, !cfg.DisableIntrospection, e.rejected)
 	cfg.Resolver.streams = e.hub.count
 	cfg.Resolver.verifySlot = semaphore.NewWeighted(1)
 	e.bodies = semaphore.NewWeighted(2 * cfg.MaxBodyBytes)

@@ -74,7 +74,7 @@ var errInternal = errors.New("internal error")
 // Without suggestions (introspection off), gqlparser's "Did you mean ...?"
 // hints are cut from every message, and so is any other schema name the
 // document did not name itself (hideUnnamed).
-func presenter(log *slog.Logger, suggest bool) graphql.ErrorPresenterFunc {
+func presenter(log *slog.Logger, suggest bool, reject func(context.Context, string)) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		gqlErr := graphql.DefaultErrorPresenter(ctx, err)
 		if gqlErr == nil {
@@ -89,7 +89,7 @@ func presenter(log *slog.Logger, suggest bool) graphql.ErrorPresenterFunc {
 					gqlErr.Message = hideUnnamed(gqlErr.Message, graphql.GetOperationContext(ctx).RawQuery)
 				}
 			}
-			return presentProtocolError(ctx, log, gqlErr)
+			return presentProtocolError(ctx, log, gqlErr, reject)
 		}
 		code, msg, ext := classify(cause)
 		if code == CodeInternal || code == CodeStoreUnavailable {
@@ -192,7 +192,7 @@ func after(err error, sentinel error) string {
 // that does not fit its type, an exceeded limit and an unreadable request
 // body are BAD_USER_INPUT. Errors without a code are internal (for example a
 // resolver returning null for a non-null field).
-func presentProtocolError(ctx context.Context, log *slog.Logger, e *gqlerror.Error) *gqlerror.Error {
+func presentProtocolError(ctx context.Context, log *slog.Logger, e *gqlerror.Error, reject func(context.Context, string)) *gqlerror.Error {
 	e.Message = shortenQuotes(e.Message)
 	code, _ := e.Extensions["code"].(string)
 	set := func(c string) *gqlerror.Error {
@@ -208,8 +208,9 @@ func presentProtocolError(ctx context.Context, log *slog.Logger, e *gqlerror.Err
 	case code == CodeValidationFailed && e.Rule == "" && len(e.Path) > 0 && e.Path[0] == ast.PathName("variable"):
 		// Variable coercion: the document is fine, a value is not.
 		return set(CodeBadUserInput)
-	case code == "COMPLEXITY_LIMIT_EXCEEDED":
+	case code == ReasonComplexity: // gqlgen's complexity limit, after validation
 		e.Extensions["reason"] = code
+		reject(ctx, ReasonComplexity)
 		return set(CodeBadUserInput)
 	case code != "":
 		return e
