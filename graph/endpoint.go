@@ -180,7 +180,7 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 	})
 	srv.AddTransport(transport.SSE{KeepAlivePingInterval: cfg.KeepAlive})
 	srv.AddTransport(transport.Options{AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodOptions}})
-	srv.AddTransport(httpTransport{obs: cfg.Resolver.Observer}) // POST and GET, with our status codes
+	srv.AddTransport(httpTransport{obs: cfg.Resolver.Observer, lane: newHeavyLane()}) // POST and GET, with our status codes
 
 	// The limits, cheapest first (limits.go): the rate limit before parsing,
 	// the linear count of the document before validation, capped errors.

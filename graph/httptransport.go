@@ -12,7 +12,9 @@ import (
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+	"golang.org/x/sync/semaphore"
 )
 
 // Media types of GraphQL over HTTP responses.
@@ -36,7 +38,8 @@ const (
 //     SHOULDs for each media type); such responses have no data entry;
 //   - otherwise 200, field errors included.
 type httpTransport struct {
-	obs Observer
+	obs  Observer
+	lane *semaphore.Weighted // the heavy lane (lane.go)
 }
 
 var _ graphql.Transport = httpTransport{}
@@ -59,6 +62,12 @@ func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 	media := responseMedia(r.Header.Get("Accept"))
 	w.Header().Set("Content-Type", media+"; charset=utf-8")
 	start := graphql.Now()
+	ticket := &laneTicket{lane: t.lane}
+	defer ticket.leave()
+	ctx := withTicket(r.Context(), ticket)
+	if rb, ok := r.Body.(readBytes); ok && len(rb.b) > heavyBody {
+		enterLane(ctx) // decoding it is the heavy part
+	}
 	params, msg := requestParams(r)
 	if msg != "" {
 		writeResponse(w, http.StatusBadRequest, refusal(gqlerror.List{
@@ -68,7 +77,7 @@ func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 	params.Headers = r.Header
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
 
-	ctx := context.WithValue(r.Context(), plainHTTPKey{}, r.Method)
+	ctx = context.WithValue(ctx, plainHTTPKey{}, r.Method)
 	oc, errs := exec.CreateOperationContext(ctx, params)
 	if errs != nil {
 		status := refusalStatus(errs, media == mediaGraphQLResponse)
@@ -84,6 +93,9 @@ func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 		writeResponse(w, status, refusal(resp.Errors))
 		observeRefusal(ctx, t.obs, graphql.GetStartTime(r.Context()))
 		return
+	}
+	if c := extension.GetComplexityStats(graphql.WithOperationContext(ctx, oc)); c != nil && c.Complexity >= heavyComplexity {
+		enterLane(ctx)
 	}
 	handler, ctx := exec.DispatchOperation(ctx, oc)
 	writeResponse(w, http.StatusOK, handler(ctx))

@@ -111,9 +111,13 @@ func (g documentGate) MutateOperationParameters(ctx context.Context, params *gra
 		if err != nil {
 			return g.parseError(ctx, err)
 		}
-		if err := g.limits.check(doc); err != nil {
-			g.reject(ctx, reasonOf(err))
-			return err
+		cost, refused := g.limits.check(doc)
+		if refused != nil {
+			g.reject(ctx, reasonOf(refused))
+			return refused
+		}
+		if cost.fields >= heavyFields {
+			enterLane(ctx) // before validation, the heavy part of such a document
 		}
 	}
 	op := doc.Operations.ForName(params.OperationName)
@@ -190,7 +194,7 @@ type plainHTTPKey struct{}
 // when it is over a limit. Fragments count where they are spread, each
 // measured once, so spreading a fragment does not hide its cost;
 // fragments never spread count once.
-func (l docLimits) check(doc *ast.QueryDocument) *gqlerror.Error {
+func (l docLimits) check(doc *ast.QueryDocument) (opCost, *gqlerror.Error) {
 	m := &opMeter{doc: doc, frags: map[string]*opCost{}}
 	var total opCost
 	for _, op := range doc.Operations {
@@ -208,17 +212,17 @@ func (l docLimits) check(doc *ast.QueryDocument) *gqlerror.Error {
 	}
 	switch {
 	case l.noIntrospection && total.introspection:
-		return &gqlerror.Error{Message: "introspection is disabled", Extensions: map[string]any{"code": CodeValidationFailed}}
+		return total, &gqlerror.Error{Message: "introspection is disabled", Extensions: map[string]any{"code": CodeValidationFailed}}
 	case total.fields > l.maxFields:
-		return limitError(ReasonMaxFields, fmt.Sprintf("the document has %s fields (fragments counted where spread); at most %d are allowed", atLeast(total.fields), l.maxFields))
+		return total, limitError(ReasonMaxFields, fmt.Sprintf("the document has %s fields (fragments counted where spread); at most %d are allowed", atLeast(total.fields), l.maxFields))
 	case total.depth > l.maxDepth:
-		return limitError(ReasonMaxDepth, fmt.Sprintf("the document is nested %s levels deep; at most %d are allowed", atLeast(total.depth), l.maxDepth))
+		return total, limitError(ReasonMaxDepth, fmt.Sprintf("the document is nested %s levels deep; at most %d are allowed", atLeast(total.depth), l.maxDepth))
 	case total.aliases > l.maxAliases:
-		return limitError(ReasonMaxAliases, fmt.Sprintf("the document has %s aliases; at most %d are allowed", atLeast(total.aliases), l.maxAliases))
+		return total, limitError(ReasonMaxAliases, fmt.Sprintf("the document has %s aliases; at most %d are allowed", atLeast(total.aliases), l.maxAliases))
 	case total.directives > l.maxDirectives:
-		return limitError(ReasonMaxDirectives, fmt.Sprintf("the document has %s directives; at most %d are allowed", atLeast(total.directives), l.maxDirectives))
+		return total, limitError(ReasonMaxDirectives, fmt.Sprintf("the document has %s directives; at most %d are allowed", atLeast(total.directives), l.maxDirectives))
 	}
-	return nil
+	return total, nil
 }
 
 // atLeast prints a saturated count as "over N".

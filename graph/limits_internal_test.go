@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/parser"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/hindsight-dev/hindsight/auth"
 )
@@ -38,7 +40,7 @@ func TestDocLimits(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e := l.check(doc)
+			_, e := l.check(doc)
 			got := ""
 			if e != nil {
 				got = reasonOf(e)
@@ -153,14 +155,50 @@ func TestHideUnnamed(t *testing.T) {
 	doc := `query($x: OrderStatu) { stream { foo } orders(status: PAI) { id } }`
 	for msg, want := range map[string]string{
 		`Field "stream" argument "id" of type "String!" is required, but it was not provided.`: `Field "stream" argument "id" of type (hidden) is required, but it was not provided.`,
-		`Cannot query field "foo" on type "Stream".`:                                            `Cannot query field "foo" on type (hidden).`,
-		`Value "PAI" does not exist in "OrderStatus" enum.`:                                     `Value "PAI" does not exist in (hidden) enum.`,
-		`Unknown type "OrderStatu".`:                                                            `Unknown type "OrderStatu".`,
-		`Variable "$x" is never used.`:                                                          `Variable "$x" is never used.`,
-		`Unknown argument "i" on field "Query.stream".`:                                         `Unknown argument (hidden) on field (hidden).`,
+		`Cannot query field "foo" on type "Stream".`:                                           `Cannot query field "foo" on type (hidden).`,
+		`Value "PAI" does not exist in "OrderStatus" enum.`:                                    `Value "PAI" does not exist in (hidden) enum.`,
+		`Unknown type "OrderStatu".`:                                                           `Unknown type "OrderStatu".`,
+		`Variable "$x" is never used.`:                                                         `Variable "$x" is never used.`,
+		`Unknown argument "i" on field "Query.stream".`:                                        `Unknown argument (hidden) on field (hidden).`,
 	} {
 		if got := hideUnnamed(msg, doc); got != want {
 			t.Errorf("%s\n got %s\nwant %s", msg, got, want)
 		}
 	}
+}
+
+// TestHeavyLane: a request enters the lane once, at most the lane's size
+// are in it, a request that gives up waiting goes on outside it, and one
+// without a ticket (a websocket operation) never waits.
+func TestHeavyLane(t *testing.T) {
+	lane := semaphore.NewWeighted(1)
+	first := &laneTicket{lane: lane}
+	ctx := withTicket(context.Background(), first)
+	enterLane(ctx)
+	enterLane(ctx) // a second heavy part of the same request
+	if !first.held {
+		t.Fatal("the first request is not in the lane")
+	}
+	second := &laneTicket{lane: lane}
+	waiting, cancel := context.WithCancel(withTicket(context.Background(), second))
+	entered := make(chan struct{})
+	go func() { enterLane(waiting); close(entered) }()
+	select {
+	case <-entered:
+		t.Fatal("a second request entered a full lane")
+	default:
+	}
+	cancel()
+	<-entered
+	if second.held {
+		t.Fatal("a request that gave up is in the lane")
+	}
+	enterLane(context.Background()) // no ticket: no wait, even with the lane full
+	first.leave()
+	third := &laneTicket{lane: lane}
+	enterLane(withTicket(context.Background(), third))
+	if !third.held {
+		t.Fatal("the lane was not freed")
+	}
+	third.leave()
 }
