@@ -50,8 +50,10 @@ type config struct {
 	MaxAliases       int
 	MaxDirectives    int
 	MaxTokens        int
-	RateLimit        float64 // operations per second per principal; 0 = off
-	RateLimitBurst   int     // 0 = max(1, RateLimit)
+	MaxFields        int
+	AllowedHosts     []string // host names served under auth none besides loopback ones
+	RateLimit        float64  // operations per second per principal; 0 = off
+	RateLimitBurst   int      // 0 = max(1, RateLimit)
 	SlowOperation    time.Duration
 	ReadyMaxLag      int64
 
@@ -181,7 +183,7 @@ var serveSettings = []setting{
 		c.MaxBodyBytes = n
 		return err
 	}},
-	{"max-complexity", strconv.Itoa(graph.DefaultMaxComplexity), "gqlgen complexity limit of one operation (a connection costs first × its fields)", func(c *config, v string) error {
+	{"max-complexity", strconv.Itoa(graph.DefaultMaxComplexity), "gqlgen complexity limit of one operation (a connection costs first × (its fields + 5); Stream.verify over half the limit)", func(c *config, v string) error {
 		return positive(&c.MaxComplexity, v)
 	}},
 	{"auth", "none", "access control: none, apikey (keys from the API keys file) or jwt (HS256 with the JWT secret, or RS256/ES256 with the public key file); with none the server only listens on a loopback address unless --insecure", func(c *config, v string) error {
@@ -234,6 +236,23 @@ var serveSettings = []setting{
 	}},
 	{"max-tokens", strconv.Itoa(graph.DefaultMaxTokens), "tokens in one GraphQL document", func(c *config, v string) error {
 		return positive(&c.MaxTokens, v)
+	}},
+	{"max-fields", strconv.Itoa(graph.DefaultMaxFields), "fields in one GraphQL document, fragments counted where spread; bounds validation, whose cost grows with the square of same-named fields", func(c *config, v string) error {
+		return positive(&c.MaxFields, v)
+	}},
+	{"allowed-hosts", "", `comma-separated host names (no port) served under auth none besides localhost, 127.0.0.1 and [::1] ("*" = any); other Host headers get 403, which stops DNS rebinding`, func(c *config, v string) error {
+		c.AllowedHosts = nil
+		for _, h := range strings.Split(v, ",") {
+			h = strings.Trim(strings.TrimSpace(h), "[]")
+			if h == "" {
+				continue
+			}
+			if strings.ContainsAny(h, "/ ") || (strings.Count(h, ":") == 1) {
+				return fmt.Errorf("host %q must be a bare host name or IP address, without scheme or port", h)
+			}
+			c.AllowedHosts = append(c.AllowedHosts, h)
+		}
+		return nil
 	}},
 	{"rate-limit", "0", "operations per second per API key, JWT subject or (auth none) client address, as a token bucket; 0 = no limit", func(c *config, v string) error {
 		f, err := strconv.ParseFloat(v, 64)

@@ -29,7 +29,7 @@ func TestConfigPrecedence(t *testing.T) {
 			return c.Addr == "127.0.0.1:8080" && c.MongoURI == "" && c.DataDir == "./data" && c.Database == "hindsight" &&
 				c.CORSOrigins == nil && c.MemoryBudget == 1<<30 && c.SubscriberMaxLag == 10000 &&
 				c.MaxSubscriptionsPerConn == 100 && c.MaxConnections == 10000 && c.MaxBodyBytes == 8<<20 &&
-				c.LogLevel == slog.LevelInfo && c.LogFormat == "auto"
+				c.LogLevel == slog.LevelInfo && c.LogFormat == "auto" && c.MaxFields == 300 && c.AllowedHosts == nil
 		}},
 		{"environment over default", nil, env("HINDSIGHT_ADDR", "0.0.0.0:9000", "HINDSIGHT_MONGODB_URI", "mongodb://a,b/?replicaSet=rs0",
 			"HINDSIGHT_DATABASE", "prod", "HINDSIGHT_CORS_ORIGINS", "https://a.example, https://b.example/",
@@ -37,6 +37,9 @@ func TestConfigPrecedence(t *testing.T) {
 			return c.Addr == "0.0.0.0:9000" && c.MongoURI == "mongodb://a,b/?replicaSet=rs0" && c.Database == "prod" &&
 				reflect.DeepEqual(c.CORSOrigins, []string{"https://a.example", "https://b.example"}) &&
 				c.MemoryBudget == 512<<20 && c.MaxConnections == 7
+		}},
+		{"abuse limits", nil, env("HINDSIGHT_MAX_FIELDS", "500", "HINDSIGHT_ALLOWED_HOSTS", "hindsight.internal, [fd00::1] ,10.0.0.5"), func(c *config) bool {
+			return c.MaxFields == 500 && reflect.DeepEqual(c.AllowedHosts, []string{"hindsight.internal", "fd00::1", "10.0.0.5"})
 		}},
 		{"flag over environment", []string{"--addr", "127.0.0.1:1", "-data-dir=/x"},
 			env("HINDSIGHT_ADDR", "0.0.0.0:9000", "HINDSIGHT_DATA_DIR", "/y"), func(c *config) bool {
@@ -69,6 +72,9 @@ func TestConfigErrors(t *testing.T) {
 		{nil, env("HINDSIGHT_SUBSCRIBER_MAX_LAG", "0"), "HINDSIGHT_SUBSCRIBER_MAX_LAG"},
 		{nil, env("HINDSIGHT_MAX_BODY_BYTES", "1KiB"), "HINDSIGHT_MAX_BODY_BYTES"},
 		{nil, env("HINDSIGHT_DEBUG_ADDR", "6060"), "HINDSIGHT_DEBUG_ADDR"},
+		{nil, env("HINDSIGHT_ALLOWED_HOSTS", "example.com:8080"), "HINDSIGHT_ALLOWED_HOSTS"},
+		{nil, env("HINDSIGHT_ALLOWED_HOSTS", "https://example.com"), "HINDSIGHT_ALLOWED_HOSTS"},
+		{nil, env("HINDSIGHT_MAX_FIELDS", "0"), "HINDSIGHT_MAX_FIELDS"},
 		{[]string{"extra"}, env(), "unexpected argument"},
 		{[]string{"--nope"}, env(), "not defined"},
 	} {

@@ -24,6 +24,7 @@ type serverMetrics struct {
 	opDuration    *prometheus.HistogramVec
 	subscriptions prometheus.Gauge
 	delivered     prometheus.Counter
+	rejected      *prometheus.CounterVec
 
 	// store is the event store once it is open, for imageCollector.
 	store atomic.Pointer[eventstore.Store]
@@ -55,6 +56,10 @@ func newServerMetrics() *serverMetrics {
 			Name: "hindsight_graphql_subscriptions",
 			Help: "Active GraphQL subscriptions (websocket and SSE).",
 		}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hindsight_graphql_rejections_total",
+			Help: "Requests and operations refused before execution, by reason: a limit (MAX_FIELDS, MAX_TOKENS, RATE_LIMITED, ...), HOST, UNAUTHENTICATED, FORBIDDEN, GRAPHQL_PARSE_FAILED or GRAPHQL_VALIDATION_FAILED.",
+		}, []string{"reason"}),
 		delivered: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hindsight_subscription_events_delivered_total",
 			Help: "Events and order revisions handed to subscribers.",
@@ -63,7 +68,7 @@ func newServerMetrics() *serverMetrics {
 }
 
 func (m *serverMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.batchAppends, m.batchEvents, m.batchDuration, m.opDuration, m.subscriptions, m.delivered,
+	return []prometheus.Collector{m.batchAppends, m.batchEvents, m.batchDuration, m.opDuration, m.subscriptions, m.delivered, m.rejected,
 		imageCollector{m}}
 }
 
@@ -132,5 +137,6 @@ func (m *serverMetrics) observer(log *slog.Logger, slow time.Duration) graph.Obs
 		},
 		Subscriptions: func(delta int) { m.subscriptions.Add(float64(delta)) },
 		Delivered:     m.delivered.Inc,
+		Rejected:      func(_ context.Context, reason string) { m.rejected.WithLabelValues(reason).Inc() },
 	}
 }

@@ -384,6 +384,8 @@ func (a *app) open(ctx context.Context) ([]closer, error) {
 		MaxSubscriptionsPerConn: cfg.MaxSubscriptionsPerConn,
 		MaxStreams:              cfg.MaxConnections,
 		MaxTokens:               cfg.MaxTokens,
+		MaxFields:               cfg.MaxFields,
+		AllowedHosts:            cfg.AllowedHosts,
 		MaxDepth:                cfg.MaxDepth,
 		MaxAliases:              cfg.MaxAliases,
 		MaxDirectives:           cfg.MaxDirectives,

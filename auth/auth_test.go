@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -136,6 +137,15 @@ func TestJWT(t *testing.T) {
 		{"unknown role", hs, sign(jwt.SigningMethodHS256, []byte(secret), with("role", "root")), auth.ErrForbidden},
 		{"empty streams", hs, sign(jwt.SigningMethodHS256, []byte(secret), with("streams", []string{})), auth.ErrForbidden},
 		{"garbage", hs, "not.a.token", auth.ErrUnauthenticated},
+		// RFC 7515 §4.1.11: an unknown critical extension must be refused.
+		{"crit header", hs, signWithHeader(t, jwt.SigningMethodHS256, []byte(secret), good, "crit", []string{"foo"}), auth.ErrUnauthenticated},
+		// RFC 7519: exp, nbf and iat are NumericDates, JSON numbers.
+		{"string exp", hs, sign(jwt.SigningMethodHS256, []byte(secret), with("exp", fmt.Sprint(now.Add(time.Hour).Unix()))), auth.ErrUnauthenticated},
+		{"string nbf", hs, sign(jwt.SigningMethodHS256, []byte(secret), with("nbf", fmt.Sprint(now.Unix()))), auth.ErrUnauthenticated},
+		{"string iat", hs, sign(jwt.SigningMethodHS256, []byte(secret), with("iat", fmt.Sprint(now.Unix()))), auth.ErrUnauthenticated},
+		// Only the configured alg: HS384 with the right secret, RS512 with the right key.
+		{"HS384 not configured", hs, sign(jwt.SigningMethodHS384, []byte(secret), good), auth.ErrUnauthenticated},
+		{"RS512 not configured", rs, sign(jwt.SigningMethodRS512, rsaKey, good), auth.ErrUnauthenticated},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p, err := c.a.Authenticate(context.Background(), c.token)
@@ -173,4 +183,16 @@ func TestBearerToken(t *testing.T) {
 			t.Errorf("%q: %q", h, got)
 		}
 	}
+}
+
+// signWithHeader signs c with an extra header field.
+func signWithHeader(t *testing.T, m jwt.SigningMethod, key any, c jwt.MapClaims, name string, value any) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(m, c)
+	tok.Header[name] = value
+	s, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -3,6 +3,8 @@ package auth
 import (
 	"context"
 	"crypto"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -79,6 +81,9 @@ func (j *JWT) Authenticate(_ context.Context, credential string) (*Principal, er
 	if credential == "" {
 		return nil, ErrUnauthenticated
 	}
+	if err := checkRawToken(credential); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
+	}
 	var c claims
 	if _, err := j.parser.ParseWithClaims(credential, &c, func(*jwt.Token) (any, error) { return j.key, nil }); err != nil {
 		switch {
@@ -146,4 +151,41 @@ func New(cfg Config) (Authenticator, error) {
 		return nil, errors.New("auth mode jwt needs HINDSIGHT_JWT_SECRET (HS256) or HINDSIGHT_JWT_PUBLIC_KEY_FILE (RS256/ES256)")
 	}
 	return nil, fmt.Errorf("unknown auth mode %q (want none, apikey or jwt)", cfg.Mode)
+}
+
+// checkRawToken applies the rules golang-jwt leaves to us, on the token as
+// sent: a header with crit is refused (RFC 7515 §4.1.11: a recipient must
+// refuse critical extensions it does not understand, and we understand
+// none), and exp, nbf and iat must be JSON numbers (RFC 7519 §2
+// NumericDate): golang-jwt's NumericDate also takes a string such as
+// "1700000000". The signature is checked afterwards by the parser.
+func checkRawToken(token string) error {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return errors.New("the token is invalid")
+	}
+	var header, payload map[string]json.RawMessage
+	for _, p := range []struct {
+		seg string
+		dst *map[string]json.RawMessage
+	}{{parts[0], &header}, {parts[1], &payload}} {
+		b, err := base64.RawURLEncoding.DecodeString(p.seg)
+		if err != nil || json.Unmarshal(b, p.dst) != nil {
+			return errors.New("the token is invalid")
+		}
+	}
+	if _, ok := header["crit"]; ok {
+		return errors.New("the token has a crit header; no critical extension is supported")
+	}
+	for _, name := range []string{"exp", "nbf", "iat"} {
+		v, ok := payload[name]
+		if !ok {
+			continue
+		}
+		var n json.Number
+		if first := strings.TrimSpace(string(v)); first == "" || first[0] == '"' || json.Unmarshal(v, &n) != nil {
+			return fmt.Errorf("the token's %s claim is not a number", name)
+		}
+	}
+	return nil
 }

@@ -33,7 +33,9 @@ func ValidateStreamID(id string) error {
 	}
 	for i := 0; i < len(id); i++ {
 		if !streamIDChar(id[i]) {
-			return invalid("stream id contains %q at offset %d; allowed are A-Z a-z 0-9 and - _ . : @ / + = # ~ $", id[i], i)
+			// The character, not its first byte: "ス", not "ã".
+			r, _ := utf8.DecodeRuneInString(id[i:])
+			return invalid("stream id contains %q at offset %d; allowed are A-Z a-z 0-9 and - _ . : @ / + = # ~ $", r, i)
 		}
 	}
 	return nil

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
@@ -69,7 +71,11 @@ var errInternal = errors.New("internal error")
 // errors are meant for people and shown as they are; anything unexpected is
 // logged with the request id and shown as a generic INTERNAL_SERVER_ERROR, so
 // no internal detail leaks (guarantee 9).
-func presenter(log *slog.Logger) graphql.ErrorPresenterFunc {
+//
+// Without suggestions (introspection off), gqlparser's "Did you mean ...?"
+// hints are cut from every message, and so is any other schema name the
+// document did not name itself (hideUnnamed).
+func presenter(log *slog.Logger, suggest bool, reject func(context.Context, string)) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		gqlErr := graphql.DefaultErrorPresenter(ctx, err)
 		if gqlErr == nil {
@@ -78,7 +84,13 @@ func presenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		cause := gqlErr.Err
 		if cause == nil {
 			// Made by gqlgen or gqlparser, not by a resolver.
-			return presentProtocolError(ctx, log, gqlErr)
+			if !suggest {
+				gqlErr.Message, _, _ = strings.Cut(gqlErr.Message, " Did you mean ")
+				if graphql.HasOperationContext(ctx) {
+					gqlErr.Message = hideUnnamed(gqlErr.Message, graphql.GetOperationContext(ctx).RawQuery)
+				}
+			}
+			return presentProtocolError(ctx, log, gqlErr, reject)
 		}
 		code, msg, ext := classify(cause)
 		if code == CodeInternal || code == CodeStoreUnavailable {
@@ -96,7 +108,7 @@ func presenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		}
 		out := &gqlerror.Error{
 			Err:       cause,
-			Message:   msg,
+			Message:   shortenQuotes(msg),
 			Path:      gqlErr.Path,
 			Locations: gqlErr.Locations,
 			Extensions: map[string]any{
@@ -186,7 +198,8 @@ func after(err error, sentinel error) string {
 // that does not fit its type, an exceeded limit and an unreadable request
 // body are BAD_USER_INPUT. Errors without a code are internal (for example a
 // resolver returning null for a non-null field).
-func presentProtocolError(ctx context.Context, log *slog.Logger, e *gqlerror.Error) *gqlerror.Error {
+func presentProtocolError(ctx context.Context, log *slog.Logger, e *gqlerror.Error, reject func(context.Context, string)) *gqlerror.Error {
+	e.Message = shortenQuotes(e.Message)
 	code, _ := e.Extensions["code"].(string)
 	set := func(c string) *gqlerror.Error {
 		if e.Extensions == nil {
@@ -201,14 +214,20 @@ func presentProtocolError(ctx context.Context, log *slog.Logger, e *gqlerror.Err
 	case code == CodeValidationFailed && e.Rule == "" && len(e.Path) > 0 && e.Path[0] == ast.PathName("variable"):
 		// Variable coercion: the document is fine, a value is not.
 		return set(CodeBadUserInput)
-	case code == "COMPLEXITY_LIMIT_EXCEEDED":
+	case code == ReasonComplexity: // gqlgen's complexity limit, after validation
 		e.Extensions["reason"] = code
+		reject(ctx, ReasonComplexity)
 		return set(CodeBadUserInput)
 	case code != "":
 		return e
 	case strings.HasPrefix(e.Message, "json request body could not be decoded"),
 		strings.HasPrefix(e.Message, "invalid json"):
 		e.Message = "the request body is not valid JSON"
+		return set(CodeBadUserInput)
+	case strings.HasPrefix(e.Message, "provided APQ hash does not match"),
+		strings.HasPrefix(e.Message, "invalid APQ extension"),
+		strings.HasPrefix(e.Message, "unsupported APQ version"):
+		// Automatic persisted queries (apq.go): the client's mistake.
 		return set(CodeBadUserInput)
 	case strings.HasPrefix(e.Message, "could not read request body"),
 		strings.HasPrefix(e.Message, "could not get json request body"):
@@ -274,4 +293,116 @@ func validRequestID(s string) bool {
 		}
 	}
 	return true
+}
+
+// maxQuoted is the most characters of a client's input an error message
+// quotes.
+const maxQuoted = 64
+
+// quote shows a client's input in an error message: Go-quoted (Unicode
+// shown as itself, control characters escaped), at most maxQuoted
+// characters, the rest replaced by "…".
+func quote(s string) string {
+	if utf8.RuneCountInString(s) <= maxQuoted {
+		return strconv.Quote(s)
+	}
+	n := 0
+	for i := range s {
+		if n == maxQuoted {
+			return strconv.Quote(s[:i]) + "…"
+		}
+		n++
+	}
+	return strconv.Quote(s)
+}
+
+// shortenQuotes cuts every quoted string in a message to maxQuoted
+// characters (quote), wherever the message was made: resolvers, the store
+// and gqlparser all quote client input with %q, and a client's 10 KB event
+// id must not come back in full.
+func shortenQuotes(msg string) string {
+	if len(msg) <= maxQuoted {
+		return msg
+	}
+	var b strings.Builder
+	for i := 0; i < len(msg); {
+		if msg[i] != '"' {
+			b.WriteByte(msg[i])
+			i++
+			continue
+		}
+		lit, err := strconv.QuotedPrefix(msg[i:])
+		if err != nil {
+			b.WriteByte(msg[i])
+			i++
+			continue
+		}
+		if s, err := strconv.Unquote(lit); err == nil && utf8.RuneCountInString(s) > maxQuoted {
+			b.WriteString(quote(s))
+		} else {
+			b.WriteString(lit)
+		}
+		i += len(lit)
+	}
+	return b.String()
+}
+
+// hideUnnamed replaces each quoted name in a validation message that the
+// document does not contain with "(hidden)": with introspection off, `Field
+// "stream" argument "id" of type "String!" is required` or `Cannot query
+// field "x" on type "Stream"` would otherwise reveal the schema bit by bit.
+// A quoted text counts as named when every identifier in it occurs in the
+// document as an identifier.
+func hideUnnamed(msg, doc string) string {
+	var names map[string]bool
+	var b strings.Builder
+	for i := 0; i < len(msg); {
+		if msg[i] != '"' {
+			b.WriteByte(msg[i])
+			i++
+			continue
+		}
+		lit, err := strconv.QuotedPrefix(msg[i:])
+		if err != nil {
+			b.WriteByte(msg[i])
+			i++
+			continue
+		}
+		out := lit
+		if s, err := strconv.Unquote(lit); err == nil {
+			if names == nil {
+				names = identifiers(doc)
+			}
+			for id := range identifiers(s) {
+				if !names[id] {
+					out = "(hidden)"
+					break
+				}
+			}
+		}
+		b.WriteString(out)
+		i += len(lit)
+	}
+	return b.String()
+}
+
+// identifiers returns the GraphQL names ([_A-Za-z][_0-9A-Za-z]*) in s.
+func identifiers(s string) map[string]bool {
+	ids := map[string]bool{}
+	start := -1
+	for i := 0; i <= len(s); i++ {
+		c := byte(0)
+		if i < len(s) {
+			c = s[i]
+		}
+		letter := c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+		switch {
+		case start < 0 && letter:
+			start = i
+		case start >= 0 && !letter && !(c >= '0' && c <= '9'):
+			ids[s[start:i]] = true
+			start = -1
+		}
+	}
+	return ids
 }

@@ -306,7 +306,7 @@ func TestStoreUnavailable(t *testing.T) {
 		if err := store.WaitReady(ctx); err != nil {
 			t.Fatal(err)
 		}
-		ep := graph.NewEndpoint(graph.EndpointConfig{Resolver: &graph.Resolver{Store: store}, Log: quiet})
+		ep := graph.NewEndpoint(graph.EndpointConfig{Resolver: &graph.Resolver{Store: store}, Log: quiet, AllowedHosts: []string{"example.com"}})
 		h := &harness{t: t, store: store, endpoint: ep, logs: &syncBuffer{}}
 		h.gql = client.New(ep)
 		h.mustDo(appendMutation, map[string]any{"s": "a", "e": []any{ev("X", 1)}}, nil)

@@ -5,12 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -69,6 +67,8 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	cfg := graph.EndpointConfig{
 		Resolver: &graph.Resolver{Store: store, Projections: proj, Log: log},
 		Log:      log,
+		// gqlgen's test client sends Host: example.com (httptest.NewRequest).
+		AllowedHosts: []string{"example.com"},
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -143,30 +143,14 @@ func (h *harness) mustDo(query string, vars map[string]any, out any) {
 // response body.
 func (h *harness) httpDo(req *http.Request) (int, []gqlError, json.RawMessage) {
 	h.t.Helper()
-	resp, err := h.srv.Client().Do(req)
-	if err != nil {
-		h.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	var r struct {
-		Data   json.RawMessage `json:"data"`
-		Errors []gqlError      `json:"errors"`
-	}
-	if err := json.Unmarshal(body, &r); err != nil {
-		h.t.Fatalf("%s %s: status %d, body %q is not a GraphQL response: %v", req.Method, req.URL, resp.StatusCode, body, err)
-	}
-	return resp.StatusCode, r.Errors, r.Data
+	r := h.raw(req)
+	return r.status, r.errs, r.data
 }
 
 func (h *harness) post(body string, header ...string) (int, []gqlError, json.RawMessage) {
 	h.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/graphql", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	return h.httpDo(req)
+	r := h.postRaw(body, header...)
+	return r.status, r.errs, r.data
 }
 
 // appendEvents appends n events of one type to a stream directly through

@@ -42,6 +42,7 @@ import (
 	"github.com/hindsight-dev/hindsight/graph/model"
 	"github.com/hindsight-dev/hindsight/projections"
 	"github.com/hindsight-dev/hindsight/tlog"
+	"golang.org/x/sync/semaphore"
 )
 
 // Resolver is the root resolver: it holds the dependencies, and each type's
@@ -56,7 +57,8 @@ type Resolver struct {
 	// Build describes this server for the diagnostics query.
 	Build BuildInfo
 
-	streams func() int // open websocket and SSE connections; set by NewEndpoint
+	streams    func() int          // open websocket and SSE connections; set by NewEndpoint
+	verifySlot *semaphore.Weighted // one Stream.verify at a time (admission.go); set by NewEndpoint
 }
 
 // BuildInfo describes the running server.
@@ -78,6 +80,11 @@ type Observer struct {
 	// Delivered is called for every event (or order revision) sent to a
 	// subscriber.
 	Delivered func()
+	// Rejected is called for every request or operation refused before
+	// execution, with the reason: a limit (MAX_FIELDS, RATE_LIMITED, ...),
+	// an error code (GRAPHQL_PARSE_FAILED, FORBIDDEN, ...) or a body rule
+	// (BODY_TOO_LARGE, ...).
+	Rejected func(ctx context.Context, reason string)
 }
 
 // Limits bound what one client can make the server do. The zero value of each

@@ -1,11 +1,9 @@
 package graph
 
 import (
-	"context"
 	"errors"
 	"reflect"
 
-	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -30,7 +28,7 @@ var builtinScalars = map[string]func(any) error{
 // numeric string passes as an Int or a Float, and Int is not held to 32
 // bits. A value that does not fit is then a request error, like every other
 // variable that does not fit its type (§6.1.2): the operation does not run
-// and nothing is written, HTTP answers 422, and the presenter codes it
+// and nothing is written, and the presenter codes it
 // BAD_USER_INPUT (see presentProtocolError). Custom scalars (Position, JSON,
 // Time) are left to their own unmarshalers, which run with the resolver's
 // arguments as before.
@@ -38,15 +36,15 @@ type strictVariables struct {
 	schema *ast.Schema
 }
 
-func (strictVariables) ExtensionName() string                   { return "HindsightStrictVariables" }
-func (strictVariables) Validate(graphql.ExecutableSchema) error { return nil }
-
-func (s strictVariables) MutateOperationContext(_ context.Context, oc *graphql.OperationContext) *gqlerror.Error {
-	if oc.Operation == nil || s.schema == nil {
+// variables checks the operation's variables as the client sent them. It
+// runs in documentGate, before gqlparser coerces variables, whose own
+// message for an Int such as 1.5 is "cannot use value 0 as Int".
+func (s strictVariables) variables(op *ast.OperationDefinition, vars map[string]any) *gqlerror.Error {
+	if s.schema == nil {
 		return nil
 	}
-	for _, def := range oc.Operation.VariableDefinitions {
-		v, ok := oc.Variables[def.Variable]
+	for _, def := range op.VariableDefinitions {
+		v, ok := vars[def.Variable]
 		if !ok {
 			continue
 		}
@@ -57,9 +55,9 @@ func (s strictVariables) MutateOperationContext(_ context.Context, oc *graphql.O
 	return nil
 }
 
-// check walks a value that gqlparser has already validated (shape, input
-// object fields, nullability, enums) and applies the built-in scalars'
-// coercion to its leaves.
+// check walks a value along its type and applies the built-in scalars'
+// coercion to its leaves; a value of the wrong shape is left to gqlparser's
+// validation of variables, which follows.
 func (s strictVariables) check(path ast.Path, typ *ast.Type, v any) *gqlerror.Error {
 	if v == nil {
 		return nil
@@ -67,7 +65,7 @@ func (s strictVariables) check(path ast.Path, typ *ast.Type, v any) *gqlerror.Er
 	if typ.Elem != nil {
 		rv := reflect.ValueOf(v)
 		if rv.Kind() != reflect.Slice && rv.Kind() != reflect.Array {
-			return s.check(path, typ.Elem, v) // a single value stands for a list of one
+			return s.check(child(path, ast.PathIndex(0)), typ.Elem, v) // a single value stands for a list of one
 		}
 		for i := 0; i < rv.Len(); i++ {
 			if err := s.check(child(path, ast.PathIndex(i)), typ.Elem, rv.Index(i).Interface()); err != nil {

@@ -14,7 +14,8 @@ import (
 
 // TestStrictBuiltinScalars sends variables of the wrong type for each
 // built-in scalar, at the top level, in a list and in an input object. Each
-// is a request error (GraphQL §6.1.2): status 422, BAD_USER_INPUT, the path
+// is a request error (GraphQL §6.1.2): status 200 under application/json (the
+// GraphQL-over-HTTP spec's SHOULD), BAD_USER_INPUT, the path
 // of the variable, and nothing runs, so nothing is appended. Values of the
 // right type, including the spec's allowed coercions (an Int for an ID, a
 // single value for a list), still work.
@@ -78,14 +79,14 @@ func TestStrictBuiltinScalars(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			status, errs, data := h.post(`{"query": ` + quote(c.query) + `, "variables": ` + c.vars + `}`)
 			e := wantCode(t, errs, graph.CodeBadUserInput)
-			if status != http.StatusUnprocessableEntity {
-				t.Errorf("status %d, want 422", status)
+			if status != http.StatusOK {
+				t.Errorf("status %d, want 200", status)
 			}
 			if got := joinPath(e.Path); got != c.path {
 				t.Errorf("path %q, want %q (%q)", got, c.path, e.Message)
 			}
-			if len(data) > 0 && string(data) != "null" {
-				t.Errorf("the operation ran: data %s", data)
+			if len(data) > 0 {
+				t.Errorf("the operation ran, or the refusal has a data entry: data %s", data)
 			}
 			for _, leak := range []string{"json.Number", "float64", "int64", "reflect", "graphql.", ".go:"} {
 				if strings.Contains(e.Message, leak) {

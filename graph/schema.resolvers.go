@@ -283,6 +283,11 @@ func (r *streamResolver) State(ctx context.Context, obj *eventstore.StreamHead, 
 }
 
 func (r *streamResolver) Verify(ctx context.Context, obj *eventstore.StreamHead) (*model.Verification, error) {
+	release, err := acquireVerify(ctx, r.verifySlot)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	v, err := r.Store.VerifyStream(ctx, obj.StreamID)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package scalar
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"reflect"
 	"strconv"
@@ -105,7 +106,7 @@ func int32Of(v any) (int32, error) {
 		return 0, errorf("Int cannot represent %s; send %s", kindOf(v), intRange)
 	}
 	if !ok {
-		return 0, errorf("Int cannot represent a number with a fraction or an exponent; send %s", intRange)
+		return 0, errorf("%s is not an Int; send %s", shortNumber(fmt.Sprint(v)), intRange)
 	}
 	if n < math.MinInt32 || n > math.MaxInt32 {
 		return 0, errorf("Int cannot represent %d; send %s", n, intRange)
@@ -116,7 +117,7 @@ func int32Of(v any) (int32, error) {
 func int32OfFloat(f float64) (int32, error) {
 	switch {
 	case math.IsNaN(f) || math.IsInf(f, 0) || f != math.Trunc(f):
-		return 0, errorf("Int cannot represent a fractional number; send %s", intRange)
+		return 0, errorf("%g is not an Int; send %s", f, intRange)
 	case f < math.MinInt32 || f > math.MaxInt32:
 		return 0, errorf("Int cannot represent %g; send %s", f, intRange)
 	}
@@ -245,4 +246,12 @@ func kindOf(v any) string {
 		return "an object"
 	}
 	return "a value of another type"
+}
+
+// shortNumber shows a client's number in a message, cut to 64 characters.
+func shortNumber(s string) string {
+	if len(s) > 64 { // a JSON number is ASCII
+		return s[:64] + "…"
+	}
+	return s
 }

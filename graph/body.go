@@ -1,0 +1,118 @@
+package graph
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"strconv"
+)
+
+// jsonBody accepts only Content-Type: application/json. That is also the
+// CSRF defence of POST: a browser sends a cross-origin POST without a
+// preflight only with text/plain, application/x-www-form-urlencoded or
+// multipart/form-data, and those are refused here, so a page of another
+// origin can never make a visitor's browser run a mutation.
+func (e *Endpoint) jsonBody(w http.ResponseWriter, r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		e.refuse(w, r, http.StatusUnsupportedMediaType, CodeBadUserInput, "NOT_JSON", "send the request as Content-Type: application/json")
+		return false
+	}
+	return true
+}
+
+// singleOperation refuses array batching (a JSON array of operations), which
+// multiplies what one request may cost past every per-operation limit. It
+// looks at the first byte that is not white space of the body readBody read.
+func (e *Endpoint) singleOperation(w http.ResponseWriter, r *http.Request) bool {
+	if rb, ok := r.Body.(readBytes); ok && firstByte(rb.b) == '[' {
+		e.refuse(w, r, http.StatusBadRequest, CodeBadUserInput, "BATCH", "batched operations are not supported; send one operation per request")
+		return false
+	}
+	return true
+}
+
+// readBytes is a request body that readBody read whole: handlers read it as
+// usual, and httpTransport takes the bytes without another copy.
+type readBytes struct {
+	*bytes.Reader
+	b []byte
+}
+
+func (readBytes) Close() error { return nil }
+
+// readBody reads the whole body up front and puts it back in r.Body for
+// gqlgen. A body over MaxBodyBytes gets 413 with BAD_USER_INPUT, whether its
+// Content-Length says so or it turns out too large while being read (a
+// chunked body); left to gqlgen, the latter would get 200. An unreadable
+// body gets 400. The read happens under the server's read timeout, which
+// serveSSE clears afterwards. Memory stays bounded: http.MaxBytesReader
+// stops reading just past the limit (and has the connection closed), so the
+// buffer never grows beyond about twice MaxBodyBytes.
+func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request) bool {
+	if r.ContentLength > e.cfg.MaxBodyBytes {
+		e.refuse(w, r, http.StatusRequestEntityTooLarge, CodeBadUserInput, "BODY_TOO_LARGE", e.tooLargeMessage())
+		return false
+	}
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength) + bytes.MinRead) // room to see EOF without growing
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, e.cfg.MaxBodyBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			e.refuse(w, r, http.StatusRequestEntityTooLarge, CodeBadUserInput, "BODY_TOO_LARGE", e.tooLargeMessage())
+			return false
+		}
+		e.refuse(w, r, http.StatusBadRequest, CodeBadUserInput, "BODY_UNREADABLE", "the request body could not be read")
+		return false
+	}
+	if jsonDepth(buf.Bytes()) > MaxJSONDepth {
+		e.refuse(w, r, http.StatusBadRequest, CodeBadUserInput, "JSON_DEPTH", fmt.Sprintf("the request body is JSON nested deeper than %d levels", MaxJSONDepth))
+		return false
+	}
+	if err := CheckJSONText(buf.Bytes()); err != nil {
+		e.refuse(w, r, http.StatusBadRequest, CodeBadUserInput, "NOT_TEXT", "the request body is "+err.Error()+"; nothing was written")
+		return false
+	}
+	r.Body = readBytes{bytes.NewReader(buf.Bytes()), buf.Bytes()}
+	return true
+}
+
+func (e *Endpoint) tooLargeMessage() string {
+	return "the request body is larger than " + strconv.FormatInt(e.cfg.MaxBodyBytes, 10) + " bytes"
+}
+
+// MaxJSONDepth is how deeply a request body's JSON may nest. The whole
+// request counts, so event data may nest about 60 levels; MongoDB refuses
+// documents nested over 100, and Go's decoder over 10,000 with a message
+// that only says the JSON is invalid.
+const MaxJSONDepth = 64
+
+// jsonDepth returns the deepest nesting of objects and arrays in a JSON text,
+// in one pass, without decoding it. Brackets inside strings do not count.
+func jsonDepth(b []byte) int {
+	depth, deepest, inString := 0, 0, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case inString:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			deepest = max(deepest, depth)
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return deepest
+}

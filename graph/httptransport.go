@@ -1,0 +1,259 @@
+package graph
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"math"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+	"golang.org/x/sync/semaphore"
+)
+
+// Media types of GraphQL over HTTP responses.
+const (
+	mediaJSON            = "application/json"
+	mediaGraphQLResponse = "application/graphql-response+json"
+)
+
+// httpTransport is /graphql's transport for plain POST and GET (gqlgen's
+// graphql.Transport seam). It replaces gqlgen's transport.POST and
+// transport.GET because the status codes are ours (README, "Status codes"):
+//
+//   - invalid parameters (a body that is not a JSON object, a missing or
+//     non-string query, variables or extensions that are not objects): 400;
+//   - refused before execution by access control: 401 (with
+//     WWW-Authenticate) or 403; by the rate limit: 429 with Retry-After;
+//   - a mutation over GET: 405 with Allow: POST;
+//   - a document that does not parse, validate or pass a limit, or
+//     variables that do not coerce: 200 with application/json, 400 with
+//     application/graphql-response+json (the GraphQL-over-HTTP spec's
+//     SHOULDs for each media type); such responses have no data entry;
+//   - otherwise 200, field errors included.
+type httpTransport struct {
+	obs  Observer
+	lane *semaphore.Weighted // the heavy lane (lane.go)
+}
+
+var _ graphql.Transport = httpTransport{}
+
+func (httpTransport) Supports(r *http.Request) bool {
+	if r.Header.Get("Upgrade") != "" {
+		return false
+	}
+	switch r.Method {
+	case http.MethodGet:
+		return true
+	case http.MethodPost:
+		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		return err == nil && mt == mediaJSON
+	}
+	return false
+}
+
+func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	media := responseMedia(r.Header.Get("Accept"))
+	w.Header().Set("Content-Type", media+"; charset=utf-8")
+	start := graphql.Now()
+	ticket := &laneTicket{lane: t.lane}
+	defer ticket.leave()
+	ctx := withTicket(r.Context(), ticket)
+	if rb, ok := r.Body.(readBytes); ok && len(rb.b) > heavyBody {
+		enterLane(ctx) // decoding it is the heavy part
+	}
+	params, msg := requestParams(r)
+	if msg != "" {
+		writeResponse(w, http.StatusBadRequest, refusal(gqlerror.List{
+			{Message: msg, Extensions: map[string]any{"code": CodeBadUserInput}}}))
+		return
+	}
+	params.Headers = r.Header
+	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
+
+	ctx = context.WithValue(ctx, plainHTTPKey{}, r.Method)
+	oc, errs := exec.CreateOperationContext(ctx, params)
+	if errs != nil {
+		status := refusalStatus(errs, media == mediaGraphQLResponse)
+		switch status {
+		case http.StatusUnauthorized:
+			w.Header().Set("WWW-Authenticate", `Bearer realm="hindsight"`)
+		case http.StatusTooManyRequests:
+			w.Header().Set("Retry-After", retryAfter(errs))
+		case http.StatusMethodNotAllowed:
+			w.Header().Set("Allow", "POST")
+		}
+		resp := exec.DispatchError(graphql.WithOperationContext(ctx, oc), errs)
+		writeResponse(w, status, refusal(resp.Errors))
+		observeRefusal(ctx, t.obs, graphql.GetStartTime(r.Context()))
+		return
+	}
+	if c := extension.GetComplexityStats(graphql.WithOperationContext(ctx, oc)); c != nil && c.Complexity >= heavyComplexity {
+		enterLane(ctx)
+	}
+	handler, ctx := exec.DispatchOperation(ctx, oc)
+	writeResponse(w, http.StatusOK, handler(ctx))
+}
+
+// responseMedia picks the response's media type from Accept: the first of
+// application/graphql-response+json and application/json it lists, else
+// application/json (also for */* and no Accept, as the spec asks for now).
+func responseMedia(accept string) string {
+	for _, part := range strings.Split(accept, ",") {
+		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		if mt == mediaGraphQLResponse || mt == mediaJSON {
+			return mt
+		}
+	}
+	return mediaJSON
+}
+
+// wireParams are the request parameters as sent, decoded in one pass
+// (numbers as json.Number, as gqlgen expects), each checked for its type
+// afterwards.
+type wireParams struct {
+	Query         any `json:"query"`
+	OperationName any `json:"operationName"`
+	Variables     any `json:"variables"`
+	Extensions    any `json:"extensions"`
+}
+
+// requestParams reads the GraphQL parameters of a POST body (a JSON object)
+// or of a GET's URL, or says in msg why they are invalid.
+func requestParams(r *http.Request) (params *graphql.RawParams, msg string) {
+	var wire wireParams
+	if r.Method == http.MethodGet {
+		q := r.URL.Query()
+		if q.Has("query") {
+			wire.Query = q.Get("query")
+		}
+		if q.Has("operationName") {
+			wire.OperationName = q.Get("operationName")
+		}
+		for _, p := range []struct {
+			name string
+			dst  *any
+		}{{"variables", &wire.Variables}, {"extensions", &wire.Extensions}} {
+			if v := q.Get(p.name); v != "" {
+				if err := decodeJSON([]byte(v), p.dst); err != nil {
+					return nil, "the " + p.name + " parameter is not valid JSON"
+				}
+			}
+		}
+	} else {
+		var body []byte
+		if rb, ok := r.Body.(readBytes); ok {
+			body = rb.b // readBody's buffer: no copy of a body of up to MaxBodyBytes
+		} else {
+			var err error
+			if body, err = io.ReadAll(r.Body); err != nil {
+				return nil, "the request body could not be read"
+			}
+		}
+		if firstByte(body) != '{' {
+			return nil, "the request body must be a JSON object such as {\"query\": \"{ headPosition }\"}"
+		}
+		if err := decodeJSON(body, &wire); err != nil {
+			return nil, "the request body is not valid JSON"
+		}
+	}
+	params = &graphql.RawParams{}
+	var ok bool
+	if params.Extensions, ok = wire.Extensions.(map[string]any); !ok && wire.Extensions != nil {
+		return nil, "extensions must be an object"
+	}
+	_, persisted := params.Extensions["persistedQuery"]
+	switch q := wire.Query.(type) {
+	case string:
+		params.Query = q
+	case nil:
+		if !persisted { // automatic persisted queries: a hash alone stands for the query
+			return nil, "the query parameter is missing"
+		}
+	default:
+		return nil, "query must be a string"
+	}
+	if params.OperationName, ok = wire.OperationName.(string); !ok && wire.OperationName != nil {
+		return nil, "operationName must be a string"
+	}
+	if params.Variables, ok = wire.Variables.(map[string]any); !ok && wire.Variables != nil {
+		return nil, "variables must be an object"
+	}
+	return params, ""
+}
+
+// decodeJSON decodes with numbers kept as json.Number, as gqlgen expects.
+func decodeJSON(b []byte, dst any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	return dec.Decode(dst)
+}
+
+func firstByte(b []byte) byte {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	if len(b) == 0 {
+		return 0
+	}
+	return b[0]
+}
+
+// refusalStatus is the status of a request refused before execution.
+func refusalStatus(errs gqlerror.List, graphqlResponse bool) int {
+	for _, e := range errs {
+		code, _ := e.Extensions["code"].(string)
+		switch {
+		case code == CodeUnauthenticated:
+			return http.StatusUnauthorized
+		case code == CodeForbidden:
+			return http.StatusForbidden
+		case code == CodeRateLimited:
+			return http.StatusTooManyRequests
+		case e.Extensions["reason"] == ReasonMethod && strings.HasPrefix(e.Message, "GET"):
+			return http.StatusMethodNotAllowed
+		}
+	}
+	if graphqlResponse {
+		return http.StatusBadRequest
+	}
+	return http.StatusOK
+}
+
+// retryAfter is the Retry-After header of a rate-limited request: whole
+// seconds, at least 1.
+func retryAfter(errs gqlerror.List) string {
+	secs := 1.0
+	for _, e := range errs {
+		if s, ok := e.Extensions["retryAfterSeconds"].(float64); ok {
+			secs = max(secs, math.Ceil(s))
+		}
+	}
+	return strconv.Itoa(int(secs))
+}
+
+// refusal is the response to a request refused before execution: errors
+// only, without a data entry (GraphQL spec, "Response Format": no data when
+// execution did not start).
+func refusal(errs gqlerror.List) any {
+	return struct {
+		Errors gqlerror.List `json:"errors"`
+	}{capErrors(errs)}
+}
+
+func writeResponse(w http.ResponseWriter, status int, body any) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"errors":[{"message":"the response could not be encoded","extensions":{"code":"INTERNAL_SERVER_ERROR"}}]}`)
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}

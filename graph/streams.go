@@ -1,0 +1,147 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// serveSSE handles a subscription (or any operation) over SSE. The body is
+// read here, under the server's read timeout; then the connection's deadlines
+// are cleared, since a stream lives as long as the client wants, and each
+// write gets its own deadline instead.
+func (e *Endpoint) serveSSE(w http.ResponseWriter, r *http.Request) {
+	if !e.jsonBody(w, r) || !e.readBody(w, r) || !e.singleOperation(w, r) {
+		return
+	}
+
+	ctx, rc, done, ok := e.openStream(w, r)
+	if !ok {
+		return
+	}
+	defer done()
+	e.gql.ServeHTTP(&streamWriter{ResponseWriter: w, rc: rc, timeout: e.cfg.StreamWriteTimeout}, r.WithContext(ctx))
+}
+
+// openStream registers a long-lived connection (SSE or websocket) with the
+// hub, which caps their number and ends them at shutdown, and clears the
+// server's read and write deadlines, which streams are exempt from. done
+// unregisters it; on !ok the refusal has been written.
+func (e *Endpoint) openStream(w http.ResponseWriter, r *http.Request) (context.Context, *http.ResponseController, func(), bool) {
+	ctx, cancel := context.WithCancel(r.Context())
+	id, err := e.hub.add(cancel)
+	if err != nil {
+		cancel()
+		writeError(w, http.StatusServiceUnavailable, codeOf(err), err.Error())
+		return nil, nil, nil, false
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
+	return ctx, rc, func() { e.hub.remove(id); cancel() }, true
+}
+
+// serveWebsocket checks the origin and the connection cap, clears the
+// server's deadlines (websockets are exempt from the write timeout; ping/pong
+// and per-write deadlines watch them instead) and hands over to gqlgen.
+func (e *Endpoint) serveWebsocket(w http.ResponseWriter, r *http.Request) {
+	if !OriginAllowed(e.cfg.AllowedOrigins, r) {
+		writeError(w, http.StatusForbidden, CodeForbidden, "origin not allowed")
+		return
+	}
+	ctx, _, done, ok := e.openStream(w, r)
+	if !ok {
+		return
+	}
+	defer done()
+	ctx = context.WithValue(ctx, connStateKey{}, &connState{})
+	ctx = context.WithValue(ctx, upgradeRequestKey{}, r)
+	e.gql.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// streamHub tracks long-lived connections (websockets and SSE streams): it
+// caps their number and ends them all at shutdown.
+type streamHub struct {
+	max int
+
+	mu      sync.Mutex
+	closing bool
+	next    uint64
+	active  map[uint64]context.CancelFunc
+}
+
+var (
+	errShuttingDown       = &codedError{code: CodeShuttingDown, msg: "the server is shutting down; reconnect shortly"}
+	errTooManyConnections = &codedError{code: CodeTooManyConnections, msg: "too many open subscription connections; retry later"}
+)
+
+func codeOf(err error) string {
+	var c *codedError
+	if errors.As(err, &c) {
+		return c.code
+	}
+	return CodeInternal
+}
+
+func (h *streamHub) add(cancel context.CancelFunc) (uint64, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.closing:
+		return 0, errShuttingDown
+	case len(h.active) >= h.max:
+		return 0, errTooManyConnections
+	}
+	h.next++
+	h.active[h.next] = cancel
+	return h.next, nil
+}
+
+func (h *streamHub) remove(id uint64) {
+	h.mu.Lock()
+	delete(h.active, id)
+	h.mu.Unlock()
+}
+
+func (h *streamHub) shutdown() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closing = true
+	for _, cancel := range h.active {
+		cancel()
+	}
+}
+
+func (h *streamHub) isClosing() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.closing
+}
+
+func (h *streamHub) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.active)
+}
+
+// streamWriter gives each write of an SSE stream its own deadline, so a
+// client that stops reading cannot hold the handler forever.
+type streamWriter struct {
+	http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+func (w *streamWriter) Write(b []byte) (int, error) {
+	_ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *streamWriter) Flush() {
+	_ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
+	_ = w.rc.Flush()
+}
+
+func (w *streamWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
