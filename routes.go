@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -16,11 +15,13 @@ import (
 
 	"github.com/hindsight-dev/hindsight/explorer"
 	"github.com/hindsight-dev/hindsight/graph"
+	"github.com/hindsight-dev/hindsight/graphiql"
 )
 
 // routes builds the HTTP handler:
 //
-//	/          GraphiQL (subscriptions run over the websocket at /graphql)
+//	/          GraphiQL (subscriptions run over the websocket at /graphql),
+//	/graphiql/ its files, embedded at pinned versions (package graphiql)
 //	/explorer/ the time-travel explorer (package explorer)
 //	/graphql   the GraphQL endpoint (POST, GET, websocket, SSE), behind CORS
 //	/healthz   liveness: 200 while the process serves HTTP
@@ -29,7 +30,8 @@ import (
 //	/metrics   Prometheus metrics
 func (a *app) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /{$}", explorer.WithLink(playground.Handler("Hindsight", "/graphql")))
+	mux.Handle("GET /{$}", graphiql.Page("/graphql"))
+	mux.Handle("GET "+graphiql.Prefix, graphiql.Assets())
 	mux.Handle("GET /explorer/", explorer.Handler())
 	mux.Handle("GET /explorer", http.RedirectHandler("/explorer/", http.StatusMovedPermanently))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

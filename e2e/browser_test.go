@@ -61,6 +61,31 @@ func TestBrowserExplorer(t *testing.T) {
 	authed.stop(30 * time.Second)
 }
 
+// TestBrowserGraphiQL runs e2e/browser/graphiql.test.mjs: GraphiQL at / in
+// headless Chromium with every other host blocked runs a mutation, a query
+// and a subscription that receives a live event, with no console error
+// (CSP violations included); the explorer link covers none of GraphiQL.
+func TestBrowserGraphiQL(t *testing.T) {
+	chromium, dir, node, artifacts := browserSetup(t)
+	tmp := t.TempDir()
+	addr := freeAddr(t)
+	p := start(t, tmp, []string{"HINDSIGHT_ADDR=" + addr, "HINDSIGHT_DATA_DIR=" + filepath.Join(tmp, "data")})
+	waitReady(t, p, "http://"+addr)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "graphiql.test.mjs")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "HINDSIGHT_URL=http://"+addr, "HINDSIGHT_ARTIFACTS="+artifacts, "CHROMIUM="+chromium, "NO_COLOR=1")
+	cmd.WaitDelay = 10 * time.Second
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("node graphiql.test.mjs: %v\n%s\n(screenshots in %s)", err, out, artifacts)
+	}
+	t.Logf("node graphiql.test.mjs:\n%s", out)
+	p.stop(30 * time.Second)
+}
+
 // browserSetup readies a browser test: Chromium, e2e/browser's packages and
 // Node, and the directory for screenshots ($HINDSIGHT_ARTIFACTS, by default
 // e2e/artifacts).
