@@ -70,7 +70,7 @@ func TestConfigErrors(t *testing.T) {
 		{nil, env("HINDSIGHT_MAX_BODY_BYTES", "1KiB"), "HINDSIGHT_MAX_BODY_BYTES"},
 		{nil, env("HINDSIGHT_DEBUG_ADDR", "6060"), "HINDSIGHT_DEBUG_ADDR"},
 		{[]string{"extra"}, env(), "unexpected argument"},
-		{[]string{"--nope"}, env(), "not defined"},
+		{[]string{"--nope"}, env(), "unknown flag"},
 	} {
 		_, err := parseFlags("serve", serveSettings, tc.args, tc.env, io.Discard)
 		var ue usageError

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -99,7 +100,9 @@ func (a *app) readyz(w http.ResponseWriter, r *http.Request) {
 		notReady(fmt.Sprintf("the projections are %d positions behind the head (more than %d)", lag, a.cfg.ReadyMaxLag))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "headPosition": comp.store.HeadPosition()})
+	// A string, as GraphQL's Position: positions are 64-bit and JSON
+	// numbers lose precision above 2^53 in JavaScript.
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "headPosition": strconv.FormatInt(comp.store.HeadPosition(), 10)})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
