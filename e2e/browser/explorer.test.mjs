@@ -10,18 +10,16 @@
 // It fails on any console error or uncaught exception of the page.
 
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BASE = (process.env.HINDSIGHT_URL || '').replace(/\/$/, '');
 const AUTH_BASE = (process.env.HINDSIGHT_AUTH_URL || '').replace(/\/$/, '');
 const AUTH_KEY = process.env.HINDSIGHT_AUTH_KEY || '';
 const ARTIFACTS = process.env.HINDSIGHT_ARTIFACTS || path.join(here, '..', 'artifacts');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const WAIT = 15_000;
 
 if (!BASE) {
@@ -399,21 +397,11 @@ function watch(page, errors, allowed = () => false) {
 }
 
 async function main() {
-  const profile = await mkdtemp(path.join(tmpdir(), 'hindsight-chromium-'));
   const errors = [];
-  let context;
+  let browser;
   try {
-    // A persistent context is how playwright takes a fresh --user-data-dir.
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
-      viewport: { width: 1280, height: 900 },
-      locale: 'en-US',
-      timezoneId: 'UTC',
-    });
-    context.setDefaultTimeout(WAIT);
+    browser = await launch({ width: 1280, height: 900, timeout: WAIT });
+    const { context } = browser;
     await explorerScenario(context, errors);
     if (AUTH_BASE) await authScenario(context, errors);
     else log('auth scenario skipped: HINDSIGHT_AUTH_URL is not set');
@@ -426,8 +414,7 @@ async function main() {
     if (errors.length) console.error('page errors:', errors);
     throw err;
   } finally {
-    if (context) await context.close();
-    await rm(profile, { recursive: true, force: true });
+    if (browser) await browser.close();
   }
   assert.deepEqual(errors, [], 'the page logged errors');
   log('ok');

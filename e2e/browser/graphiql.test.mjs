@@ -10,16 +10,14 @@
 //   CHROMIUM             the browser (default /usr/bin/chromium)
 
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BASE = (process.env.HINDSIGHT_URL || '').replace(/\/$/, '');
 const ARTIFACTS = process.env.HINDSIGHT_ARTIFACTS || path.join(here, '..', 'artifacts');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const WAIT = 15_000;
 const log = (...a) => console.log(`[${new Date().toISOString().slice(11, 23)}]`, ...a);
 
@@ -63,22 +61,13 @@ async function response(page, want) {
 
 async function main() {
   const origin = new URL(BASE).origin;
-  const profile = await mkdtemp(path.join(tmpdir(), 'hindsight-chromium-'));
   const errors = [];
   const blocked = [];
-  let context;
+  let browser;
   let page;
   try {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
-      viewport: { width: 1280, height: 800 },
-      locale: 'en-US',
-      timezoneId: 'UTC',
-    });
-    context.setDefaultTimeout(WAIT);
+    browser = await launch({ width: 1280, height: 800, timeout: WAIT });
+    const { context } = browser;
     // Offline but for the server: every other host is refused.
     await context.route('**/*', (route) => {
       const url = route.request().url();
@@ -130,8 +119,7 @@ async function main() {
     if (blocked.length) console.error('blocked requests:', blocked);
     throw err;
   } finally {
-    if (context) await context.close();
-    await rm(profile, { recursive: true, force: true });
+    if (browser) await browser.close();
   }
   assert.deepEqual(blocked, [], 'the page asked for other hosts');
   assert.deepEqual(errors, [], 'the page logged errors');
