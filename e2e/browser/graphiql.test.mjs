@@ -85,6 +85,19 @@ async function main() {
     await page.waitForSelector('.graphiql-query-editor .CodeMirror');
     log('GraphiQL loaded');
 
+    // The document GraphiQL opens with is valid: its Append and Read run.
+    const initial = await page.evaluate(() => document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.getValue());
+    assert.match(initial, /subscription Live/, 'the opening document has a subscription to try');
+    for (const operationName of ['Append', 'Read']) {
+      const resp = await fetch(`${BASE}/graphql`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ query: initial, operationName }),
+      });
+      const body = await resp.json();
+      assert.equal(body.errors, undefined, `${operationName} of the opening document: ${JSON.stringify(body.errors)}`);
+    }
+
     // A mutation, then a query that reads what it wrote.
     await run(page, 'mutation { appendToStream(streamId: "graphiql-1", events: [{type: "Hello", data: {from: "graphiql"}}]) { nextExpectedVersion } }');
     await response(page, '"nextExpectedVersion": 1');
