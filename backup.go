@@ -566,7 +566,7 @@ func parseBool(v string) (bool, error) {
 	case "0", "f", "false", "no", "off", "":
 		return false, nil
 	}
-	return false, fmt.Errorf("%q is not a boolean", v)
+	return false, errors.New("must be true or false")
 }
 
 type countingReader struct {

@@ -108,7 +108,7 @@ func (s setting) env() string {
 
 var serveSettings = []setting{
 	{"addr", "127.0.0.1:8080", "listen address (host:port)", func(c *config, v string) error {
-		if _, _, err := net.SplitHostPort(v); err != nil {
+		if err := hostPort(v); err != nil {
 			return err
 		}
 		c.Addr = v
@@ -207,7 +207,7 @@ var serveSettings = []setting{
 		return nil
 	}},
 	{"insecure", "false", "allow auth none on a non-loopback address: anyone who can reach the server may read and write everything", func(c *config, v string) error {
-		b, err := strconv.ParseBool(v)
+		b, err := parseBool(v)
 		c.Insecure = b
 		return err
 	}},
@@ -303,8 +303,8 @@ var serveSettings = []setting{
 	}},
 	{"debug-addr", "", "serve Go's profiler (net/http/pprof) on this separate address, e.g. 127.0.0.1:6060; empty = off. It has no access control: keep it on a loopback address", func(c *config, v string) error {
 		if v != "" {
-			if _, _, err := net.SplitHostPort(v); err != nil {
-				return errors.New("must be host:port")
+			if err := hostPort(v); err != nil {
+				return err
 			}
 		}
 		c.DebugAddr = v
@@ -332,7 +332,19 @@ var serveSettings = []setting{
 		return err
 	}},
 	{"log-level", "info", "debug, info, warn or error", func(c *config, v string) error {
-		return c.LogLevel.UnmarshalText([]byte(v))
+		switch strings.ToLower(v) {
+		case "debug":
+			c.LogLevel = slog.LevelDebug
+		case "info":
+			c.LogLevel = slog.LevelInfo
+		case "warn", "warning":
+			c.LogLevel = slog.LevelWarn
+		case "error":
+			c.LogLevel = slog.LevelError
+		default:
+			return errors.New("must be debug, info, warn or error")
+		}
+		return nil
 	}},
 	{"log-format", "auto", "auto (text on a terminal, JSON otherwise), text or json", func(c *config, v string) error {
 		switch v {
@@ -353,6 +365,15 @@ func settingNamed(name string) setting {
 	panic("no setting " + name)
 }
 
+// hostPort checks a listen address.
+func hostPort(v string) error {
+	host, port, err := net.SplitHostPort(v)
+	if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 || strings.ContainsAny(host, " /") {
+		return errors.New("must be host:port, such as 127.0.0.1:8080 or :8080")
+	}
+	return nil
+}
+
 func positive(dst *int, v string) error {
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 {
@@ -363,29 +384,41 @@ func positive(dst *int, v string) error {
 }
 
 // parseFlags parses args for a command with the given settings, filling in
-// environment variables for flags not given and defaults for the rest.
+// environment variables for flags not given and defaults for the rest. Every
+// error is one sentence naming the flag or variable and what it accepts;
+// -h and --help print the flags to stderr and return flag.ErrHelp.
 func parseFlags(cmd string, settings []setting, args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
 	c := &config{}
 	fs := flag.NewFlagSet("hindsight "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // errors are reported in our words, by run
+	var bad error            // the first invalid flag value, in our words
 	for _, s := range settings {
-		usage := fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env(), s.def)
+		set := func(v string) error {
+			if err := s.set(c, v); err != nil {
+				bad = invalidSetting("--"+s.name, v, err)
+				return bad
+			}
+			return nil
+		}
 		if s.def == "false" {
 			// A switch: --insecure alone means true.
-			fs.BoolFunc(s.name, usage, func(v string) error { return s.set(c, v) })
+			fs.BoolFunc(s.name, s.usage, set)
 			continue
 		}
-		fs.Func(s.name, usage, func(v string) error { return s.set(c, v) })
+		fs.Func(s.name, s.usage, set)
 	}
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: hindsight %s [flags]\n\nFlags (a flag wins over its environment variable):\n", cmd)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return nil, usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return nil, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprintf(stderr, "Usage: hindsight %s [flags]\n\n", cmd)
+		printFlags(stderr, settings)
+		return nil, err
+	case bad != nil:
+		return nil, usageError{bad}
+	case err != nil:
+		return nil, usageError{flagError(err, cmd)}
+	case fs.NArg() > 0:
+		return nil, usageError{fmt.Errorf("unexpected argument %q; hindsight %s --help lists the flags", fs.Arg(0), cmd)}
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
@@ -398,10 +431,47 @@ func parseFlags(cmd string, settings []setting, args []string, getenv func(strin
 			v, from = e, s.env()
 		}
 		if err := s.set(c, v); err != nil {
-			return nil, usageError{fmt.Errorf("%s=%q: %w", from, v, err)}
+			return nil, usageError{invalidSetting(from, v, err)}
 		}
 	}
 	return c, nil
+}
+
+// invalidSetting is the error for a bad value: `invalid --log-level
+// "verbose": must be debug, info, warn or error`.
+func invalidSetting(name, value string, err error) error {
+	return fmt.Errorf("invalid %s %q: %w", name, value, err)
+}
+
+// flagError rewords the flag package's own errors, which are about the
+// command line's syntax rather than a value.
+func flagError(err error, cmd string) error {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
+		return fmt.Errorf("unknown flag %s; hindsight %s --help lists the flags", name, cmd)
+	}
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: "); ok {
+		return fmt.Errorf("flag %s needs a value, as in %s=VALUE", name, name)
+	}
+	if arg, ok := strings.CutPrefix(msg, "bad flag syntax: "); ok {
+		return fmt.Errorf("%q is not a flag; flags look like --name=value", arg)
+	}
+	return err
+}
+
+// printFlags lists settings with their variables and defaults, for --help.
+func printFlags(w io.Writer, settings []setting) {
+	for _, s := range settings {
+		arg := " VALUE"
+		if s.def == "false" {
+			arg = ""
+		}
+		def := ""
+		if s.def != "" {
+			def = ", default " + s.def
+		}
+		fmt.Fprintf(w, "  --%s%s  (env %s%s)\n        %s\n", s.name, arg, s.env(), def, s.usage)
+	}
 }
 
 // usageError makes run exit with code 2.
@@ -421,7 +491,7 @@ func parseBytes(s string) (int64, error) {
 	num, unit := strings.TrimSpace(t[:i]), strings.ToLower(strings.TrimSpace(t[i:]))
 	n, err := strconv.ParseInt(num, 10, 64)
 	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%q is not a size such as 512MiB", s)
+		return 0, errors.New("must be a size such as 512MiB or 2GB")
 	}
 	mult := map[string]int64{
 		"": 1, "b": 1,
@@ -430,20 +500,27 @@ func parseBytes(s string) (int64, error) {
 		"gi": 1 << 30, "gib": 1 << 30, "ti": 1 << 40, "tib": 1 << 40,
 	}[unit]
 	if mult == 0 {
-		return 0, fmt.Errorf("%q: unknown unit %q; use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB", s, unit)
+		return 0, fmt.Errorf("must be a size such as 512MiB or 2GB; the unit %q is none of B, KiB, MiB, GiB, TiB, KB, MB, GB or TB", unit)
 	}
 	if n > (1<<62)/mult {
-		return 0, fmt.Errorf("%q is too large", s)
+		return 0, errors.New("must be a size below 4EiB")
 	}
 	return n * mult, nil
 }
 
 // newLogger returns a text logger on a terminal and a JSON logger otherwise,
-// or as format says.
+// or as format says. Both write durations as Go duration strings ("1.5s",
+// "250ms"): slog's JSON handler would write nanoseconds.
 func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	if format == "text" || (format == "auto" && isTerminal(w)) {
 		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	opts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+		if a.Value.Kind() == slog.KindDuration {
+			a.Value = slog.StringValue(a.Value.Duration().String())
+		}
+		return a
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
 }

@@ -76,7 +76,7 @@ func TestConfigErrors(t *testing.T) {
 		{nil, env("HINDSIGHT_ALLOWED_HOSTS", "https://example.com"), "HINDSIGHT_ALLOWED_HOSTS"},
 		{nil, env("HINDSIGHT_MAX_FIELDS", "0"), "HINDSIGHT_MAX_FIELDS"},
 		{[]string{"extra"}, env(), "unexpected argument"},
-		{[]string{"--nope"}, env(), "not defined"},
+		{[]string{"--nope"}, env(), "unknown flag"},
 	} {
 		_, err := parseFlags("serve", serveSettings, tc.args, tc.env, io.Discard)
 		var ue usageError

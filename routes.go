@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -16,11 +16,13 @@ import (
 
 	"github.com/hindsight-dev/hindsight/explorer"
 	"github.com/hindsight-dev/hindsight/graph"
+	"github.com/hindsight-dev/hindsight/graphiql"
 )
 
 // routes builds the HTTP handler:
 //
-//	/          GraphiQL (subscriptions run over the websocket at /graphql)
+//	/          GraphiQL (subscriptions run over the websocket at /graphql),
+//	/graphiql/ its files, embedded at pinned versions (package graphiql)
 //	/explorer/ the time-travel explorer (package explorer)
 //	/graphql   the GraphQL endpoint (POST, GET, websocket, SSE), behind CORS
 //	/healthz   liveness: 200 while the process serves HTTP
@@ -31,7 +33,8 @@ import (
 //	/checkpoint/verifier-key the key that verifies it (golang.org/x/mod/sumdb/note form)
 func (a *app) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /{$}", explorer.WithLink(playground.Handler("Hindsight", "/graphql")))
+	mux.Handle("GET /{$}", graphiql.Page("/graphql"))
+	mux.Handle("GET "+graphiql.Prefix, graphiql.Assets())
 	mux.Handle("GET /explorer/", explorer.Handler())
 	mux.Handle("GET /explorer", http.RedirectHandler("/explorer/", http.StatusMovedPermanently))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -105,7 +108,9 @@ func (a *app) readyz(w http.ResponseWriter, r *http.Request) {
 		notReady(fmt.Sprintf("the projections are %d positions behind the head (more than %d)", lag, a.cfg.ReadyMaxLag))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "headPosition": comp.store.HeadPosition()})
+	// A string, as GraphQL's Position: positions are 64-bit and JSON
+	// numbers lose precision above 2^53 in JavaScript.
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "headPosition": strconv.FormatInt(comp.store.HeadPosition(), 10)})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -5,7 +5,8 @@
 //	hindsight [serve] [flags]   serve the API (the default command)
 //	hindsight devdb [flags]     run the embedded store alone, for several serve processes
 //	hindsight export|import|verify   backups (backup.go)
-//	hindsight version           print the version
+//	hindsight version           print the version (also --version)
+//	hindsight help              list the commands and the flags (also --help)
 //
 // See README.md for the configuration and config.go for how flags and
 // environment variables combine.
@@ -76,8 +77,17 @@ func exitCode(err error, stderr io.Writer) int {
 // run runs one command until it finishes or ctx is cancelled.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cmd := "serve"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		cmd, args = args[0], args[1:]
+	if len(args) > 0 {
+		switch args[0] {
+		case "-h", "-help", "--help":
+			cmd, args = "help", args[1:]
+		case "-version", "--version":
+			cmd, args = "version", args[1:]
+		default:
+			if !strings.HasPrefix(args[0], "-") {
+				cmd, args = args[0], args[1:]
+			}
+		}
 	}
 	switch cmd {
 	case "serve":
@@ -99,25 +109,53 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "version":
 		fmt.Fprintln(stdout, "hindsight", versionString())
 		return nil
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+	case "help":
+		printUsage(stdout)
 		return nil
 	}
-	return usageError{fmt.Errorf("unknown command %q\n%s", cmd, usage)}
+	return usageError{fmt.Errorf("unknown command %q; hindsight --help lists the commands", cmd)}
 }
 
-const usage = `Usage:
-  hindsight [serve] [flags]   serve the GraphQL API (default); see hindsight serve -h
-  hindsight devdb [flags]     run the embedded store alone and print its mongodb:// URI
-  hindsight export --out FILE [--gzip]   write every event to FILE as JSON Lines, in position order
-  hindsight import --in FILE             load an export into an empty store, verifying every hash chain
-  hindsight verify                       check every stream's hash chain; exit code 1 on a break
-  hindsight witness --url URL --state FILE --verifier-key KEY   audit a server's checkpoints; exit code 1 on an inconsistency
-  hindsight version           print the version
+// commands is the first part of --help; each command's flags are shown by
+// hindsight COMMAND --help.
+const commands = `Hindsight is an event-sourced GraphQL server: every mutation becomes an
+immutable event, every query can answer as of any point in time, and
+subscriptions push every change.
+
+Usage:
+  hindsight [serve] [flags]              serve the GraphQL API (the default command)
+  hindsight devdb [flags]                run the embedded store alone and print its mongodb:// URI
+  hindsight export --out FILE [--gzip]   write every event to FILE as JSON Lines in position order, ending
+                                         with a trailer: count, tree size, root hash, signed checkpoint
+  hindsight import --in FILE             load an export into an empty store; checks the trailer, every hash
+                                         chain and the Merkle root before it writes (--allow-unsigned)
+  hindsight verify [--checkpoint FILE]   check every hash chain, the Merkle tree and every stored checkpoint;
+                                         exit code 1 on a break, naming the first bad position
+  hindsight witness --url URL --state FILE --verifier-key KEY
+                                         audit a server's checkpoints; exit code 1 on an inconsistency
+  hindsight version                      print the version and VCS revision (also --version)
+  hindsight help                         print this help (also --help, -h)
+
+hindsight COMMAND --help lists a command's flags.
 `
 
+// printUsage prints the commands and the flags of serve.
+func printUsage(w io.Writer) {
+	fmt.Fprint(w, commands)
+	fmt.Fprint(w, "\nFlags of serve; each is also an environment variable, and a flag wins over its variable:\n")
+	printFlags(w, serveSettings)
+}
+
+// versionString is the version with the VCS revision and the Go version,
+// e.g. "v1.2.0 (3f9c0d2e8b7a) go1.26.8" or "devel (3f9c0d2e8b7a-dirty) go1.26.8".
+// go build stamps the revision when it builds in a git clone (not with
+// -buildvcs=false, nor in a git worktree, whose .git is a file).
 func versionString() string {
 	bi, ok := debug.ReadBuildInfo()
+	return versionOf(version, bi, ok)
+}
+
+func versionOf(version string, bi *debug.BuildInfo, ok bool) string {
 	v := version
 	if v == "" && ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 		v = bi.Main.Version
@@ -154,7 +192,7 @@ func devdb(ctx context.Context, args []string, getenv func(string) string, stdou
 	var addr string
 	settings := []setting{
 		{"addr", "127.0.0.1:27017", "listen address of the store", func(_ *config, v string) error {
-			if _, _, err := net.SplitHostPort(v); err != nil {
+			if err := hostPort(v); err != nil {
 				return err
 			}
 			addr = v

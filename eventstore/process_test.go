@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -129,7 +130,10 @@ func collect(ctx context.Context, sub *eventstore.Subscription, n int) ([]events
 }
 
 // TestTwoProcessesGapFree: 16 writers in 2 processes append concurrently
-// while 4 subscribers in a third process (this one) receive the log.
+// while 4 subscribers in a third process (this one) receive the log. The
+// test has no bound on its total time, which depends on the machine and its
+// load (-race on a shared 2-core machine takes minutes); it fails when the
+// subscribers stop making progress for stallTimeout.
 func TestTwoProcessesGapFree(t *testing.T) {
 	client, db := storetest.Client(t)
 	uri := storetest.URI(t)
@@ -139,8 +143,9 @@ func TestTwoProcessesGapFree(t *testing.T) {
 		writers, appends = 4, 50 // the -race run in CI: same shape, smaller
 	}
 	total := 2 * writers * appends
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute) // a bound on progress on a shared 2-core machine, not a speed target
-	defer cancel()
+	var received atomic.Int64
+	ctx, stop := watchProgress(context.Background(), stallTimeout, received.Load)
+	defer stop()
 	zero := int64(0)
 	subs := make([]*eventstore.Subscription, 4)
 	for i := range subs {
@@ -158,11 +163,25 @@ func TestTwoProcessesGapFree(t *testing.T) {
 		wg.Add(1)
 		go func(i int, sub *eventstore.Subscription) {
 			defer wg.Done()
-			got[i], errs[i] = collect(ctx, sub, total)
+			for len(got[i]) < total {
+				e, err := sub.Recv(ctx)
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				got[i] = append(got[i], e)
+				received.Add(1)
+			}
 		}(i, sub)
 	}
 	a, aout := startChild(t, "writer", uri, db, "pa", writers, appends)
 	b, bout := startChild(t, "writer", uri, db, "pb", writers, appends)
+	// A stall must also end the writers, which this goroutine waits for.
+	go func() {
+		<-ctx.Done()
+		_ = a.Process.Kill()
+		_ = b.Process.Kill()
+	}()
 	for _, c := range []struct {
 		cmd *exec.Cmd
 		sc  *bufio.Scanner
@@ -170,13 +189,13 @@ func TestTwoProcessesGapFree(t *testing.T) {
 		for c.sc.Scan() {
 		}
 		if err := c.cmd.Wait(); err != nil {
-			t.Fatalf("writer process failed: %v", err)
+			t.Fatalf("writer process failed: %v (%v)", err, context.Cause(ctx))
 		}
 	}
 	wg.Wait()
 	for i := range subs {
 		if errs[i] != nil {
-			t.Fatalf("subscriber %d: %v after %d events", i, errs[i], len(got[i]))
+			t.Fatalf("subscriber %d: %v after %d events (%v)", i, errs[i], len(got[i]), context.Cause(ctx))
 		}
 		checkLog(t, got[i])
 		if got[i][total-1].Hash != got[0][total-1].Hash {
@@ -187,6 +206,41 @@ func TestTwoProcessesGapFree(t *testing.T) {
 	if len(log) != total {
 		t.Fatalf("log has %d events, want %d", len(log), total)
 	}
+}
+
+// stallTimeout bounds how long a multi-process test may go without
+// progress. It is not a speed target: on a loaded 2-core machine under
+// -race, events still arrive every few hundred milliseconds.
+const stallTimeout = time.Minute
+
+// errStalled is the cause of a watchProgress context that ended because the
+// progress counter stood still.
+var errStalled = errors.New("no progress")
+
+// watchProgress returns a context that is cancelled, with cause errStalled,
+// once progress() has not changed for idle. stop ends the watch and the
+// context.
+func watchProgress(parent context.Context, idle time.Duration, progress func() int64) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	go func() {
+		tick := time.NewTicker(idle / 20)
+		defer tick.Stop()
+		last, since := progress(), time.Now()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-tick.C:
+				if p := progress(); p != last {
+					last, since = p, now
+				} else if now.Sub(since) >= idle {
+					cancel(fmt.Errorf("%w for %v at %d events", errStalled, idle, p))
+					return
+				}
+			}
+		}
+	}()
+	return ctx, func() { cancel(nil) }
 }
 
 // TestCrashAtomicity kills a process in the middle of large appends: every
@@ -259,5 +313,27 @@ func TestCrashAtomicity(t *testing.T) {
 	}
 	if evs[want-1].StreamID != "after-crash" {
 		t.Fatalf("last event is %s", evs[want-1].StreamID)
+	}
+}
+
+// TestWatchProgress: the deadline of the multi-process tests ends a watch
+// whose counter stands still, and only that one.
+func TestWatchProgress(t *testing.T) {
+	const idle = time.Second
+	var n atomic.Int64
+	moving, stopMoving := watchProgress(context.Background(), idle, n.Load)
+	defer stopMoving()
+	still, stopStill := watchProgress(context.Background(), idle, func() int64 { return 7 })
+	defer stopStill()
+	for i := 0; i < 40; i++ { // 2 × idle of steady progress
+		n.Add(1)
+		time.Sleep(idle / 20)
+	}
+	if err := context.Cause(moving); err != nil {
+		t.Fatalf("a watch with progress ended: %v", err)
+	}
+	<-still.Done()
+	if !errors.Is(context.Cause(still), errStalled) {
+		t.Fatalf("a watch without progress ended with %v, want errStalled", context.Cause(still))
 	}
 }

@@ -12,12 +12,9 @@
 package explorer
 
 import (
-	"bytes"
 	"embed"
 	"io/fs"
 	"net/http"
-	"strconv"
-	"strings"
 )
 
 //go:embed static
@@ -37,51 +34,4 @@ func Handler() http.Handler {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		files.ServeHTTP(w, r)
 	})
-}
-
-// linkHTML is what WithLink adds to a page: a fixed link to the explorer.
-const linkHTML = `<a href="/explorer/" id="hindsight-explorer-link" style="position:fixed;right:16px;bottom:16px;z-index:10000;` +
-	`padding:6px 12px;border-radius:4px;background:#1d4ed8;color:#fff;font:600 14px system-ui,sans-serif;text-decoration:none">` +
-	`Time-travel explorer</a>`
-
-// WithLink wraps an HTML page handler (GraphiQL: gqlgen's
-// playground.Handler has no hook for this) and adds a link to the explorer
-// before </body>. Other answers pass through unchanged.
-func WithLink(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &recorder{header: http.Header{}, status: http.StatusOK}
-		h.ServeHTTP(rec, r)
-		body := rec.body.Bytes()
-		if strings.HasPrefix(rec.header.Get("Content-Type"), "text/html") {
-			if i := bytes.LastIndex(body, []byte("</body>")); i >= 0 {
-				body = append(body[:i:i], append([]byte(linkHTML), body[i:]...)...)
-			}
-		}
-		for k, v := range rec.header {
-			w.Header()[k] = v
-		}
-		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-		w.WriteHeader(rec.status)
-		_, _ = w.Write(body)
-	})
-}
-
-type recorder struct {
-	header http.Header
-	body   bytes.Buffer
-	status int
-	wrote  bool
-}
-
-func (r *recorder) Header() http.Header { return r.header }
-
-func (r *recorder) WriteHeader(status int) {
-	if !r.wrote {
-		r.status, r.wrote = status, true
-	}
-}
-
-func (r *recorder) Write(p []byte) (int, error) {
-	r.wrote = true
-	return r.body.Write(p)
 }

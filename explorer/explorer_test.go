@@ -4,7 +4,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -51,29 +50,5 @@ func TestHandlerServesThePage(t *testing.T) {
 	}
 	if res, _ := get(t, h, "/explorer/nope.js"); res.StatusCode != http.StatusNotFound {
 		t.Errorf("GET a missing file: %d", res.StatusCode)
-	}
-}
-
-func TestWithLink(t *testing.T) {
-	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=UTF-8")
-		_, _ = io.WriteString(w, "<html><body><div id=graphiql></div></body></html>")
-	})
-	res, body := get(t, WithLink(page), "/")
-	if res.StatusCode != http.StatusOK || !strings.Contains(body, `href="/explorer/"`) || !strings.HasSuffix(body, "</body></html>") {
-		t.Errorf("WithLink: %d %q", res.StatusCode, body)
-	}
-	if res.Header.Get("Content-Length") != "" && res.Header.Get("Content-Length") != strconv.Itoa(len(body)) {
-		t.Errorf("Content-Length %s for %d bytes", res.Header.Get("Content-Length"), len(body))
-	}
-
-	plain := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusTeapot)
-		_, _ = io.WriteString(w, `{"a":"</body>"}`)
-	})
-	res, body = get(t, WithLink(plain), "/")
-	if res.StatusCode != http.StatusTeapot || body != `{"a":"</body>"}` {
-		t.Errorf("WithLink changed a non-HTML answer: %d %q", res.StatusCode, body)
 	}
 }

@@ -10,18 +10,16 @@
 // It fails on any console error or uncaught exception of the page.
 
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BASE = (process.env.HINDSIGHT_URL || '').replace(/\/$/, '');
 const AUTH_BASE = (process.env.HINDSIGHT_AUTH_URL || '').replace(/\/$/, '');
 const AUTH_KEY = process.env.HINDSIGHT_AUTH_KEY || '';
 const ARTIFACTS = process.env.HINDSIGHT_ARTIFACTS || path.join(here, '..', 'artifacts');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const WAIT = 15_000;
 
 if (!BASE) {
@@ -192,8 +190,21 @@ async function explorerScenario(context, errors) {
   await page.keyboard.press('Tab');
   assert.equal(await page.evaluate(() => document.activeElement.className), 'skip', 'Tab first reaches the skip link');
 
+  // No empty band under the timeline's controls while there is nothing to say.
+  const band = await page.evaluate(() => {
+    const empty = ['#jump-result', '#live-note'].every((id) => document.querySelector(id).textContent === '');
+    const t = document.querySelector('#timeline').getBoundingClientRect();
+    const c = document.querySelector('#timeline .controls').getBoundingClientRect();
+    return { empty, gap: t.bottom - c.bottom };
+  });
+  assert.ok(band.empty, 'nothing to say under the timeline on opening');
+  assert.ok(band.gap < 16, `an empty band of ${band.gap}px under the timeline controls`);
+  // "Jump to time" in 24-hour ISO, as everywhere on the page.
+  assert.match(await page.inputValue('#jump-time'), /^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)?$/, 'the jump time is 24-hour ISO');
+  assert.equal(await page.getAttribute('#jump-time', 'type'), 'text', 'not a locale-formatted datetime-local');
+
   // Jump to a time before the order existed.
-  await page.fill('#jump-time', '2001-01-01T00:00:00');
+  await page.fill('#jump-time', '2001-01-01 00:00:00');
   await page.click('.jump button[type=submit]');
   await waitText(page, '#jump-result', 'did not exist yet', 'jump to a time before the order');
 
@@ -269,6 +280,23 @@ async function explorerScenario(context, errors) {
   assert.ok(positions.every((p, i) => i === 0 || p < positions[i - 1]), `newest first: ${positions.slice(0, 10)}`);
   await gql(BASE, `mutation($s: String!) { appendToStream(streamId: $s, events: [{type: "Pinged", data: {n: 1}}]) { firstPosition } }`, { s: `${cart}-ping` });
   await waitText(page, '#log-table tbody tr:first-child', 'Pinged', 'a new event appears at the top of the log, live');
+  // JSON in the Data column wraps between members (or at a hyphen), never
+  // inside a word, even in a narrow window.
+  await gql(BASE, `mutation($s: String!) { appendToStream(streamId: $s, events: [{type: "Noted", data: {quantity: 3,
+      sku: "apple-granny-smith", note: "a fairly long note that needs wrapping", items: {pear: 1, plum: 12}}}]) { firstPosition } }`, { s: `${cart}-wrap` });
+  await waitText(page, '#log-table tbody tr:first-child', 'Noted');
+  await page.setViewportSize({ width: 720, height: 900 });
+  const wrapped = await page.$eval('#log-table tbody tr:first-child code.preview', (el) => {
+    const text = el.firstChild;
+    const lines = (a, b) => { const r = document.createRange(); r.setStart(text, a); r.setEnd(text, b); return new Set([...r.getClientRects()].map((q) => Math.round(q.top))).size; };
+    const broken = [];
+    for (const m of text.data.matchAll(/[^\s-]+/g)) if (lines(m.index, m.index + m[0].length) > 1) broken.push(m[0]);
+    return { broken, lines: lines(0, text.data.length) };
+  });
+  await page.setViewportSize({ width: 1280, height: 900 });
+  assert.ok(wrapped.lines > 1, `the Data cell should wrap at 720px: ${JSON.stringify(wrapped)}`);
+  assert.deepEqual(wrapped.broken, [], 'words broken across lines in the Data column');
+
   // Filtered by type and stream prefix.
   await page.fill('#f-types', 'OrderShipped, OrderPaid');
   await page.fill('#f-prefix', streamId);
@@ -310,8 +338,18 @@ async function explorerScenario(context, errors) {
   await waitText(page, '#count-SHIPPED', String(shipped));
   assert.equal(await page.locator('#revenue').getAttribute('data-cents'), String(stats.revenueCents));
   await page.locator('#chart-revenue svg polyline').waitFor({ state: 'attached', timeout: WAIT });
-  await page.locator('#chart-status svg polyline').first().waitFor({ state: 'attached', timeout: WAIT });
-  assert.equal(await page.locator('#chart-status svg polyline').count(), 5, 'one line per status');
+  await page.locator('#chart-status svg polygon.band').first().waitFor({ state: 'attached', timeout: WAIT });
+  assert.equal(await page.locator('#chart-status svg polygon.band').count(), 5, 'one stacked band per status');
+  // Steps, not slopes: every edge of a band is horizontal or vertical.
+  const sloped = await page.$$eval('#chart-status polygon.band', (ps) => ps.flatMap((p) => {
+    const pts = p.getAttribute('points').split(' ').map((xy) => xy.split(',').map(Number));
+    return pts.filter((a, i) => { const b = pts[(i + 1) % pts.length]; return a[0] !== b[0] && a[1] !== b[1]; }).map(String);
+  }));
+  assert.deepEqual(sloped, [], 'the status bands are steps');
+  const widths = await page.evaluate(() => [document.querySelector('#chart-status svg').getBoundingClientRect().width,
+    document.querySelector('#charts').getBoundingClientRect().width]);
+  assert.ok(widths[0] >= widths[1] - 2, `the status chart spans the page: ${widths}`);
+  assert.match(await page.inputValue('#series-from'), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/, 'the dashboard times are 24-hour ISO');
   await checkA11y(page, 'dashboard');
   await page.screenshot({ path: path.join(ARTIFACTS, 'explorer-dashboard.png'), fullPage: true });
 
@@ -359,21 +397,11 @@ function watch(page, errors, allowed = () => false) {
 }
 
 async function main() {
-  const profile = await mkdtemp(path.join(tmpdir(), 'hindsight-chromium-'));
   const errors = [];
-  let context;
+  let browser;
   try {
-    // A persistent context is how playwright takes a fresh --user-data-dir.
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
-      viewport: { width: 1280, height: 900 },
-      locale: 'en-US',
-      timezoneId: 'UTC',
-    });
-    context.setDefaultTimeout(WAIT);
+    browser = await launch({ width: 1280, height: 900, timeout: WAIT });
+    const { context } = browser;
     await explorerScenario(context, errors);
     if (AUTH_BASE) await authScenario(context, errors);
     else log('auth scenario skipped: HINDSIGHT_AUTH_URL is not set');
@@ -386,8 +414,7 @@ async function main() {
     if (errors.length) console.error('page errors:', errors);
     throw err;
   } finally {
-    if (context) await context.close();
-    await rm(profile, { recursive: true, force: true });
+    if (browser) await browser.close();
   }
   assert.deepEqual(errors, [], 'the page logged errors');
   log('ok');

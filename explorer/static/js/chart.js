@@ -1,5 +1,7 @@
-// Line charts as inline SVG: time on x, values on y, each series labelled at
-// its end (not by colour alone) and drawn with its own dash pattern.
+// Charts as inline SVG, time on x: line charts (each series drawn with its
+// own dash pattern) and stacked step charts of counts (each band a count
+// that holds until the next point). Every series is labelled at its end
+// with its name and last value, so that colour is never the only key.
 
 import { fmtTick } from './format.js';
 import { uid } from './dom.js';
@@ -22,18 +24,14 @@ function niceStep(span, n) {
   return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * mag;
 }
 
-/**
- * lineChart({title, desc, xs: Date[], series: [{name, values, color, dash}], yFormat, integer})
- * returns an <svg role="img"> named by its <title> and <desc>.
- */
-export function lineChart({ title, desc, xs, series, yFormat = String, integer = false, width = 760, height = 260 }) {
-  const m = { l: 64, r: 110, t: 14, b: 34 };
+/** The frame shared by the charts: svg, scales, grid, axes. */
+function frame({ title, desc, xs, ymaxRaw, yFormat, integer, width, height }) {
+  const m = { l: 64, r: 120, t: 14, b: 34 };
   const w = width - m.l - m.r;
   const hgt = height - m.t - m.b;
   const x0 = xs.length ? xs[0].getTime() : 0;
   const x1 = xs.length ? xs[xs.length - 1].getTime() : 1;
   const xspan = Math.max(1, x1 - x0);
-  const ymaxRaw = Math.max(0, ...series.flatMap((se) => se.values));
   let ystep = niceStep(ymaxRaw || 1, 4);
   if (integer) ystep = Math.max(1, Math.round(ystep));
   const ymax = Math.max(ystep, Math.ceil(ymaxRaw / ystep) * ystep);
@@ -57,7 +55,7 @@ export function lineChart({ title, desc, xs, series, yFormat = String, integer =
 
   // x labels
   const xt = s('g', { class: 'x-axis' });
-  const nx = Math.min(6, xs.length);
+  const nx = Math.min(Math.max(2, Math.floor(w / 110)), xs.length);
   for (let k = 0; k < nx; k++) {
     const t = nx === 1 ? x0 : x0 + (xspan * k) / (nx - 1);
     xt.append(s('line', { x1: X(t), x2: X(t), y1: m.t + hgt, y2: m.t + hgt + 5, class: 'tick' }));
@@ -66,10 +64,35 @@ export function lineChart({ title, desc, xs, series, yFormat = String, integer =
       'text-anchor': k === 0 ? 'start' : k === nx - 1 ? 'end' : 'middle',
     }, fmtTick(new Date(t), xspan)));
   }
-  xt.append(s('line', { x1: m.l, x2: m.l + w, y1: m.t + hgt, y2: m.t + hgt, class: 'axis' }));
   svg.append(xt);
+  return { svg, m, w, hgt, X, Y, axis: () => svg.append(s('line', { x1: m.l, x2: m.l + w, y1: m.t + hgt, y2: m.t + hgt, class: 'axis' })) };
+}
 
-  // series
+/** Labels at the right end, at the wanted heights, pushed apart so that they do not overlap. */
+function endLabels(f, ends, yFormat) {
+  const gap = 13;
+  ends.sort((a, b) => a.y - b.y);
+  for (let i = 1; i < ends.length; i++) ends[i].y = Math.max(ends[i].y, ends[i - 1].y + gap);
+  const bottom = f.m.t + f.hgt + 4;
+  if (ends.length && ends[ends.length - 1].y > bottom) {
+    ends[ends.length - 1].y = bottom;
+    for (let i = ends.length - 2; i >= 0; i--) ends[i].y = Math.min(ends[i].y, ends[i + 1].y - gap);
+  }
+  for (const e of ends) {
+    f.svg.append(s('text', { x: f.m.l + f.w + 8, y: e.y, 'dominant-baseline': 'middle', class: 'series-label', fill: e.se.color },
+      `${e.se.name} ${yFormat(e.last)}`));
+  }
+}
+
+/**
+ * lineChart({title, desc, xs: Date[], series: [{name, values, color, dash}], yFormat, integer})
+ * returns an <svg role="img"> named by its <title> and <desc>.
+ */
+export function lineChart({ title, desc, xs, series, yFormat = String, integer = false, width = 760, height = 260 }) {
+  const ymaxRaw = Math.max(0, ...series.flatMap((se) => se.values));
+  const f = frame({ title, desc, xs, ymaxRaw, yFormat, integer, width, height });
+  const { X, Y } = f;
+  f.axis();
   const ends = [];
   for (const se of series) {
     const pts = se.values.map((v, i) => `${X(xs[i].getTime()).toFixed(1)},${Y(v).toFixed(1)}`).join(' ');
@@ -78,22 +101,45 @@ export function lineChart({ title, desc, xs, series, yFormat = String, integer =
     if (xs.length <= 60) {
       se.values.forEach((v, i) => g.append(s('circle', { cx: X(xs[i].getTime()), cy: Y(v), r: 2.5, fill: se.color })));
     }
-    svg.append(g);
+    f.svg.append(g);
     const last = se.values[se.values.length - 1] ?? 0;
     ends.push({ y: Y(last), se, last });
   }
-  // end labels, pushed apart so that they do not overlap
-  const gap = 13;
-  ends.sort((a, b) => a.y - b.y);
-  for (let i = 1; i < ends.length; i++) ends[i].y = Math.max(ends[i].y, ends[i - 1].y + gap);
-  const bottom = m.t + hgt + 4;
-  if (ends.length && ends[ends.length - 1].y > bottom) {
-    ends[ends.length - 1].y = bottom;
-    for (let i = ends.length - 2; i >= 0; i--) ends[i].y = Math.min(ends[i].y, ends[i + 1].y - gap);
+  endLabels(f, ends, yFormat);
+  return f.svg;
+}
+
+/**
+ * stackedStepChart({title, desc, xs: Date[], series: [{name, values, color}]})
+ * draws counts stacked in series order, the first at the bottom: at each
+ * point the bands' heights are the counts, held until the next point, so
+ * the top edge is the total. Bands are separated by a white line, and each
+ * is labelled at its end with its name and last count.
+ */
+export function stackedStepChart({ title, desc, xs, series, yFormat = String, width = 760, height = 260 }) {
+  const n = xs.length;
+  const totals = xs.map((_, i) => series.reduce((sum, se) => sum + (se.values[i] || 0), 0));
+  const f = frame({ title, desc, xs, ymaxRaw: Math.max(0, ...totals), yFormat, integer: true, width, height });
+  const { X, Y } = f;
+  const xAt = (i) => X(xs[Math.min(i, n - 1)].getTime());
+  const base = xs.map(() => 0);
+  const ends = [];
+  for (const se of series) {
+    const top = base.map((b, i) => b + (se.values[i] || 0));
+    // The top edge left to right, then the bottom edge back: each value
+    // runs flat from its point to the next one.
+    const pts = [];
+    for (let i = 0; i < n; i++) pts.push([xAt(i), Y(top[i])], [xAt(i + 1), Y(top[i])]);
+    for (let i = n - 1; i >= 0; i--) pts.push([xAt(i + 1), Y(base[i])], [xAt(i), Y(base[i])]);
+    f.svg.append(s('polygon', {
+      class: 'band', points: pts.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' '),
+      fill: se.color, 'fill-opacity': 0.8, stroke: '#fff', 'stroke-width': 1,
+    }, s('title', {}, se.name)));
+    const last = se.values[n - 1] ?? 0;
+    ends.push({ y: Y((base[n - 1] + top[n - 1]) / 2), se, last });
+    for (let i = 0; i < n; i++) base[i] = top[i];
   }
-  for (const e of ends) {
-    svg.append(s('text', { x: m.l + w + 8, y: e.y, 'dominant-baseline': 'middle', class: 'series-label', fill: e.se.color },
-      `${e.se.name} ${yFormat(e.last)}`));
-  }
-  return svg;
+  f.axis();
+  endLabels(f, ends, yFormat);
+  return f.svg;
 }

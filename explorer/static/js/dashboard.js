@@ -4,18 +4,18 @@
 
 import { h, render, announce, errorBox, throttle } from './dom.js';
 import { gql, ORDER_STREAM_PREFIX } from './api.js';
-import { fmtInt, fmtMoney, fmtTime, fromLocalInput, toLocalInput, parseTime, fmtTick } from './format.js';
-import { lineChart } from './chart.js';
+import { fmtInt, fmtMoney, fmtTime, fromLocalInput, toLocalInput, TIME_INPUT, parseTime, fmtTick } from './format.js';
+import { lineChart, stackedStepChart } from './chart.js';
 
 export const STATUSES = ['DRAFT', 'PLACED', 'PAID', 'SHIPPED', 'CANCELLED'];
-// Colours with at least 4.5:1 contrast on white, and dash patterns so that
-// colour is not the only difference.
+// Colours with at least 4.5:1 contrast on white; the chart also labels each
+// band, so colour is not the only difference.
 const STYLE = {
-  DRAFT: { color: '#4b5563', dash: '2 3' },
-  PLACED: { color: '#1d4ed8', dash: null },
-  PAID: { color: '#047857', dash: '8 4' },
-  SHIPPED: { color: '#6d28d9', dash: '12 3 3 3' },
-  CANCELLED: { color: '#b91c1c', dash: '4 4' },
+  DRAFT: { color: '#4b5563' },
+  PLACED: { color: '#1d4ed8' },
+  PAID: { color: '#047857' },
+  SHIPPED: { color: '#6d28d9' },
+  CANCELLED: { color: '#b91c1c' },
 };
 const STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800];
 const MAX_POINTS = 1000; // the server's limit
@@ -42,12 +42,12 @@ export function mount(root, search, ctx) {
   let alive = true;
   let unsubscribe = null;
 
-  const atInput = h('input', { id: 'stats-at', type: 'datetime-local', step: '1', value: search.get('at') || '', 'aria-describedby': 'stats-at-hint' });
+  const atInput = h('input', { id: 'stats-at', ...TIME_INPUT, value: search.get('at') || '', 'aria-describedby': 'stats-at-hint' });
   const asOf = h('p', { id: 'stats-asof', class: 'muted', role: 'status' });
   const cards = h('dl', { class: 'cards', id: 'stats-cards' });
   const statsError = h('div', {});
-  const fromInput = h('input', { id: 'series-from', type: 'datetime-local', step: '1', required: true });
-  const toInput = h('input', { id: 'series-to', type: 'datetime-local', step: '1', required: true });
+  const fromInput = h('input', { id: 'series-from', ...TIME_INPUT, required: true });
+  const toInput = h('input', { id: 'series-to', ...TIME_INPUT, required: true });
   const stepSelect = h('select', { id: 'series-step' },
     h('option', { value: 'auto' }, 'Automatic'),
     [[1, '1 second'], [10, '10 seconds'], [60, '1 minute'], [300, '5 minutes'], [900, '15 minutes'], [3600, '1 hour'], [21600, '6 hours'], [86400, '1 day'], [604800, '1 week']]
@@ -163,20 +163,25 @@ export function mount(root, search, ctx) {
     const range = `${fmtTime(xs[0], { ms: false })} to ${fmtTime(xs[xs.length - 1], { ms: false })}`;
     seriesInfo.textContent = `${points.length} points, one every ${step} s, from ${range}.`;
     const last = points[points.length - 1];
+    // As wide as the page: the SVG's own units match its pixels, so text
+    // keeps its size.
+    const width = Math.max(480, Math.round(charts.clientWidth || 760));
     const revenue = lineChart({
       title: 'Revenue over time',
       desc: `Revenue from ${fmtMoney(points[0].revenueCents)} to ${fmtMoney(last.revenueCents)}, ${range}.`,
       xs,
       series: [{ name: 'Revenue', values: points.map((p) => p.revenueCents / 100), color: '#047857' }],
       yFormat: (v) => fmtMoney(Math.round(v * 100)),
+      width,
     });
-    const byStatus = lineChart({
+    const byStatus = stackedStepChart({
       title: 'Orders by status over time',
-      desc: `At the end: ${STATUSES.map((s) => `${s} ${cs[cs.length - 1][s]}`).join(', ')}.`,
+      desc: `Counts of orders in each status, stacked; at the end: ${STATUSES.map((s) => `${s} ${cs[cs.length - 1][s]}`).join(', ')}.`,
       xs,
-      series: STATUSES.map((s) => ({ name: s, values: cs.map((c) => c[s]), ...STYLE[s] })),
+      series: STATUSES.map((s) => ({ name: s, values: cs.map((c) => c[s]), color: STYLE[s].color })),
       yFormat: (v) => fmtInt(v),
-      integer: true,
+      width,
+      height: 300,
     });
     const table = h('table', { class: 'data' },
       h('caption', { class: 'sr-only' }, 'Orders by status and revenue at each point'),
@@ -187,7 +192,7 @@ export function mount(root, search, ctx) {
         h('td', { class: 'num' }, fmtMoney(p.revenueCents))))));
     render(charts,
       h('figure', { id: 'chart-revenue' }, revenue, h('figcaption', {}, 'Revenue (paid and shipped orders)')),
-      h('figure', { id: 'chart-status' }, byStatus, h('figcaption', {}, 'Orders by status')),
+      h('figure', { id: 'chart-status' }, byStatus, h('figcaption', {}, 'Orders by status: counts stacked, each held until the next point')),
       h('details', {}, h('summary', {}, 'The chart data as a table'), h('div', { class: 'table-wrap' }, table)));
     announce('Charts drawn.');
   }

@@ -43,15 +43,31 @@ export function fmtTick(d, spanMs) {
   return `${hm}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
 }
 
-/** The value of an <input type=datetime-local step=1> for a Date (local time). */
+/**
+ * Time inputs are text in the page's own 24-hour ISO form, local time,
+ * "YYYY-MM-DD HH:MM:SS": a datetime-local input shows whatever the browser's
+ * locale says (12-hour in en-US) and cannot be told otherwise.
+ */
+export const TIME_INPUT = {
+  type: 'text', inputmode: 'numeric', autocomplete: 'off', spellcheck: 'false',
+  placeholder: 'YYYY-MM-DD HH:MM:SS', pattern: '\\d{4}-\\d{2}-\\d{2}[ T]\\d{2}:\\d{2}(:\\d{2})?',
+  title: '24-hour local time: YYYY-MM-DD HH:MM:SS',
+};
+
+/** A Date as a time input's value: local "YYYY-MM-DD HH:MM:SS". */
 export function toLocalInput(d) {
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
-/** RFC 3339 UTC of a datetime-local value (read as local time); null if empty or invalid. */
+/**
+ * RFC 3339 UTC of a time input's value, read as local time
+ * ("YYYY-MM-DD HH:MM[:SS]", a T instead of the space too); null if empty or
+ * not such a time.
+ */
 export function fromLocalInput(value) {
-  if (!value) return null;
-  const d = new Date(value); // a date-time without offset is local time
+  const m = /^\s*(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2})(:\d{2})?\s*$/.exec(value || '');
+  if (!m) return null;
+  const d = new Date(`${m[1]}T${m[2]}${m[3] || ':00'}`); // without an offset: local time
   return Number.isNaN(d.getTime()) ? null : d.toISOString();
 }
 
@@ -66,11 +82,19 @@ export function fmtInt(n) {
   return n == null ? '—' : int.format(n);
 }
 
-/** Compact one-line JSON, cut to max characters. */
+/**
+ * One-line JSON with a space after each comma and colon, so that a narrow
+ * column wraps it between members rather than inside a word; cut to max
+ * characters.
+ */
 export function jsonPreview(v, max = 140) {
   let s;
   try {
-    s = JSON.stringify(v);
+    // Indented output has line breaks only between tokens (a string's own
+    // line breaks are escaped), so joining its lines with a space keeps
+    // every value intact.
+    s = JSON.stringify(v, null, 1);
+    if (s !== undefined) s = s.replace(/([[{])\n */g, '$1').replace(/\n *([\]}])/g, '$1').replace(/\n */g, ' ');
   } catch {
     s = String(v);
   }

@@ -10,7 +10,7 @@
 
 import { h, render, announce, errorBox, throttle } from './dom.js';
 import { gql, EVENT_FIELDS, ORDER_FIELDS, ORDER_STREAM_PREFIX } from './api.js';
-import { fmtTime, fmtTick, fmtMoney, fromLocalInput, toLocalInput, parseTime, timeKey } from './format.js';
+import { fmtTime, fmtTick, fmtMoney, fromLocalInput, toLocalInput, TIME_INPUT, parseTime, timeKey } from './format.js';
 import { jsonTree } from './jsontree.js';
 import { diffTable } from './diff.js';
 import { proofPanel } from './proof.js';
@@ -111,7 +111,7 @@ export function mount(root, { kind, id, search }, ctx) {
   const prevButton = h('button', { type: 'button', class: 'secondary', onclick: () => step(-1), 'aria-label': 'Previous version' }, '◀ Previous');
   const nextButton = h('button', { type: 'button', class: 'secondary', onclick: () => step(1), 'aria-label': 'Next version' }, 'Next ▶');
   const latestButton = h('button', { type: 'button', class: 'secondary', onclick: () => userShow(maxV), 'aria-label': 'Latest version' }, 'Latest ▶▶');
-  const jumpInput = h('input', { id: 'jump-time', type: 'datetime-local', step: '1', required: true });
+  const jumpInput = h('input', { id: 'jump-time', ...TIME_INPUT, required: true });
   const jumpResult = h('p', { id: 'jump-result', class: 'muted', role: 'status' });
   const followBox = h('input', { id: 'follow', type: 'checkbox', checked: !search.get('v'), onchange: onFollow });
   const liveNote = h('p', { id: 'live-note', class: 'muted', role: 'status' });
