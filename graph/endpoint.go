@@ -24,7 +24,6 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
-	coderws "github.com/coder/websocket"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
@@ -153,25 +152,7 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 
 	// Transports, in the order gqlgen tries them. SSE comes before POST, so
 	// that a POST with Accept: text/event-stream streams.
-	readLimit := cfg.MaxBodyBytes
-	srv.AddTransport(transport.Websocket{
-		Implementation: wsImplementation{
-			// The origin is checked by ServeHTTP before the upgrade, against
-			// the same list CORS uses, so coder's own check is off.
-			accept:       coderws.AcceptOptions{InsecureSkipVerify: true},
-			hub:          e.hub,
-			writeTimeout: cfg.StreamWriteTimeout,
-			flushDelay:   cfg.StreamFlushDelay,
-		},
-		InitTimeout:           cfg.InitTimeout,
-		KeepAlivePingInterval: cfg.KeepAlive, // graphql-ws: "ka" messages
-		PingPongInterval:      cfg.KeepAlive, // graphql-transport-ws: ping, pong due within 2 intervals
-		PayloadReadLimit:      &readLimit,
-		InitFunc:              e.authenticateWebsocket,
-		ErrorFunc: func(ctx context.Context, err error) {
-			e.log.DebugContext(ctx, "websocket", "request_id", RequestID(ctx), "err", err)
-		},
-	})
+	srv.AddTransport(e.websocketTransport())
 	srv.AddTransport(transport.SSE{KeepAlivePingInterval: cfg.KeepAlive})
 	srv.AddTransport(transport.Options{AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodOptions}})
 	srv.AddTransport(transport.GET{})
@@ -193,7 +174,7 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 		noIntrospection: cfg.DisableIntrospection})
 	srv.Use(accessGuard{limiter: cfg.RateLimiter})
 	srv.Use(operationObserver{obs: cfg.Resolver.Observer})
-	srv.Use(subscriptionGuard{maxPerConn: cfg.MaxSubscriptionsPerConn, present: e.present, fanout: newFanout()})
+	srv.Use(subscriptionGuard{present: e.present, fanout: newFanout()})
 	e.gql = srv
 	return e
 }
@@ -325,22 +306,14 @@ func (e *Endpoint) openStream(w http.ResponseWriter, r *http.Request) (context.C
 	return ctx, rc, func() { e.hub.remove(id); cancel() }, true
 }
 
-// serveWebsocket checks the origin and the connection cap, clears the
-// server's deadlines (websockets are exempt from the write timeout; ping/pong
-// and per-write deadlines watch them instead) and hands over to gqlgen.
+// serveWebsocket checks the origin and hands over to gqlgen, which picks
+// the websocket transport (websocket.go).
 func (e *Endpoint) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 	if !OriginAllowed(e.cfg.AllowedOrigins, r) {
 		writeError(w, http.StatusForbidden, CodeForbidden, "origin not allowed")
 		return
 	}
-	ctx, _, done, ok := e.openStream(w, r)
-	if !ok {
-		return
-	}
-	defer done()
-	ctx = context.WithValue(ctx, connStateKey{}, &connState{})
-	ctx = context.WithValue(ctx, upgradeRequestKey{}, r)
-	e.gql.ServeHTTP(w, r.WithContext(ctx))
+	e.gql.ServeHTTP(w, r)
 }
 
 // jsonBody accepts only Content-Type: application/json. That is also the
@@ -586,15 +559,6 @@ func (w *streamWriter) Flush() {
 
 func (w *streamWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// Close codes of websockets refused at connection_init (graphql-transport-ws
-// uses the HTTP status plus 4000).
-const (
-	closeUnauthorized = 4401
-	closeForbidden    = 4403
-)
-
-type upgradeRequestKey struct{}
-
 // authenticate turns an Authorization header into a principal. In mode none
 // it is an anonymous admin named after the client's address, so that rate
 // limits apply per client.
@@ -618,31 +582,6 @@ func (e *Endpoint) authenticate(ctx context.Context, r *http.Request, header str
 		return nil, fmt.Errorf("%w: the Authorization header must be Bearer <credential>", auth.ErrUnauthenticated)
 	}
 	return e.cfg.Auth.Authenticate(ctx, cred)
-}
-
-// authenticateWebsocket is gqlgen's websocket InitFunc: the credential comes
-// in the connection_init payload, {"Authorization": "Bearer ..."} (browsers
-// cannot set headers on a websocket), or else from the upgrade request's
-// Authorization header. A failure closes the connection with 4401
-// (authentication failed) or 4403 (forbidden).
-func (e *Endpoint) authenticateWebsocket(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-	r, _ := ctx.Value(upgradeRequestKey{}).(*http.Request)
-	header := payload.Authorization()
-	if header == "" && r != nil {
-		header = r.Header.Get("Authorization")
-	}
-	p, err := e.authenticate(ctx, r, header)
-	if err != nil {
-		code, reason := closeUnauthorized, "Unauthorized"
-		if errors.Is(err, auth.ErrForbidden) {
-			code, reason = closeForbidden, "Forbidden"
-		}
-		e.log.InfoContext(ctx, "websocket refused", "request_id", RequestID(ctx), "close_code", code, "reason", err)
-		ctx = transport.WithWebsocketCloseCode(ctx, code)
-		ctx = transport.AppendCloseReason(ctx, reason)
-		return ctx, nil, err
-	}
-	return auth.WithPrincipal(ctx, p), nil, nil
 }
 
 // accessGuard checks, once per operation, that the principal's role allows

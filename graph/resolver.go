@@ -35,6 +35,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/hindsight-dev/hindsight/auth"
@@ -55,6 +56,9 @@ type Resolver struct {
 	Build BuildInfo
 
 	streams func() int // open websocket and SSE connections; set by NewEndpoint
+
+	slowOnce sync.Once
+	slowW    *slowWatch // the slow-consumer policy; see slow
 }
 
 // BuildInfo describes the running server.

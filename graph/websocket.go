@@ -1,0 +1,75 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/hindsight-dev/hindsight/auth"
+	"github.com/hindsight-dev/hindsight/graph/wstransport"
+)
+
+// Websockets are served by our own gqlgen transport, wstransport; this file
+// gives it the endpoint's rules: the connection cap and shutdown (the stream
+// hub), authentication at connection_init, the limit of operations per
+// connection and the check of client text.
+
+func (e *Endpoint) websocketTransport() *wstransport.Transport {
+	return wstransport.New(wstransport.Config{
+		InitTimeout:   e.cfg.InitTimeout,
+		KeepAlive:     e.cfg.KeepAlive,
+		WriteTimeout:  e.cfg.StreamWriteTimeout,
+		ReadLimit:     e.cfg.MaxBodyBytes,
+		MaxOperations: e.cfg.MaxSubscriptionsPerConn,
+		TooMany: func(ctx context.Context) *gqlerror.Error {
+			return e.present(ctx, &codedError{code: CodeTooManySubscriptions,
+				msg: fmt.Sprintf("at most %d subscriptions may be active on one connection", e.cfg.MaxSubscriptionsPerConn)})
+		},
+		Open:      e.openWebsocket,
+		Init:      e.authenticateWebsocket,
+		CheckText: CheckJSONText,
+		Log:       e.log,
+	})
+}
+
+// openWebsocket registers a websocket with the hub, which caps connections
+// and ends them at shutdown. The connection outlives the request (the
+// transport serves it from its own goroutine once upgraded), so its context
+// is the request's without the request's end.
+func (e *Endpoint) openWebsocket(w http.ResponseWriter, r *http.Request) (context.Context, func(), bool) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	id, err := e.hub.add(cancel)
+	if err != nil {
+		cancel()
+		writeError(w, http.StatusServiceUnavailable, codeOf(err), err.Error())
+		return nil, nil, false
+	}
+	return ctx, func() { e.hub.remove(id); cancel() }, true
+}
+
+// authenticateWebsocket authenticates connection_init: the credential comes
+// in its payload, {"Authorization": "Bearer ..."} (browsers cannot set headers
+// on a websocket), or else from the upgrade request's Authorization header. A
+// failure closes the connection with 4401 (authentication failed) or 4403
+// (forbidden).
+func (e *Endpoint) authenticateWebsocket(ctx context.Context, r *http.Request, payload map[string]any) (context.Context, time.Time, error) {
+	header := transport.InitPayload(payload).Authorization()
+	if header == "" && r != nil {
+		header = r.Header.Get("Authorization")
+	}
+	p, err := e.authenticate(ctx, r, header)
+	if err != nil {
+		ie := &wstransport.InitError{Code: wstransport.CloseUnauthorized, Reason: "Unauthorized", Err: err}
+		if errors.Is(err, auth.ErrForbidden) {
+			ie.Code, ie.Reason = wstransport.CloseForbidden, "Forbidden"
+		}
+		e.log.InfoContext(ctx, "websocket refused", "request_id", RequestID(ctx), "close_code", ie.Code, "reason", err)
+		return ctx, time.Time{}, ie
+	}
+	return auth.WithPrincipal(ctx, p), time.Time{}, nil
+}
