@@ -36,6 +36,12 @@ func dialRaw(t *testing.T, serverURL, proto string) *rawWS {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nc.Close() })
+	return dialRawOn(t, nc, host, proto)
+}
+
+// dialRawOn performs the websocket handshake on nc.
+func dialRawOn(t *testing.T, nc net.Conn, host, proto string) *rawWS {
+	t.Helper()
 	fmt.Fprintf(nc, "GET /graphql HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: %s\r\n\r\n", host, proto)
 	br := bufio.NewReader(nc)

@@ -30,6 +30,8 @@ import (
 	"github.com/hindsight-dev/hindsight/auth"
 	"github.com/hindsight-dev/hindsight/graph/generated"
 	"github.com/hindsight-dev/hindsight/graph/model"
+	"github.com/hindsight-dev/hindsight/graph/ssetransport"
+	"github.com/hindsight-dev/hindsight/graph/wstransport"
 	"github.com/hindsight-dev/hindsight/projections"
 )
 
@@ -132,6 +134,7 @@ type Endpoint struct {
 	cfg     EndpointConfig
 	gql     *handler.Server
 	hub     *streamHub
+	ws      *wstransport.Transport
 	log     *slog.Logger
 	present graphql.ErrorPresenterFunc
 }
@@ -153,7 +156,11 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 	// Transports, in the order gqlgen tries them. SSE comes before POST, so
 	// that a POST with Accept: text/event-stream streams.
 	srv.AddTransport(e.websocketTransport())
-	srv.AddTransport(transport.SSE{KeepAlivePingInterval: cfg.KeepAlive})
+	srv.AddTransport(ssetransport.New(ssetransport.Config{KeepAlive: cfg.KeepAlive, WriteTimeout: cfg.StreamWriteTimeout,
+		Open: func(w http.ResponseWriter, r *http.Request) (context.Context, func(), bool) {
+			ctx, _, done, ok := e.openStream(w, r)
+			return ctx, done, ok
+		}}))
 	srv.AddTransport(transport.Options{AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodOptions}})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
@@ -280,12 +287,7 @@ func (e *Endpoint) serveSSE(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ctx, rc, done, ok := e.openStream(w, r)
-	if !ok {
-		return
-	}
-	defer done()
-	e.gql.ServeHTTP(&streamWriter{ResponseWriter: w, rc: rc, timeout: e.cfg.StreamWriteTimeout}, r.WithContext(ctx))
+	e.gql.ServeHTTP(w, r) // ssetransport, which registers the stream (openStream)
 }
 
 // openStream registers a long-lived connection (SSE or websocket) with the
@@ -538,26 +540,6 @@ func (h *streamHub) count() int {
 	defer h.mu.Unlock()
 	return len(h.active)
 }
-
-// streamWriter gives each write of an SSE stream its own deadline, so a
-// client that stops reading cannot hold the handler forever.
-type streamWriter struct {
-	http.ResponseWriter
-	rc      *http.ResponseController
-	timeout time.Duration
-}
-
-func (w *streamWriter) Write(b []byte) (int, error) {
-	_ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *streamWriter) Flush() {
-	_ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
-	_ = w.rc.Flush()
-}
-
-func (w *streamWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // authenticate turns an Authorization header into a principal. In mode none
 // it is an anonymous admin named after the client's address, so that rate

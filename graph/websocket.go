@@ -19,8 +19,12 @@ import (
 // hub), authentication at connection_init, the limit of operations per
 // connection and the check of client text.
 
+// WebsocketHeld returns how many bytes the websocket transport holds for
+// clients that it has not yet written to their sockets.
+func (e *Endpoint) WebsocketHeld() int64 { return e.ws.Held() }
+
 func (e *Endpoint) websocketTransport() *wstransport.Transport {
-	return wstransport.New(wstransport.Config{
+	e.ws = wstransport.New(wstransport.Config{
 		InitTimeout:   e.cfg.InitTimeout,
 		KeepAlive:     e.cfg.KeepAlive,
 		WriteTimeout:  e.cfg.StreamWriteTimeout,
@@ -35,6 +39,7 @@ func (e *Endpoint) websocketTransport() *wstransport.Transport {
 		CheckText: CheckJSONText,
 		Log:       e.log,
 	})
+	return e.ws
 }
 
 // openWebsocket registers a websocket with the hub, which caps connections
@@ -71,5 +76,5 @@ func (e *Endpoint) authenticateWebsocket(ctx context.Context, r *http.Request, p
 		e.log.InfoContext(ctx, "websocket refused", "request_id", RequestID(ctx), "close_code", ie.Code, "reason", err)
 		return ctx, time.Time{}, ie
 	}
-	return auth.WithPrincipal(ctx, p), time.Time{}, nil
+	return auth.WithPrincipal(ctx, p), p.Expires, nil
 }

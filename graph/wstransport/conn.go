@@ -205,6 +205,7 @@ func (c *conn) end() {
 		c.timer.Stop()
 	}
 	if c.out != nil {
+		c.t.held.Add(-int64(len(*c.out)))
 		putOut(c.out)
 		c.out = nil
 	}

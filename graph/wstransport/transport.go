@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -81,7 +82,14 @@ func (e *InitError) Error() string { return e.Reason + ": " + e.Err.Error() }
 func (e *InitError) Unwrap() error { return e.Err }
 
 // Transport is the websocket transport. Its zero value is not usable; see New.
-type Transport struct{ cfg Config }
+type Transport struct {
+	cfg  Config
+	held atomic.Int64 // bytes in connection buffers, not yet written to a socket
+}
+
+// Held returns how many bytes the transport holds for clients that it has
+// not yet written to their sockets (at most about 32 KiB per connection).
+func (t *Transport) Held() int64 { return t.held.Load() }
 
 var _ graphql.Transport = (*Transport)(nil)
 

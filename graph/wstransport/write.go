@@ -50,6 +50,7 @@ func (c *conn) appendFrame(op ws.OpCode, parts ...[]byte) {
 	for _, p := range parts {
 		b = append(b, p...)
 	}
+	c.t.held.Add(int64(len(b) - len(*c.out)))
 	*c.out = b
 }
 
@@ -76,6 +77,7 @@ func (c *conn) flushLocked() error {
 		}
 	}
 	_, err := c.nc.Write(*c.out)
+	c.t.held.Add(-int64(len(*c.out)))
 	putOut(c.out)
 	c.out = nil
 	if err != nil {
