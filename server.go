@@ -368,6 +368,7 @@ func (a *app) open(ctx context.Context) ([]closer, error) {
 		MaxComplexity:           cfg.MaxComplexity,
 		MaxSubscriptionsPerConn: cfg.MaxSubscriptionsPerConn,
 		MaxStreams:              cfg.MaxConnections,
+		Streams:                 cfg.Streams,
 		MaxTokens:               cfg.MaxTokens,
 		MaxDepth:                cfg.MaxDepth,
 		MaxAliases:              cfg.MaxAliases,

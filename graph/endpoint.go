@@ -63,6 +63,9 @@ type EndpointConfig struct {
 	// call. It bounds the latency it adds; under fan-out it saves most of
 	// the writes. Default 20ms; negative = write every message at once.
 	StreamFlushDelay time.Duration
+	// Streams caps long-lived connections and subscriptions per client
+	// address and per principal (streamlimits.go).
+	Streams StreamLimits
 
 	// Auth authenticates requests; nil means auth.None (everyone is an
 	// anonymous admin).
@@ -135,6 +138,7 @@ type Endpoint struct {
 	gql     *handler.Server
 	hub     *streamHub
 	ws      *wstransport.Transport
+	lim     *streamLimiter
 	log     *slog.Logger
 	present graphql.ErrorPresenterFunc
 }
@@ -147,7 +151,7 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 		cfg.Resolver.Log = cfg.Log
 	}
 	e := &Endpoint{cfg: cfg, hub: &streamHub{max: cfg.MaxStreams, active: map[uint64]context.CancelFunc{}},
-		log: cfg.Log, present: presenter(cfg.Log)}
+		log: cfg.Log, present: presenter(cfg.Log), lim: newStreamLimiter(cfg.Streams)}
 	cfg.Resolver.streams = e.hub.count
 
 	es := generated.NewExecutableSchema(generated.Config{Resolvers: cfg.Resolver, Complexity: complexity()})
@@ -157,10 +161,7 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 	// that a POST with Accept: text/event-stream streams.
 	srv.AddTransport(e.websocketTransport())
 	srv.AddTransport(ssetransport.New(ssetransport.Config{KeepAlive: cfg.KeepAlive, WriteTimeout: cfg.StreamWriteTimeout,
-		Open: func(w http.ResponseWriter, r *http.Request) (context.Context, func(), bool) {
-			ctx, _, done, ok := e.openStream(w, r)
-			return ctx, done, ok
-		}}))
+		Open: e.openSSE}))
 	srv.AddTransport(transport.Options{AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodOptions}})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
@@ -181,7 +182,7 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 		noIntrospection: cfg.DisableIntrospection})
 	srv.Use(accessGuard{limiter: cfg.RateLimiter})
 	srv.Use(operationObserver{obs: cfg.Resolver.Observer})
-	srv.Use(subscriptionGuard{present: e.present, fanout: newFanout()})
+	srv.Use(subscriptionGuard{present: e.present, fanout: newFanout(), lim: e.lim})
 	e.gql = srv
 	return e
 }

@@ -83,6 +83,7 @@ func (s *slowWatch) run() {
 		}
 		for w := range s.subs {
 			lag := w.lag()
+
 			if lag > s.maxLag && w.last >= 0 && lag >= w.last {
 				slow = append(slow, w)
 				delete(s.subs, w)

@@ -112,7 +112,8 @@ func (h *subEnd) take() error {
 // gqlgen (see fanout.go) and reports how a subscription ended.
 type subscriptionGuard struct {
 	present graphql.ErrorPresenterFunc
-	fanout  *fanout // nil = no shared encodings
+	fanout  *fanout        // nil = no shared encodings
+	lim     *streamLimiter // nil = no cap per principal
 }
 
 var _ interface {
@@ -128,6 +129,11 @@ func (g subscriptionGuard) InterceptOperation(ctx context.Context, next graphql.
 	oc := graphql.GetOperationContext(ctx)
 	if oc == nil || oc.Operation == nil || oc.Operation.Operation != ast.Subscription {
 		return next(ctx)
+	}
+	if g.lim != nil {
+		if err := g.lim.admitSubscription(ctx, g.present); err != nil {
+			return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{err}})
+		}
 	}
 	h := &subEnd{}
 	// Over a websocket, the events one wake-up made ready leave in one

@@ -36,25 +36,48 @@ func (e *Endpoint) websocketTransport() *wstransport.Transport {
 		},
 		Open:      e.openWebsocket,
 		Init:      e.authenticateWebsocket,
+		Acked:     acked,
 		CheckText: CheckJSONText,
 		Log:       e.log,
 	})
 	return e.ws
 }
 
-// openWebsocket registers a websocket with the hub, which caps connections
-// and ends them at shutdown. The connection outlives the request (the
-// transport serves it from its own goroutine once upgraded), so its context
-// is the request's without the request's end.
+// openWebsocket admits a websocket as pending for its client address (until
+// connection_ack) and registers it with the hub, which caps connections and
+// ends them at shutdown. The connection outlives the request (the transport
+// serves it from its own goroutine once upgraded), so its context is the
+// request's without the request's end.
 func (e *Endpoint) openWebsocket(w http.ResponseWriter, r *http.Request) (context.Context, func(), bool) {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	pctx, unpend, ok := e.lim.admitPending(w, r)
+	if !ok {
+		return nil, nil, false
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(pctx))
 	id, err := e.hub.add(cancel)
 	if err != nil {
 		cancel()
+		unpend()
 		writeError(w, http.StatusServiceUnavailable, codeOf(err), err.Error())
 		return nil, nil, false
 	}
-	return ctx, func() { e.hub.remove(id); cancel() }, true
+	return ctx, func() { e.hub.remove(id); cancel(); unpend() }, true
+}
+
+// openSSE registers an SSE stream with the hub and counts it against its
+// principal's connections.
+func (e *Endpoint) openSSE(w http.ResponseWriter, r *http.Request) (context.Context, func(), bool) {
+	ctx, _, done, ok := e.openStream(w, r)
+	if !ok {
+		return nil, nil, false
+	}
+	if p := auth.FromContext(ctx); p != nil && !e.lim.admitPrincipal(ctx, p) {
+		done()
+		err := e.lim.tooManyConnections()
+		writeError(w, http.StatusTooManyRequests, codeOf(err), err.Error())
+		return nil, nil, false
+	}
+	return ctx, done, true
 }
 
 // authenticateWebsocket authenticates connection_init: the credential comes
@@ -75,6 +98,9 @@ func (e *Endpoint) authenticateWebsocket(ctx context.Context, r *http.Request, p
 		}
 		e.log.InfoContext(ctx, "websocket refused", "request_id", RequestID(ctx), "close_code", ie.Code, "reason", err)
 		return ctx, time.Time{}, ie
+	}
+	if !e.lim.admitPrincipal(ctx, p) {
+		return ctx, time.Time{}, e.lim.principalConnectionsRefused(e.lim.tooManyConnections())
 	}
 	return auth.WithPrincipal(ctx, p), p.Expires, nil
 }

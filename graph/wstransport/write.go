@@ -15,7 +15,7 @@ import (
 // bytes. The buffer comes from a pool and goes back once flushed, so a
 // connection between writes holds none.
 
-const maxPending = 32 << 10
+const maxPending = 8 << 10
 
 var outPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
