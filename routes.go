@@ -113,7 +113,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (a *app) metrics() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(statsCollector{a})
+	reg.MustRegister(statsCollector{a}, lagCollector{a})
 	if a.m != nil {
 		reg.MustRegister(a.m.collectors()...)
 	}

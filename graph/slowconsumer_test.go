@@ -26,6 +26,8 @@ import (
 //   - the server ends the subscription (its store subscription is closed)
 //     while the client still reads nothing, and holds no more than its write
 //     buffer for it meanwhile: memory stays bounded;
+//   - the lag metric (Endpoint.SubscriberLags) shows it more than the limit
+//     behind before it is ended;
 //   - when the client reads again it gets a gap-free prefix of the events,
 //     fewer than were appended minus the allowed lag, then
 //     SUBSCRIBER_TOO_SLOW, then complete.
@@ -49,19 +51,23 @@ func TestStalledClientIsEnded(t *testing.T) {
 			for i := range batch {
 				batch[i] = eventstore.NewEvent{Type: "Pad", Data: data}
 			}
-			var maxHeld int64
+			var maxHeld, maxLagSeen int64
 			for i := 0; i < n/len(batch); i++ {
 				if _, err := h.store.Append(context.Background(), fmt.Sprintf("pad-%d", i%10), eventstore.Any{}, batch...); err != nil {
 					t.Fatal(err)
 				}
 				maxHeld = max(maxHeld, h.endpoint.WebsocketHeld())
+				h.endpoint.SubscriberLags(func(lag int64) { maxLagSeen = max(maxLagSeen, lag) })
 			}
 			// All appended while the client read nothing.
 			eventually(t, 20*time.Second, "the stalled subscription to end", func() bool {
 				maxHeld = max(maxHeld, h.endpoint.WebsocketHeld())
 				return h.store.Stats().Subscribers == 1
 			})
-			if maxHeld > 64<<10 {
+			if maxLagSeen <= maxLag {
+				t.Errorf("the lag metric saw at most %d positions behind, want more than %d", maxLagSeen, maxLag)
+			}
+			if maxHeld > 16<<10 {
 				t.Errorf("the transport held %d bytes for the stalled client", maxHeld)
 			}
 

@@ -19,6 +19,10 @@ import (
 // hub), authentication at connection_init, the limit of operations per
 // connection and the check of client text.
 
+// SubscriberLags calls f with how many positions each live subscription is
+// behind the head (for the lag metric).
+func (e *Endpoint) SubscriberLags(f func(lag int64)) { e.cfg.Resolver.slow().lags(f) }
+
 // WebsocketHeld returns how many bytes the websocket transport holds for
 // clients that it has not yet written to their sockets.
 func (e *Endpoint) WebsocketHeld() int64 { return e.ws.Held() }
