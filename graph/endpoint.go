@@ -138,6 +138,7 @@ type Endpoint struct {
 	gql     *handler.Server
 	hub     *streamHub
 	ws      *wstransport.Transport
+	sse     *ssetransport.Transport
 	lim     *streamLimiter
 	log     *slog.Logger
 	present graphql.ErrorPresenterFunc
@@ -160,8 +161,7 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 	// Transports, in the order gqlgen tries them. SSE comes before POST, so
 	// that a POST with Accept: text/event-stream streams.
 	srv.AddTransport(e.websocketTransport())
-	srv.AddTransport(ssetransport.New(ssetransport.Config{KeepAlive: cfg.KeepAlive, WriteTimeout: cfg.StreamWriteTimeout,
-		Open: e.openSSE}))
+	srv.AddTransport(e.sseTransport())
 	srv.AddTransport(transport.Options{AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodOptions}})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
@@ -240,7 +240,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(auth.WithPrincipal(r.Context(), p))
 	}
 	switch {
-	case r.Method == http.MethodPost && strings.Contains(r.Header.Get("Accept"), "text/event-stream"):
+	case e.sse.Supports(r): // POST with Accept: text/event-stream, or graphql-sse's single connection mode
 		e.serveSSE(w, r)
 	default:
 		e.serveRequest(w, r)
@@ -284,7 +284,7 @@ func (e *Endpoint) serveRequest(w http.ResponseWriter, r *http.Request) {
 // are cleared, since a stream lives as long as the client wants, and each
 // write gets its own deadline instead.
 func (e *Endpoint) serveSSE(w http.ResponseWriter, r *http.Request) {
-	if !e.jsonBody(w, r) || !e.readBody(w, r) || !e.singleOperation(w, r) {
+	if r.Method == http.MethodPost && (!e.jsonBody(w, r) || !e.readBody(w, r) || !e.singleOperation(w, r)) {
 		return
 	}
 

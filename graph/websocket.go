@@ -11,6 +11,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/hindsight-dev/hindsight/auth"
+	"github.com/hindsight-dev/hindsight/graph/ssetransport"
 	"github.com/hindsight-dev/hindsight/graph/wstransport"
 )
 
@@ -34,15 +35,12 @@ func (e *Endpoint) websocketTransport() *wstransport.Transport {
 		WriteTimeout:  e.cfg.StreamWriteTimeout,
 		ReadLimit:     e.cfg.MaxBodyBytes,
 		MaxOperations: e.cfg.MaxSubscriptionsPerConn,
-		TooMany: func(ctx context.Context) *gqlerror.Error {
-			return e.present(ctx, &codedError{code: CodeTooManySubscriptions,
-				msg: fmt.Sprintf("at most %d subscriptions may be active on one connection", e.cfg.MaxSubscriptionsPerConn)})
-		},
-		Open:      e.openWebsocket,
-		Init:      e.authenticateWebsocket,
-		Acked:     acked,
-		CheckText: CheckJSONText,
-		Log:       e.log,
+		TooMany:       e.tooManySubscriptions,
+		Open:          e.openWebsocket,
+		Init:          e.authenticateWebsocket,
+		Acked:         acked,
+		CheckText:     CheckJSONText,
+		Log:           e.log,
 	})
 	return e.ws
 }
@@ -66,6 +64,35 @@ func (e *Endpoint) openWebsocket(w http.ResponseWriter, r *http.Request) (contex
 		return nil, nil, false
 	}
 	return ctx, func() { e.hub.remove(id); cancel(); unpend() }, true
+}
+
+// sseTransport is the SSE transport (both modes of graphql-sse) with the
+// endpoint's rules.
+func (e *Endpoint) sseTransport() *ssetransport.Transport {
+	e.sse = ssetransport.New(ssetransport.Config{
+		KeepAlive:    e.cfg.KeepAlive,
+		WriteTimeout: e.cfg.StreamWriteTimeout,
+		Open:         e.openSSE,
+		Reserve: func(w http.ResponseWriter, r *http.Request) (func(), bool) {
+			_, release, ok := e.lim.admitPending(w, r) // a reservation is pending until its stream opens
+			return release, ok
+		},
+		ReserveTimeout: e.cfg.InitTimeout,
+		Owner: func(ctx context.Context) string {
+			if p := auth.FromContext(ctx); p != nil {
+				return p.Subject
+			}
+			return ""
+		},
+		MaxOperations: e.cfg.MaxSubscriptionsPerConn,
+		TooMany:       e.tooManySubscriptions,
+	})
+	return e.sse
+}
+
+func (e *Endpoint) tooManySubscriptions(ctx context.Context) *gqlerror.Error {
+	return e.present(ctx, &codedError{code: CodeTooManySubscriptions,
+		msg: fmt.Sprintf("at most %d subscriptions may be active on one connection", e.cfg.MaxSubscriptionsPerConn)})
 }
 
 // openSSE registers an SSE stream with the hub and counts it against its

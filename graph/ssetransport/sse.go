@@ -1,7 +1,8 @@
 // Package ssetransport is Hindsight's SSE transport for gqlgen: a
-// graphql.Transport for graphql-sse's distinct-connections mode, one
-// operation per POST with Accept: text/event-stream, answered with "next"
-// events and a final "complete".
+// graphql.Transport for both modes of graphql-sse's PROTOCOL.md. In distinct
+// connections mode, one operation per POST with Accept: text/event-stream is
+// answered with "next" events and a final "complete"; single connection mode
+// is described in single.go.
 //
 // gqlgen ships an SSE transport, but its keep-alive goroutine writes to the
 // response without knowing whether the handler has returned: with a client
@@ -40,23 +41,43 @@ type Config struct {
 	// has ended. If !ok it has written the refusal. The request body has
 	// been read and checked (size, JSON text) by the caller.
 	Open func(w http.ResponseWriter, r *http.Request) (ctx context.Context, release func(), ok bool)
+
+	// Single connection mode: Reserve admits a PUT (release is called
+	// once the reservation is taken by its stream or lapses; if !ok it has
+	// written the refusal); a reservation lapses after ReserveTimeout; Owner
+	// names the principal of a request, to whom a reservation belongs; a
+	// stream runs at most MaxOperations operations at once, one more gets
+	// TooMany's error.
+	Reserve        func(w http.ResponseWriter, r *http.Request) (release func(), ok bool)
+	ReserveTimeout time.Duration
+	Owner          func(ctx context.Context) string
+	MaxOperations  int
+	TooMany        func(ctx context.Context) *gqlerror.Error
 }
 
 // Transport is the SSE transport.
-type Transport struct{ cfg Config }
+type Transport struct {
+	cfg Config
+	res reservations
+}
 
 var _ graphql.Transport = (*Transport)(nil)
 
 // New returns a transport with cfg.
 func New(cfg Config) *Transport { return &Transport{cfg: cfg} }
 
-// Supports reports whether r asks for a stream of one operation.
+// Supports reports whether r asks for a stream of one operation, or belongs
+// to single connection mode.
 func (t *Transport) Supports(r *http.Request) bool {
-	return r.Method == http.MethodPost && strings.Contains(r.Header.Get("Accept"), "text/event-stream")
+	return isSingle(r) || (r.Method == http.MethodPost && strings.Contains(r.Header.Get("Accept"), "text/event-stream"))
 }
 
-// Do streams the operation in r's body.
+// Do serves r.
 func (t *Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	if isSingle(r) {
+		t.single(w, r, exec)
+		return
+	}
 	ctx, release, ok := t.cfg.Open(w, r)
 	if !ok {
 		return
@@ -78,16 +99,7 @@ func (t *Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Grap
 	params.Headers = r.Header
 	rc, errs := exec.CreateOperationContext(ctx, &params)
 
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	s := &stream{w: w, rc: http.NewResponseController(w), timeout: t.cfg.WriteTimeout, every: t.cfg.KeepAlive}
-	s.mu.Lock()
-	s.write(keepAliveComment)
-	s.ka = time.AfterFunc(s.every, s.keepAlive)
-	s.mu.Unlock()
+	s := t.startStream(w)
 	defer s.close()
 
 	if errs != nil {
@@ -108,6 +120,21 @@ func (t *Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Grap
 		}
 	}
 	s.complete()
+}
+
+// startStream answers with an event stream and starts its keep-alive.
+func (t *Transport) startStream(w http.ResponseWriter) *stream {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	s := &stream{w: w, rc: http.NewResponseController(w), timeout: t.cfg.WriteTimeout, every: t.cfg.KeepAlive}
+	s.mu.Lock()
+	s.write(keepAliveComment)
+	s.ka = time.AfterFunc(s.every, s.keepAlive)
+	s.mu.Unlock()
+	return s
 }
 
 var (
