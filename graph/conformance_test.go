@@ -30,17 +30,40 @@ type rawWS struct {
 
 func dialRaw(t *testing.T, serverURL, proto string) *rawWS {
 	t.Helper()
-	host := strings.TrimPrefix(serverURL, "http://")
-	nc, err := net.Dial("tcp", host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
+	nc, host := dialTCP(t, serverURL, "")
 	return dialRawOn(t, nc, host, proto)
 }
 
 // dialRawOn performs the websocket handshake on nc.
 func dialRawOn(t *testing.T, nc net.Conn, host, proto string) *rawWS {
+	t.Helper()
+	status, br, resp := handshake(t, nc, host, proto)
+	if status != http.StatusSwitchingProtocols || resp.Header.Get("Sec-WebSocket-Protocol") != proto {
+		t.Fatalf("handshake: %d, protocol %q", status, resp.Header.Get("Sec-WebSocket-Protocol"))
+	}
+	return &rawWS{t: t, nc: nc, br: br}
+}
+
+// dialTCP connects to the test server, from the loopback address ip if it is
+// not empty (every 127.0.0.x reaches a server on 127.0.0.1).
+func dialTCP(t *testing.T, serverURL, ip string) (net.Conn, string) {
+	t.Helper()
+	host := strings.TrimPrefix(serverURL, "http://")
+	var d net.Dialer
+	if ip != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(ip)}
+	}
+	nc, err := d.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return nc, host
+}
+
+// handshake sends a websocket upgrade request for proto on nc and reads the
+// answer.
+func handshake(t *testing.T, nc net.Conn, host, proto string) (int, *bufio.Reader, *http.Response) {
 	t.Helper()
 	fmt.Fprintf(nc, "GET /graphql HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: %s\r\n\r\n", host, proto)
@@ -49,10 +72,7 @@ func dialRawOn(t *testing.T, nc net.Conn, host, proto string) *rawWS {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-WebSocket-Protocol") != proto {
-		t.Fatalf("handshake: %d, protocol %q", resp.StatusCode, resp.Header.Get("Sec-WebSocket-Protocol"))
-	}
-	return &rawWS{t: t, nc: nc, br: br}
+	return resp.StatusCode, br, resp
 }
 
 func (c *rawWS) write(f ws.Frame) {

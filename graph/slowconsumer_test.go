@@ -90,12 +90,7 @@ type stalling struct {
 
 func stallingClient(t *testing.T, serverURL, proto string) *stalling {
 	t.Helper()
-	host := strings.TrimPrefix(serverURL, "http://")
-	nc, err := net.Dial("tcp", host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
+	nc, host := dialTCP(t, serverURL, "")
 	_ = nc.(*net.TCPConn).SetReadBuffer(16 << 10) // so that the kernel holds little
 	s := &stalling{proto: proto, nc: nc, br: bufio.NewReader(nc)}
 	const query = `{"query":"subscription { events { position data } }"}`

@@ -1,9 +1,7 @@
 package graph_test
 
 import (
-	"bufio"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,29 +10,16 @@ import (
 	"github.com/hindsight-dev/hindsight/graph"
 )
 
-// upgradeFrom opens a websocket to the server from the local address ip
-// (127.0.0.x: every loopback address reaches a server on 127.0.0.1) and
+// upgradeFrom opens a websocket to the server from the local address ip and
 // returns the handshake's status and, on 101, the client.
 func upgradeFrom(t *testing.T, serverURL, ip string) (int, *rawWS) {
 	t.Helper()
-	host := strings.TrimPrefix(serverURL, "http://")
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
-	nc, err := d.Dial("tcp", host)
-	if err != nil {
-		t.Fatal(err)
+	nc, host := dialTCP(t, serverURL, ip)
+	status, br, _ := handshake(t, nc, host, protoTransportWS)
+	if status != http.StatusSwitchingProtocols {
+		return status, nil
 	}
-	t.Cleanup(func() { nc.Close() })
-	fmt.Fprintf(nc, "GET /graphql HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: %s\r\n\r\n", host, protoTransportWS)
-	br := bufio.NewReader(nc)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		return resp.StatusCode, nil
-	}
-	return resp.StatusCode, &rawWS{t: t, nc: nc, br: br}
+	return status, &rawWS{t: t, nc: nc, br: br}
 }
 
 // TestPendingWebsocketsPerAddress: sockets that never send connection_init

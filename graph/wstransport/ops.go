@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
@@ -42,53 +43,32 @@ func (c *conn) running(id string) bool {
 	return c.ops[id] != nil
 }
 
-// start runs a subscribe (or start) message: the operation is parsed and
-// validated here, in the reader, then served by its own goroutine.
+// start runs a subscribe (or start) message. The reader only registers the
+// operation, so that a complete or a duplicate id that follows finds it; the
+// operation's goroutine parses, validates and runs it. That keeps the deep
+// work (gqlparser's validation, execution) off the reader's stack, which
+// stays small while it waits for the next message.
 func (c *conn) start(id string, params *graphql.RawParams) {
 	c.mu.Lock()
-	full := len(c.ops) >= c.t.cfg.MaxOperations
-	c.mu.Unlock()
-	if full {
+	if len(c.ops) >= c.t.cfg.MaxOperations {
+		c.mu.Unlock()
 		// Limits run before work: nothing is parsed.
 		p, _ := json.Marshal(gqlerror.List{c.t.cfg.TooMany(c.ctx)})
 		c.writeErrorMessage(id, p)
 		return
 	}
-	start := graphql.Now()
-	ctx := graphql.StartOperationTrace(c.ctx)
-	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
-	rc, errs := c.exec.CreateOperationContext(ctx, params)
-	if errs != nil {
-		resp := c.exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs)
-		if errcode.GetErrorKind(errs) == errcode.KindProtocol {
-			// Parse and validation errors: before execution, so an error
-			// message, which ends the operation.
-			p, _ := json.Marshal(resp.Errors)
-			c.writeErrorMessage(id, p)
-			return
-		}
-		o := c.newOperation(id, nil)
-		_ = c.writeResponse(o, resp)
-		c.finish(o)
-		return
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	o := c.newOperation(id, cancel)
-	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
-		cancel()
 		return
 	}
+	ctx, cancel := context.WithCancel(c.ctx)
+	o := c.newOperation(id, cancel)
 	c.ops[id] = o
 	c.mu.Unlock()
-	go c.run(context.WithValue(ctx, opKey{}, o), o, rc)
+	go c.run(context.WithValue(ctx, opKey{}, o), o, params, graphql.Now())
 }
 
 func (c *conn) newOperation(id string, cancel context.CancelFunc) *operation {
-	if cancel == nil {
-		cancel = func() {}
-	}
 	p := appendJSONString(append(make([]byte, 0, len(id)+40), idOpen...), id)
 	if c.legacy {
 		p = append(p, typeData...)
@@ -98,9 +78,31 @@ func (c *conn) newOperation(id string, cancel context.CancelFunc) *operation {
 	return &operation{id: id, prefix: p, cancel: cancel}
 }
 
-// run is the operation's goroutine: it writes what gqlgen's response handler
-// returns until it returns nil, then completes the operation.
-func (c *conn) run(ctx context.Context, o *operation, rc *graphql.OperationContext) {
+// run is the operation's goroutine: it creates the operation (parse,
+// validate), writes what gqlgen's response handler returns until it returns
+// nil, then completes the operation.
+func (c *conn) run(ctx context.Context, o *operation, params *graphql.RawParams, start time.Time) {
+	ctx = graphql.StartOperationTrace(ctx)
+	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
+	rc, errs := c.exec.CreateOperationContext(ctx, params)
+	if errs != nil {
+		resp := c.exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs)
+		if errcode.GetErrorKind(errs) == errcode.KindProtocol {
+			// Parse and validation errors: before execution, so an error
+			// message, which ends the operation.
+			p, _ := json.Marshal(resp.Errors)
+			c.mu.Lock()
+			if !o.stopped && !c.closing {
+				o.stopped = true
+				c.appendErrorLocked(o.id, p)
+			}
+			c.mu.Unlock()
+		} else {
+			_ = c.writeResponse(o, resp)
+		}
+		c.finish(o)
+		return
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			err := rc.Recover(ctx, r)
