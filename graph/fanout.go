@@ -322,7 +322,11 @@ func (g subscriptionGuard) respond(ctx context.Context, h *subEnd, next graphql.
 	if data == nil {
 		return resp
 	}
-	return &graphql.Response{Data: data}
+	// The transports are done with a response before they ask for the
+	// next, so one serves every event: at 10,000 subscribers this was the
+	// largest allocation per delivery.
+	h.resp = graphql.Response{Data: data}
+	return &h.resp
 }
 
 // encode returns the shared encoding of the event at pos under the

@@ -80,10 +80,11 @@ type subEnd struct {
 
 	// The rest belongs to the goroutine that runs the operation's response
 	// handler, which also runs its resolver.
-	feed     feed   // set by pump
-	shape    *shape // the shared encodings, once known
-	unshared bool   // the operation cannot share encodings
-	ended    bool   // the feed ended and that was reported
+	feed     feed             // set by pump
+	shape    *shape           // the shared encodings, once known
+	unshared bool             // the operation cannot share encodings
+	ended    bool             // the feed ended and that was reported
+	resp     graphql.Response // reused for each shared encoding; see respond
 }
 
 type subEndKey struct{}
