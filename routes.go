@@ -49,8 +49,10 @@ func (a *app) routes() http.Handler {
 			}
 			return false
 		},
-		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodOptions},
-		AllowedHeaders: []string{"Content-Type", "Accept", "Authorization", "X-Request-Id"},
+		// PUT and DELETE, and the token header, are graphql-sse's single
+		// connection mode (graph/ssetransport).
+		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodOptions},
+		AllowedHeaders: []string{"Content-Type", "Accept", "Authorization", "X-Request-Id", "X-GraphQL-Event-Stream-Token"},
 		ExposedHeaders: []string{"X-Request-Id"},
 		MaxAge:         600,
 	})
