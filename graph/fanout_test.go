@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/hindsight-dev/hindsight/eventstore"
+	"github.com/hindsight-dev/hindsight/graph"
 )
 
 const fanoutQuery = `subscription($from: Position, $types: [String!], $data: Boolean! = false) {
@@ -42,7 +43,9 @@ type fanoutSub struct {
 // duplicates, with the fields its own variables ask for, and then a final
 // sentinel event that all of them see as the very next message.
 func TestFanoutSharesEncodings(t *testing.T) {
-	h := newHarness(t, withAPIKeys(t))
+	h := newHarness(t, withAPIKeys(t), func(c *graph.EndpointConfig) {
+		c.Streams = graph.StreamLimits{MaxConnectionsPerPrincipal: 1000, MaxSubscriptionsPerPrincipal: 1000}
+	})
 	start := h.appendEvents("cart-0", "A", 0, 5)
 	head := start[len(start)-1].Position
 	early := start[1].Position // a subscriber that starts inside what is already stored

@@ -73,30 +73,37 @@ func (s *slowWatch) watch(lag func() int64, end func()) (unwatch func()) {
 func (s *slowWatch) run() {
 	t := time.NewTicker(s.every)
 	defer t.Stop()
-	var slow []*watched
 	for range t.C {
-		s.mu.Lock()
-		if len(s.subs) == 0 {
-			s.running = false
-			s.mu.Unlock()
+		if !s.check() {
 			return
 		}
-		for w := range s.subs {
-			lag := w.lag()
-
-			if lag > s.maxLag && w.last >= 0 && lag >= w.last {
-				slow = append(slow, w)
-				delete(s.subs, w)
-			}
-			w.last = lag
-		}
-		s.mu.Unlock()
-		for _, w := range slow {
-			w.end()
-		}
-		clear(slow)
-		slow = slow[:0]
 	}
+}
+
+// check looks at every watched subscription once and ends those too slow. It
+// reports false, and marks the checking goroutine stopped, when there is
+// nothing left to watch.
+func (s *slowWatch) check() bool {
+	s.mu.Lock()
+	if len(s.subs) == 0 {
+		s.running = false
+		s.mu.Unlock()
+		return false
+	}
+	var slow []*watched
+	for w := range s.subs {
+		lag := w.lag()
+		if lag > s.maxLag && w.last >= 0 && lag >= w.last {
+			slow = append(slow, w)
+			delete(s.subs, w)
+		}
+		w.last = lag
+	}
+	s.mu.Unlock()
+	for _, w := range slow {
+		w.end()
+	}
+	return true
 }
 
 // lags calls f with the lag of every watched subscription.

@@ -73,35 +73,42 @@ func TestSlowConsumerEndsAStalledSubscriber(t *testing.T) {
 	}
 }
 
-// TestSlowConsumerLetsACatchingUpClientFinish: a client far behind that
-// reads slowly, but steadily faster than the log grows, is not ended.
-func TestSlowConsumerLetsACatchingUpClientFinish(t *testing.T) {
-	s := openStore(t)
-	appendN(t, s, 300)
-	r := &Resolver{Store: s, Limits: Limits{SubscriberMaxLag: 20, SlowCheckInterval: 20 * time.Millisecond}}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	zero := int64(0)
-	sub, err := s.Subscribe(ctx, eventstore.SubscribeOptions{AfterPosition: &zero})
-	if err != nil {
-		t.Fatal(err)
+// TestSlowWatchRule: the policy looks at each subscription's lag once per
+// check. One more than the limit behind is ended only when its lag did not
+// shrink since the previous check: a subscriber catching up from far behind
+// is left alone however far it is, one that stalls or falls further behind
+// is ended at the first check where it is over the limit and not closer than
+// at the previous one, and one at the limit never.
+func TestSlowWatchRule(t *testing.T) {
+	cases := []struct {
+		name  string
+		lags  []int64 // at each check
+		ended int     // the check that ends it (1-based); 0 = never
+	}{
+		{"catching up", []int64{5000, 4000, 3000, 2000, 1000, 10, 0}, 0},
+		{"stalled over the limit", []int64{200, 200}, 2},
+		{"falling behind past the limit", []int64{50, 150, 300}, 2},
+		{"over, then catching up, then stalled", []int64{500, 400, 400}, 3},
+		{"at the limit", []int64{100, 100, 100}, 0},
+		{"first look over the limit", []int64{1000}, 0},
 	}
-	ch := pump[eventstore.Event](ctx, r, sub)
-	for want := int64(1); want <= 300; want++ {
-		select {
-		case e, ok := <-ch:
-			if !ok {
-				t.Fatalf("ended at %d", want)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := &slowWatch{maxLag: 100, every: time.Hour, subs: map[*watched]struct{}{}, running: true} // checks by hand
+			var i int
+			ended := 0
+			unwatch := s.watch(func() int64 { return c.lags[i] }, func() { ended = i + 1 })
+			defer unwatch()
+			for i = range c.lags {
+				s.check()
+				if ended != 0 {
+					break
+				}
 			}
-			if e.Position != want {
-				t.Fatalf("got position %d, want %d", e.Position, want)
+			if ended != c.ended {
+				t.Fatalf("ended at check %d, want %d", ended, c.ended)
 			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("stuck")
-		}
-		if want%10 == 0 {
-			time.Sleep(5 * time.Millisecond) // slower than the store, not stalled
-		}
+		})
 	}
 }
 
