@@ -13,6 +13,7 @@ import (
 
 // operation is one running operation of a connection.
 type operation struct {
+	conn   *conn
 	id     string
 	prefix []byte // the start of its data messages: {"id":…,"type":"next","payload":
 	cancel context.CancelFunc
@@ -75,7 +76,7 @@ func (c *conn) newOperation(id string, cancel context.CancelFunc) *operation {
 	} else {
 		p = append(p, typeNext...)
 	}
-	return &operation{id: id, prefix: p, cancel: cancel}
+	return &operation{conn: c, id: id, prefix: p, cancel: cancel}
 }
 
 // run is the operation's goroutine: it creates the operation (parse,
@@ -154,6 +155,20 @@ func (c *conn) writeResponse(o *operation, resp *graphql.Response) error {
 	} else {
 		c.appendText(o.prefix, payload, closeOne)
 	}
+	if more && c.pending() < maxPending {
+		return nil
+	}
+	return c.flushLocked()
+}
+
+// writeData writes a data message for data (see Emit).
+func (c *conn) writeData(o *operation, data []byte, more bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if o.stopped || c.closing {
+		return errStopped
+	}
+	c.appendText(o.prefix, dataOpen, data, closeTwo)
 	if more && c.pending() < maxPending {
 		return nil
 	}
