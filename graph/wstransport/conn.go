@@ -30,8 +30,8 @@ type conn struct {
 	pre     []byte        // bytes net/http read past the handshake (reader)
 	hdr     [ws.MaxHeaderSize - 2]byte
 
-	lastRead atomic.Int64 // unix nanoseconds of the last frame read
-	hurry    atomic.Bool  // closing: writes get no more time
+	unanswered atomic.Int32 // keep-alive pings sent since the client last sent anything
+	hurry      atomic.Bool  // closing: writes get no more time
 
 	mu       sync.Mutex
 	out      *[]byte // unsent bytes, from outPool; nil when empty
@@ -50,7 +50,6 @@ func newConn(t *Transport, exec graphql.GraphExecutor, nc net.Conn, proto string
 	c := &conn{t: t, exec: exec, nc: nc, legacy: proto != ProtocolTransportWS, base: ctx, release: release,
 		req: r, ops: map[string]*operation{}}
 	c.ctx, c.cancel = context.WithCancel(ctx)
-	c.lastRead.Store(time.Now().UnixNano())
 	return c
 }
 
@@ -70,7 +69,7 @@ func (c *conn) serve() {
 		if err != nil {
 			return
 		}
-		c.lastRead.Store(time.Now().UnixNano())
+		c.unanswered.Store(0)
 		state := ws.StateServerSide
 		if fragmented {
 			state = state.Set(ws.StateFragmented)
@@ -240,16 +239,16 @@ func (c *conn) tick() {
 		return
 	}
 	ka := c.t.cfg.KeepAlive
-	if !c.legacy && time.Since(time.Unix(0, c.lastRead.Load())) > 2*ka+ka/2 {
-		// Nothing, not even a pong, for two pings.
-		c.mu.Unlock()
-		c.closeWith(CloseGoingAway, "keep-alive timeout")
-		return
-	}
 	if c.legacy {
-		c.appendText(nil, kaMessage)
+		c.appendText(kaMessage)
 	} else {
-		c.appendText(nil, pingMessage)
+		if c.unanswered.Add(1) > 2 {
+			// Nothing, not even a pong, since two pings.
+			c.mu.Unlock()
+			c.closeWith(CloseGoingAway, "keep-alive timeout")
+			return
+		}
+		c.appendText(pingMessage)
 	}
 	if err := c.flushLocked(); err == nil {
 		c.timer.Reset(ka)
