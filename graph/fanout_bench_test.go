@@ -43,6 +43,15 @@ import (
 // figure to compare is cpu-ns/delivery: the CPU time of the whole process,
 // server and clients, per delivery. cmd/fanoutbench measures fan-out under
 // a steady rate, in separate processes.
+//
+// To compare with the code before issue 16 (81917e6) in one sitting, run this
+// same file there (its subscribers do not depend on the server's code; only
+// the per-principal caps, which did not exist, are dropped):
+//
+//	git archive 81917e6 | (mkdir -p /tmp/before && tar -x -C /tmp/before)
+//	sed 's/, Streams: graph.StreamLimits{[^}]*}//' graph/fanout_bench_test.go > /tmp/before/graph/fanout_bench_test.go
+//	(cd /tmp/before && go test ./graph -run '^$' -bench 'Fanout/1000' -benchtime 100x)
+//	go test ./graph -run '^$' -bench 'Fanout/1000' -benchtime 100x
 func BenchmarkFanout(b *testing.B) {
 	for _, n := range []int{100, 1000} {
 		b.Run(strconv.Itoa(n), func(b *testing.B) { benchFanout(b, n) })
