@@ -2,7 +2,6 @@ package wstransport
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -262,9 +261,3 @@ var (
 	pongMessage = []byte(`{"type":"pong"}`)
 	ackMessage  = []byte(`{"type":"connection_ack"}`)
 )
-
-// closedByPeer reports whether err is the end of the socket rather than a
-// failure worth logging.
-func closedByPeer(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF)
-}
