@@ -34,6 +34,7 @@ type config struct {
 	SubscriberMaxLag        int64
 	MaxSubscriptionsPerConn int
 	MaxConnections          int
+	Streams                 graph.StreamLimits // pending per address, connections and subscriptions per principal (issue 16)
 	MaxBodyBytes            int64
 	MaxComplexity           int
 	LogLevel                slog.Level
@@ -174,6 +175,15 @@ var serveSettings = []setting{
 	}},
 	{"max-connections", strconv.Itoa(graph.DefaultMaxStreams), "concurrent websocket and SSE connections; more are refused with 503", func(c *config, v string) error {
 		return positive(&c.MaxConnections, v)
+	}},
+	{"max-pending-per-addr", strconv.Itoa(graph.DefaultMaxPendingPerAddr), "websockets per client address that have not yet sent connection_init; more are refused with 429", func(c *config, v string) error {
+		return positive(&c.Streams.MaxPendingPerAddr, v)
+	}},
+	{"max-connections-per-principal", strconv.Itoa(graph.DefaultMaxConnectionsPerPrincipal), "websockets and SSE streams per API key, JWT subject or (auth none) client address; a websocket over it is closed with 1013, an SSE stream refused with 429", func(c *config, v string) error {
+		return positive(&c.Streams.MaxConnectionsPerPrincipal, v)
+	}},
+	{"max-subscriptions-per-principal", strconv.Itoa(graph.DefaultMaxSubscriptionsPerPrincipal), "active subscriptions per API key, JWT subject or (auth none) client address, over all its connections", func(c *config, v string) error {
+		return positive(&c.Streams.MaxSubscriptionsPerPrincipal, v)
 	}},
 	{"max-body-bytes", "8MiB", "request body limit (also the websocket message limit); larger bodies get 413", func(c *config, v string) error {
 		n, err := parseBytes(v)

@@ -56,8 +56,10 @@ func (a *app) routes() http.Handler {
 			}
 			return false
 		},
-		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodOptions},
-		AllowedHeaders: []string{"Content-Type", "Accept", "Authorization", "X-Request-Id"},
+		// PUT and DELETE, and the token header, are graphql-sse's single
+		// connection mode (graph/ssetransport).
+		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodOptions},
+		AllowedHeaders: []string{"Content-Type", "Accept", "Authorization", "X-Request-Id", "X-GraphQL-Event-Stream-Token"},
 		ExposedHeaders: []string{"X-Request-Id"},
 		MaxAge:         600,
 	})
@@ -126,7 +128,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (a *app) metrics() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(statsCollector{a}, tlogCollector{a}, declaredCollector{a})
+	reg.MustRegister(statsCollector{a}, tlogCollector{a}, declaredCollector{a}, lagCollector{a})
 	if a.m != nil {
 		reg.MustRegister(a.m.collectors()...)
 	}

@@ -421,6 +421,7 @@ func (a *app) open(ctx context.Context) ([]closer, error) {
 		MaxComplexity:           cfg.MaxComplexity,
 		MaxSubscriptionsPerConn: cfg.MaxSubscriptionsPerConn,
 		MaxStreams:              cfg.MaxConnections,
+		Streams:                 cfg.Streams,
 		MaxTokens:               cfg.MaxTokens,
 		MaxFields:               cfg.MaxFields,
 		AllowedHosts:            cfg.AllowedHosts,

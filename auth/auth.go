@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Role is what a principal may do. Roles are ordered: each has the rights of
@@ -75,6 +76,9 @@ type Principal struct {
 	Role    Role
 	// Prefixes scope the streams the principal may use; empty means all.
 	Prefixes []string
+	// Expires is when the credential stops being valid (a JWT's exp);
+	// zero means never. A long-lived connection ends then.
+	Expires time.Time
 }
 
 // Anonymous is the principal of every request in mode none.

@@ -114,7 +114,11 @@ func (j *JWT) Authenticate(_ context.Context, credential string) (*Principal, er
 	if sub == "" {
 		sub = "-"
 	}
-	return &Principal{Subject: "jwt:" + sub, Role: role, Prefixes: prefixes}, nil
+	p := &Principal{Subject: "jwt:" + sub, Role: role, Prefixes: prefixes}
+	if c.ExpiresAt != nil {
+		p.Expires = c.ExpiresAt.Time
+	}
+	return p, nil
 }
 
 // Required is true.

@@ -10,8 +10,9 @@ import (
 )
 
 // TestJSClients runs e2e/js/subscribe.test.mjs with Node against the built
-// binary: the graphql-ws npm package (graphql-transport-ws) and
-// subscriptions-transport-ws (legacy graphql-ws) each subscribe to
+// binary: the graphql-ws npm package (graphql-transport-ws),
+// subscriptions-transport-ws (legacy graphql-ws) and graphql-sse (both its
+// distinct connections and its single connection mode) each subscribe to
 // events(afterPosition: "0") while 8 concurrent writers append 500 events,
 // and must receive all of them in strictly increasing, gap-free position
 // order, without duplicates. The packages come from the committed lockfile:

@@ -16,7 +16,6 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
-	coderws "github.com/coder/websocket"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"golang.org/x/sync/semaphore"
@@ -24,6 +23,8 @@ import (
 	"github.com/hindsight-dev/hindsight/auth"
 	"github.com/hindsight-dev/hindsight/graph/generated"
 	"github.com/hindsight-dev/hindsight/graph/model"
+	"github.com/hindsight-dev/hindsight/graph/ssetransport"
+	"github.com/hindsight-dev/hindsight/graph/wstransport"
 	"github.com/hindsight-dev/hindsight/projections"
 )
 
@@ -62,6 +63,9 @@ type EndpointConfig struct {
 	// call. It bounds the latency it adds; under fan-out it saves most of
 	// the writes. Default 20ms; negative = write every message at once.
 	StreamFlushDelay time.Duration
+	// Streams caps long-lived connections and subscriptions per client
+	// address and per principal (streamlimits.go).
+	Streams StreamLimits
 
 	// Auth authenticates requests; nil means auth.None (everyone is an
 	// anonymous admin).
@@ -135,6 +139,9 @@ type Endpoint struct {
 	cfg     EndpointConfig
 	gql     *handler.Server
 	hub     *streamHub
+	ws      *wstransport.Transport
+	sse     *ssetransport.Transport
+	lim     *streamLimiter
 	log     *slog.Logger
 	present graphql.ErrorPresenterFunc
 	bodies  *semaphore.Weighted // admission of large bodies (admission.go)
@@ -148,7 +155,7 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 		cfg.Resolver.Log = cfg.Log
 	}
 	e := &Endpoint{cfg: cfg, hub: &streamHub{max: cfg.MaxStreams, active: map[uint64]context.CancelFunc{}},
-		log: cfg.Log}
+		log: cfg.Log, lim: newStreamLimiter(cfg.Streams)}
 	e.present = presenter(cfg.Log, !cfg.DisableIntrospection, e.rejected)
 	cfg.Resolver.streams = e.hub.count
 	cfg.Resolver.verifySlot = semaphore.NewWeighted(1)
@@ -159,26 +166,8 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 
 	// Transports, in the order gqlgen tries them. SSE comes before POST, so
 	// that a POST with Accept: text/event-stream streams.
-	readLimit := cfg.MaxBodyBytes
-	srv.AddTransport(transport.Websocket{
-		Implementation: wsImplementation{
-			// The origin is checked by ServeHTTP before the upgrade, against
-			// the same list CORS uses, so coder's own check is off.
-			accept:       coderws.AcceptOptions{InsecureSkipVerify: true},
-			hub:          e.hub,
-			writeTimeout: cfg.StreamWriteTimeout,
-			flushDelay:   cfg.StreamFlushDelay,
-		},
-		InitTimeout:           cfg.InitTimeout,
-		KeepAlivePingInterval: cfg.KeepAlive, // graphql-ws: "ka" messages
-		PingPongInterval:      cfg.KeepAlive, // graphql-transport-ws: ping, pong due within 2 intervals
-		PayloadReadLimit:      &readLimit,
-		InitFunc:              e.authenticateWebsocket,
-		ErrorFunc: func(ctx context.Context, err error) {
-			e.log.DebugContext(ctx, "websocket", "request_id", RequestID(ctx), "err", err)
-		},
-	})
-	srv.AddTransport(transport.SSE{KeepAlivePingInterval: cfg.KeepAlive})
+	srv.AddTransport(e.websocketTransport())
+	srv.AddTransport(e.sseTransport())
 	srv.AddTransport(transport.Options{AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodOptions}})
 	srv.AddTransport(httpTransport{obs: cfg.Resolver.Observer, lane: newHeavyLane()}) // POST and GET, with our status codes
 
@@ -204,7 +193,7 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 	srv.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
 	srv.Use(operationObserver{obs: cfg.Resolver.Observer})
 	srv.Use(errorCap{})
-	srv.Use(subscriptionGuard{maxPerConn: cfg.MaxSubscriptionsPerConn, present: e.present, fanout: newFanout()})
+	srv.Use(subscriptionGuard{present: e.present, fanout: newFanout(), lim: e.lim})
 	e.gql = srv
 	return e
 }
@@ -279,7 +268,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(auth.WithPrincipal(r.Context(), p))
 	}
 	switch {
-	case r.Method == http.MethodPost && strings.Contains(r.Header.Get("Accept"), "text/event-stream"):
+	case e.sse.Supports(r): // POST with Accept: text/event-stream, or graphql-sse's single connection mode
 		e.serveSSE(w, r)
 	default:
 		e.serveRequest(w, r)

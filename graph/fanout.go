@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/hindsight-dev/hindsight/auth"
 	"github.com/hindsight-dev/hindsight/eventstore"
+	"github.com/hindsight-dev/hindsight/graph/wstransport"
 )
 
 // Fan-out: what a live event costs per subscriber.
@@ -45,20 +45,22 @@ import (
 // subscribers with different scopes never share an entry even if a field came
 // to depend on the caller.
 //
-// Over a websocket, three more things keep the cost per event small:
+// Two more things keep the cost per event small:
 //
-//   - gqlgen's first message of a subscription goes through its transport
-//     as usual, with a placeholder for the shared data that the adapter
-//     fills in (wsconn.go); the following ones are written by respond itself
-//     in exactly that form (wsConn.writeNext), without a round through
-//     gqlgen's executor, its two JSON encodings and coder's writer per event.
-//     gqlgen still sends everything else, ends the subscription and runs the
-//     protocol.
 //   - Store subscriptions are batched (eventstore SubscribeOptions.Batched),
 //     so a subscriber is woken at most once per window with every event
-//     committed since, and respond writes them all before it waits again.
-//   - While events are ready it corks the connection (coalescingConn.cork),
-//     so the messages of one wake-up leave in one system call.
+//     committed since, and respond returns them one after the other without
+//     waiting.
+//   - Over a websocket, the transport (wstransport) frames the shared bytes
+//     straight into the connection's buffer, and holds the messages of one
+//     wake-up until the last (ReportBacklog), so they leave in one write.
+//     While more events of a wake-up are ready, respond writes them itself
+//     (wstransport.Emit) and returns only the last to gqlgen's executor: a
+//     round through the executor per event (its response context,
+//     extensions chain and allocations) was most of a delivery's cost at
+//     10,000 subscribers. The bytes are the same; what differs is that a
+//     response interceptor added after this one would see only the last
+//     event of each wake-up (today there is none).
 
 // fanout holds the encodings shared by subscribers of the same operation.
 type fanout struct {
@@ -269,41 +271,13 @@ type feed interface {
 
 // directFeed is the feed of one subscription.
 type directFeed[T any] struct {
-	sub    receiver[T]
-	ch     chan *T // the resolver's channel; buffered, only push sends
-	last   T
-	maxLag int64
-	every  time.Duration
-
-	calls     uint64
-	lastCheck time.Time
-	lastLag   int64 // lag at the previous check; -1 = none yet
+	sub  receiver[T]
+	ch   chan *T // the resolver's channel; buffered, only push sends
+	last T
 }
 
-func newDirectFeed[T any](r *Resolver, sub receiver[T]) *directFeed[T] {
-	return &directFeed[T]{sub: sub, ch: make(chan *T, 1), maxLag: r.Limits.maxLag(), every: r.Limits.slowCheck(),
-		lastCheck: time.Now(), lastLag: -1}
-}
-
-// recv returns the next value. A subscriber more than maxLag positions behind
-// whose lag did not shrink since the previous check, at most every
-// SlowCheckInterval, is ended with SUBSCRIBER_TOO_SLOW, as pump does: it can
-// resubscribe from the last position it received. A subscriber that stops
-// reading altogether blocks its transport's write, which the endpoint's write
-// deadline ends; it costs no buffer here (guarantee 7).
+// recv returns the next value.
 func (f *directFeed[T]) recv(ctx context.Context) (int64, bool, error) {
-	// Reading the clock for every event is a measurable part of fan-out;
-	// a subscriber that falls behind receives many events, so looking every
-	// 16th is soon enough.
-	if f.calls++; f.maxLag > 0 && f.calls&15 == 1 {
-		if now := time.Now(); now.Sub(f.lastCheck) >= f.every {
-			lag := f.sub.Lag()
-			if lag > f.maxLag && f.lastLag >= 0 && lag >= f.lastLag {
-				return 0, false, eventstore.ErrSubscriberTooSlow
-			}
-			f.lastLag, f.lastCheck = lag, now
-		}
-	}
 	v, err := f.sub.Recv(ctx)
 	if err != nil {
 		return 0, false, err
@@ -334,45 +308,46 @@ func bufferedOf(r any) int {
 }
 
 // respond produces the next response of a subscription with a feed; it is
-// the response interceptor's part for such subscriptions.
+// the response interceptor's part for such subscriptions. The error that
+// ended a subscription (the slow-consumer policy closes the store
+// subscription and leaves its reason in h) is its last response.
 func (g subscriptionGuard) respond(ctx context.Context, h *subEnd, next graphql.ResponseHandler) *graphql.Response {
 	for {
 		if h.ended {
 			return nil
 		}
-		if h.feed.buffered() == 0 {
-			h.uncork() // the events written so far leave now
-		}
 		pos, shareable, err := h.feed.recv(ctx)
 		if err != nil {
-			h.uncork()
 			h.ended = true
 			h.feed.close()
-			if ctx.Err() != nil {
+			if why := h.take(); why != nil {
+				err = why
+			} else if ctx.Err() != nil {
 				return nil
 			}
 			return &graphql.Response{Errors: gqlerror.List{g.present(ctx, err)}}
 		}
-		h.cork()
 		data, resp := g.encode(ctx, h, pos, shareable, next)
 		if data == nil {
 			return resp
 		}
-		if h.ws == nil {
-			return &graphql.Response{Data: data}
-		}
-		// gqlgen has sent one for this subscription before: write this
-		// one directly, in gqlgen's form (wsConn.writeNext), and go on
-		// to the next, without a round through gqlgen's executor and
-		// transport per event.
-		if h.slot != nil && h.slot.prefix != nil {
-			if err := h.ws.writeNext(h.slot, data); err == nil {
+		if h.feed.buffered() > 0 {
+			// More events of this wake-up are ready: over a websocket,
+			// write this one directly and go on, so that gqlgen's
+			// executor runs once per wake-up rather than once per event.
+			// The last one of the wake-up goes back through it.
+			if ok, err := wstransport.Emit(ctx, data, true); ok {
+				if err != nil {
+					return nil // the operation or the connection ended
+				}
 				continue
 			}
-			// The connection failed; gqlgen finds out with this
-			// response and ends it.
 		}
-		return h.deferred(ctx, data)
+		// The transports are done with a response before they ask for
+		// the next, so one serves every event: at 10,000 subscribers this
+		// was the largest allocation per delivery.
+		h.resp = graphql.Response{Data: data}
+		return &h.resp
 	}
 }
 
@@ -427,13 +402,4 @@ func (g subscriptionGuard) encode(ctx context.Context, h *subEnd, pos int64, sha
 		return nil, resp
 	}
 	return shared, nil
-}
-
-// wsOf returns the websocket the operation in ctx runs on, if any: its
-// responses can carry deferred payloads (see wsconn.go).
-func wsOf(ctx context.Context) *wsConn {
-	if cs, ok := ctx.Value(connStateKey{}).(*connState); ok {
-		return cs.ws.Load()
-	}
-	return nil
 }

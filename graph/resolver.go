@@ -13,28 +13,32 @@
 // # Subscriptions
 //
 // A subscription is an eventstore.Subscription (or an order subscription of
-// projections) drained by one goroutine into an unbuffered channel that
-// gqlgen's transport reads (subscriptions.go). The goroutine owns the channel
-// and closes it; every send also watches the request context, so a client that
-// goes away ends it at once. The store subscription holds no buffer, so a slow
-// client only lags its cursor and never blocks writers or other subscribers
-// (guarantee 7); once it is more than Limits.SubscriberMaxLag positions behind
-// it is ended with SUBSCRIBER_TOO_SLOW, and it can resubscribe from the last
-// position it saw without losing anything.
+// projections) that the response interceptor drains itself, in the goroutine
+// that runs the operation (subscriptions.go, fanout.go); subscribers of the
+// same operation share each event's encoding. The store subscription holds no
+// buffer, so a slow client only lags its cursor and never blocks writers or
+// other subscribers (guarantee 7); once it is more than
+// Limits.SubscriberMaxLag positions behind and not catching up it is ended
+// with SUBSCRIBER_TOO_SLOW (slowconsumer.go, the one place that decides), and
+// it can resubscribe from the last position it saw without losing anything.
 //
 // # The endpoint
 //
 // Endpoint (endpoint.go) builds gqlgen's handler.New with one explicit
 // transport per protocol, and wraps it with the HTTP rules gqlgen leaves to the
 // application: body limit, origin checks for websockets, a cap on long-lived
-// connections, per-connection subscription limits, and a graceful shutdown
-// that closes websockets with 1001 so that clients reconnect and resume.
+// connections (in all, pending per address, per principal: streamlimits.go),
+// subscription limits, and a graceful shutdown that closes websockets with 1001
+// so that clients reconnect and resume. Websockets and SSE use our own
+// transports, graph/wstransport and graph/ssetransport (websocket.go wires
+// them).
 package graph
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/hindsight-dev/hindsight/auth"
@@ -59,6 +63,9 @@ type Resolver struct {
 
 	streams    func() int          // open websocket and SSE connections; set by NewEndpoint
 	verifySlot *semaphore.Weighted // one Stream.verify at a time (admission.go); set by NewEndpoint
+
+	slowOnce sync.Once
+	slowW    *slowWatch // the slow-consumer policy; see slow
 }
 
 // BuildInfo describes the running server.

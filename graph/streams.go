@@ -8,21 +8,15 @@ import (
 	"time"
 )
 
-// serveSSE handles a subscription (or any operation) over SSE. The body is
-// read here, under the server's read timeout; then the connection's deadlines
-// are cleared, since a stream lives as long as the client wants, and each
-// write gets its own deadline instead.
+// serveSSE handles a subscription (or any operation) over SSE. A POST's
+// body is read here, under the server's read timeout; the SSE transport
+// (ssetransport) then registers the stream (openStream), which clears the
+// connection's deadlines, since a stream lives as long as the client wants.
 func (e *Endpoint) serveSSE(w http.ResponseWriter, r *http.Request) {
-	if !e.jsonBody(w, r) || !e.readBody(w, r) || !e.singleOperation(w, r) {
+	if r.Method == http.MethodPost && (!e.jsonBody(w, r) || !e.readBody(w, r) || !e.singleOperation(w, r)) {
 		return
 	}
-
-	ctx, rc, done, ok := e.openStream(w, r)
-	if !ok {
-		return
-	}
-	defer done()
-	e.gql.ServeHTTP(&streamWriter{ResponseWriter: w, rc: rc, timeout: e.cfg.StreamWriteTimeout}, r.WithContext(ctx))
+	e.gql.ServeHTTP(w, r)
 }
 
 // openStream registers a long-lived connection (SSE or websocket) with the
@@ -43,22 +37,14 @@ func (e *Endpoint) openStream(w http.ResponseWriter, r *http.Request) (context.C
 	return ctx, rc, func() { e.hub.remove(id); cancel() }, true
 }
 
-// serveWebsocket checks the origin and the connection cap, clears the
-// server's deadlines (websockets are exempt from the write timeout; ping/pong
-// and per-write deadlines watch them instead) and hands over to gqlgen.
+// serveWebsocket checks the origin and hands over to gqlgen, which picks
+// the websocket transport (websocket.go).
 func (e *Endpoint) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 	if !OriginAllowed(e.cfg.AllowedOrigins, r) {
 		writeError(w, http.StatusForbidden, CodeForbidden, "origin not allowed")
 		return
 	}
-	ctx, _, done, ok := e.openStream(w, r)
-	if !ok {
-		return
-	}
-	defer done()
-	ctx = context.WithValue(ctx, connStateKey{}, &connState{})
-	ctx = context.WithValue(ctx, upgradeRequestKey{}, r)
-	e.gql.ServeHTTP(w, r.WithContext(ctx))
+	e.gql.ServeHTTP(w, r)
 }
 
 // streamHub tracks long-lived connections (websockets and SSE streams): it
@@ -125,23 +111,3 @@ func (h *streamHub) count() int {
 	defer h.mu.Unlock()
 	return len(h.active)
 }
-
-// streamWriter gives each write of an SSE stream its own deadline, so a
-// client that stops reading cannot hold the handler forever.
-type streamWriter struct {
-	http.ResponseWriter
-	rc      *http.ResponseController
-	timeout time.Duration
-}
-
-func (w *streamWriter) Write(b []byte) (int, error) {
-	_ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *streamWriter) Flush() {
-	_ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
-	_ = w.rc.Flush()
-}
-
-func (w *streamWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -103,8 +103,47 @@ func (w *wsClient) unsubscribe(id string) {
 	w.send(wsMessage{ID: id, Type: typ})
 }
 
+// stop ends operation id and returns once the server has done so, skipping
+// the messages of id still on their way. graphql-ws (legacy) answers stop
+// with complete; graphql-transport-ws sends nothing more for an operation
+// the client completed, so a ping sent after the complete is the barrier:
+// its pong comes after the server has handled the complete.
+func (w *wsClient) stop(id string) {
+	w.t.Helper()
+	w.unsubscribe(id)
+	if w.proto == protoTransportWS {
+		w.send(wsMessage{Type: "ping", Payload: json.RawMessage(`{"barrier":true}`)})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		m, err := w.readAll(ctx)
+		if err != nil {
+			w.t.Fatalf("stop %s: %v", id, err)
+		}
+		switch {
+		case m.Type == "pong" && string(m.Payload) == `{"barrier":true}`:
+			return
+		case m.Type == "complete" && m.ID == id && w.proto == protoGraphQLWS:
+			return
+		case m.ID != id || (m.Type != "next" && m.Type != "data"):
+			w.t.Fatalf("stop %s: got %+v", id, m)
+		}
+	}
+}
+
 // read returns the next message, answering pings and skipping keep-alives.
 func (w *wsClient) read(ctx context.Context) (wsMessage, error) {
+	for {
+		m, err := w.readAll(ctx)
+		if err != nil || m.Type != "pong" {
+			return m, err
+		}
+	}
+}
+
+// readAll is read that returns pongs too.
+func (w *wsClient) readAll(ctx context.Context) (wsMessage, error) {
 	for {
 		_, b, err := w.c.Read(ctx)
 		if err != nil {
@@ -118,7 +157,7 @@ func (w *wsClient) read(ctx context.Context) (wsMessage, error) {
 		case "ping":
 			w.send(wsMessage{Type: "pong"})
 			continue
-		case "ka", "pong":
+		case "ka":
 			continue
 		}
 		return m, nil

@@ -1,7 +1,8 @@
 // Command fanoutbench measures how hindsight fans live events out to many
-// websocket subscribers: the fan-out target of the architecture (5,000
-// subscribers at 100 events/s: every subscriber gets every event, p99
-// delivery ≤ 200 ms, server memory ≤ 30 KB per subscriber).
+// websocket subscribers: the fan-out targets of issue 16 (at 100 events/s,
+// every subscriber gets every event; p99 delivery ≤ 150 ms at 5,000
+// subscribers and ≤ 250 ms at 10,000; server memory ≤ 30 KB and at most 2
+// goroutines per subscriber).
 //
 // For each subscriber count it starts a fresh server on an empty embedded
 // store: the hindsight binary, built into a temporary directory unless -bin
@@ -23,6 +24,7 @@
 //     append that a subscriber had not received -drain after the last append
 //     (positions are gap-free, so every one is due); this must be 0.
 //     Duplicates and out-of-order deliveries are counted too;
+//   - the server's goroutines per subscriber connection (from /metrics);
 //   - the CPU the server and the bench used meanwhile, and the achieved
 //     append rate: on a small machine the server may not get the CPU the
 //     fan-out needs, and then appends slow down too.
@@ -36,6 +38,14 @@
 //
 //	go run ./cmd/fanoutbench                        # 1,000 and 5,000 subscribers
 //	go run ./cmd/fanoutbench -subscribers 200 -duration 3s
+//
+// To compare two builds in one run (each subscriber count on each binary in
+// turn, so that they share the machine's load), e.g. the code before issue 16
+// against the current one:
+//
+//	git archive 81917e6 | (mkdir -p /tmp/before && tar -x -C /tmp/before)
+//	(cd /tmp/before && go build -o /tmp/hindsight-before .) && go build -o /tmp/hindsight-after .
+//	go run ./cmd/fanoutbench -bin before=/tmp/hindsight-before,after=/tmp/hindsight-after -subscribers 5000,10000
 //
 // It is a command rather than a Go benchmark so that `go test ./...` never
 // pays for it.
@@ -89,7 +99,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	subs := fs.String("subscribers", "1000,5000", "comma-separated subscriber counts; each runs on a fresh server")
 	fs.IntVar(&o.rate, "rate", 100, "events appended per second")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to append")
-	fs.StringVar(&o.bin, "bin", "", "hindsight binary; empty = go build the module in the current directory")
+	fs.StringVar(&o.bin, "bin", "", "hindsight binary, or several as NAME=PATH,NAME=PATH (e.g. before=/tmp/h-81917e6,after=/tmp/h-new) to compare them in one run, each subscriber count on each binary in turn; empty = go build the module in the current directory")
 	fs.IntVar(&o.dialers, "dialers", 32, "websocket connections opened concurrently")
 	fs.DurationVar(&o.drain, "drain", 60*time.Second, "how long to wait, after the last append, for every subscriber to catch up")
 	fs.StringVar(&o.profile, "profile", "", "write the server's CPU profile of the append phase, its heap and goroutine profiles once connected, and this command's own CPU profile to this directory (cpu-N.pprof, heap-N.pprof, goroutine-N.pprof, bench-cpu-N.pprof)")
@@ -138,21 +148,36 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	bin := o.bin
-	if bin == "" {
+	type binary struct{ name, path string }
+	var bins []binary
+	for _, b := range strings.Split(o.bin, ",") {
+		name, path, ok := strings.Cut(b, "=")
+		if !ok {
+			name, path = filepath.Base(b), b
+		}
+		bins = append(bins, binary{name, path})
+	}
+	if o.bin == "" {
 		fmt.Fprintln(stderr, "building hindsight ...")
-		if bin, err = benchserver.Build(ctx, tmp, stderr); err != nil {
+		path, err := benchserver.Build(ctx, tmp, stderr)
+		if err != nil {
 			return err
 		}
+		bins = []binary{{"built", path}}
 	}
 
 	var results []result
 	for i, n := range o.subscribers {
-		r, err := benchOne(ctx, o, n, bin, filepath.Join(tmp, strconv.Itoa(i)), stderr)
-		if err != nil {
-			return fmt.Errorf("%d subscribers: %w", n, err)
+		// Each binary in turn at the same count, so that they share the
+		// machine's load as far as possible.
+		for j, b := range bins {
+			r, err := benchOne(ctx, o, n, b.path, filepath.Join(tmp, fmt.Sprintf("%d-%d", i, j)), stderr)
+			if err != nil {
+				return fmt.Errorf("%s, %d subscribers: %w", b.name, n, err)
+			}
+			r.server = b.name
+			results = append(results, r)
 		}
-		results = append(results, r)
 	}
 	printTable(stdout, o, results)
 	for _, r := range results {
@@ -165,6 +190,7 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 
 // result is one row of the table.
 type result struct {
+	server       string // which binary
 	subscribers  int
 	events       int     // appended in the timed phase
 	rate         float64 // achieved, events/s
@@ -184,6 +210,7 @@ type result struct {
 	appendErrors int
 	appendP99    time.Duration
 	load         string  // the machine's load averages at the end
+	goroutines   float64 // the server's goroutines per subscriber connection (growth over subscribers)
 	serverCPU    float64 // cores used by the server from the first append until every subscriber caught up
 	benchCPU     float64 // cores used by this process (the subscribers and the writer) meanwhile
 }
@@ -195,26 +222,29 @@ func (r result) perSubscriber() float64 {
 func printTable(w io.Writer, o options, rs []result) {
 	fmt.Fprintf(w, "\nfan-out: %d events/s for %v, one live `events` subscription per graphql-transport-ws connection\n\n", o.rate, o.duration)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "subscribers\tevents\trate/s\tconnect\tp50 send→recv\tp99 send→recv\tmax send→recv\tp50 recordedAt→recv\tp99 recordedAt→recv\tRSS before\tRSS connected\tRSS/subscriber\tpeak RSS\tmissed\tdup/out of order\tended early\tserver CPU\tbench CPU\t")
+	fmt.Fprintln(tw, "server\tsubscribers\tevents\trate/s\tconnect\tp50 send→recv\tp99 send→recv\tmax send→recv\tp50 recordedAt→recv\tp99 recordedAt→recv\tRSS before\tRSS connected\tRSS/subscriber\tpeak RSS\tgoroutines/conn\tmissed\tdup/out of order\tended early\tserver CPU\tbench CPU\t")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%d\t%d\t%.1f\t%v\t%v\t%v\t%v\t%v\t%v\t%s\t%s\t%.1f KB\t%s\t%d\t%d\t%d\t%.2f cores\t%.2f cores\t\n",
-			r.subscribers, r.events, r.rate, r.connect.Round(time.Millisecond),
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%v\t%v\t%v\t%v\t%v\t%v\t%s\t%s\t%.1f KB\t%s\t%.2f\t%d\t%d\t%d\t%.2f cores\t%.2f cores\t\n",
+			r.server, r.subscribers, r.events, r.rate, r.connect.Round(time.Millisecond),
 			ms(r.sendP50), ms(r.sendP99), ms(r.sendMax), ms(r.recP50), ms(r.recP99),
-			mib(r.rssBefore), mib(r.rssConnected), r.perSubscriber()/1024, mib(r.rssPeak),
+			mib(r.rssBefore), mib(r.rssConnected), r.perSubscriber()/1024, mib(r.rssPeak), r.goroutines,
 			r.missed, r.disordered, r.ended, r.serverCPU, r.benchCPU)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\ntargets (ARCHITECTURE.md): 0 missed, p99 ≤ %v, ≤ %d KB of server memory per subscriber\n", targetP99, targetKB)
+	fmt.Fprintf(w, "\ntargets (issue 16): 0 missed, p99 ≤ 150 ms at ≤ 5,000 subscribers and ≤ 250 ms above, ≤ %d KB of server memory and ≤ %d goroutines per subscriber\n", targetKB, targetGoroutines)
 	for _, r := range rs {
 		var miss []string
 		if r.missed != 0 || r.disordered != 0 || r.ended != 0 {
 			miss = append(miss, "delivery")
 		}
-		if r.sendP99 > targetP99 || r.sendP99 == 0 {
+		if r.sendP99 > targetP99(r.subscribers) || r.sendP99 == 0 {
 			miss = append(miss, "p99 latency")
 		}
 		if r.perSubscriber() > targetKB*1024 {
 			miss = append(miss, "memory per subscriber")
+		}
+		if r.goroutines > targetGoroutines+0.05 {
+			miss = append(miss, "goroutines per connection")
 		}
 		if r.rate < 0.95*float64(o.rate) {
 			miss = append(miss, fmt.Sprintf("append rate (%.1f/s of %d/s)", r.rate, o.rate))
@@ -223,7 +253,7 @@ func printTable(w io.Writer, o options, rs []result) {
 		if len(miss) > 0 {
 			verdict = "missed: " + strings.Join(miss, ", ")
 		}
-		fmt.Fprintf(w, "%d subscribers: %s (load average %s)\n", r.subscribers, verdict, r.load)
+		fmt.Fprintf(w, "%s, %d subscribers: %s (load average %s)\n", r.server, r.subscribers, verdict, r.load)
 		if r.ended > 0 {
 			fmt.Fprintf(w, "%d subscribers: %d subscriptions ended early, e.g. %s\n", r.subscribers, r.ended, r.endedBy)
 		}
@@ -233,11 +263,18 @@ func printTable(w io.Writer, o options, rs []result) {
 	}
 }
 
-// The fan-out targets of the architecture.
+// The fan-out targets (issue 16).
 const (
-	targetP99 = 200 * time.Millisecond
-	targetKB  = 30
+	targetKB         = 30
+	targetGoroutines = 2
 )
+
+func targetP99(subscribers int) time.Duration {
+	if subscribers <= 5000 {
+		return 150 * time.Millisecond
+	}
+	return 250 * time.Millisecond
+}
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
 func mib(b int64) string        { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
@@ -291,6 +328,10 @@ func benchOne(ctx context.Context, o options, n int, bin, dir string, stderr io.
 	time.Sleep(2 * time.Second)
 	if res.rssBefore, err = srv.Memory("VmRSS"); err != nil {
 		return res, err
+	}
+	goroutinesBefore := 0.0
+	if m, err := c.Metrics(ctx); err == nil {
+		goroutinesBefore, _ = m.Get("go_goroutines")
 	}
 	logf("server RSS %s; connecting", mib(res.rssBefore))
 
@@ -348,6 +389,9 @@ func benchOne(ctx context.Context, o options, n int, bin, dir string, stderr io.
 	logf("connected in %v; server RSS %s (%.1f KB per subscriber); appending %d events/s for %v",
 		res.connect.Round(time.Millisecond), mib(res.rssConnected), res.perSubscriber()/1024, o.rate, o.duration)
 	if m, err := c.Metrics(ctx); err == nil {
+		if g, ok := m.Get("go_goroutines"); ok {
+			res.goroutines = (g - goroutinesBefore) / float64(n)
+		}
 		// Where the memory is, per subscriber (the Go runtime's view).
 		var parts []string
 		for _, name := range []string{"go_goroutines", "go_memstats_stack_inuse_bytes", "go_memstats_heap_inuse_bytes", "go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes"} {
@@ -486,6 +530,12 @@ func startServer(ctx context.Context, sup *benchserver.Supervisor, bin, dir stri
 	return sup.StartServer(ctx, bin, []string{
 		"HINDSIGHT_DATA_DIR=" + filepath.Join(dir, "data"),
 		"HINDSIGHT_MAX_CONNECTIONS=" + strconv.Itoa(maxConns),
+		// Every subscriber comes from this machine, which in auth mode
+		// none is one principal (and one address); binaries that do not
+		// know these settings ignore them.
+		"HINDSIGHT_MAX_CONNECTIONS_PER_PRINCIPAL=" + strconv.Itoa(maxConns),
+		"HINDSIGHT_MAX_SUBSCRIPTIONS_PER_PRINCIPAL=" + strconv.Itoa(maxConns),
+		"HINDSIGHT_MAX_PENDING_PER_ADDR=" + strconv.Itoa(maxConns),
 		"HINDSIGHT_LOG_LEVEL=warn",
 		"HINDSIGHT_DEBUG_ADDR=" + debugAddr,
 	}, filepath.Join(dir, "server.log"), 90*time.Second)

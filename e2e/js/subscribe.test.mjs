@@ -3,7 +3,10 @@
 //
 //   - graphql-ws (the graphql-transport-ws subprotocol, also behind Apollo
 //     Client's GraphQLWsLink and urql), and
-//   - subscriptions-transport-ws (the legacy graphql-ws subprotocol).
+//   - subscriptions-transport-ws (the legacy graphql-ws subprotocol), and
+//   - graphql-sse, in both its distinct connections mode and its single
+//     connection mode (PUT reservation, GET stream, POST operations,
+//     DELETE to stop).
 //
 // Each test subscribes to events(afterPosition: "0") and, at the same time,
 // has 8 concurrent writers append 500 events in all with HTTP POSTs of
@@ -18,6 +21,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
 
+import { createClient as createSSEClient } from 'graphql-sse';
 import { createClient } from 'graphql-ws';
 import { SubscriptionClient } from 'subscriptions-transport-ws';
 import WebSocket from 'ws';
@@ -190,4 +194,63 @@ test('subscriptions-transport-ws (legacy graphql-ws): 8 writers, 500 events, all
     };
   });
   assert.equal(protocol, 'graphql-ws');
+});
+
+for (const singleConnection of [false, true]) {
+  const mode = singleConnection ? 'single connection' : 'distinct connections';
+  test(`graphql-sse (${mode} mode): 8 writers, 500 events, all delivered in order`, { timeout: TIMEOUT_MS + 30_000 }, async () => {
+    const prefix = `js-sse-${singleConnection ? 'single' : 'distinct'}-${randomUUID()}`;
+    // retryAttempts 0: a refused request fails the test instead of being
+    // retried quietly.
+    const client = createSSEClient({ url: httpURL, singleConnection, retryAttempts: 0 });
+    await run(prefix, async (sink) => {
+      const end = client.subscribe({ query: SUBSCRIPTION }, sink);
+      return async () => {
+        end();
+        client.dispose();
+      };
+    });
+  });
+}
+
+test('graphql-sse (single connection mode): a query, and two subscriptions on one stream, one stopped early', { timeout: 60_000 }, async () => {
+  const client = createSSEClient({ url: httpURL, singleConnection: true, retryAttempts: 0 });
+  try {
+    const head = await new Promise((resolve, reject) => {
+      let data;
+      client.subscribe({ query: '{ headPosition }' }, {
+        next: (r) => (data = r.data),
+        error: reject,
+        complete: () => resolve(data.headPosition),
+      });
+    });
+    assert.match(head, /^[0-9]+$/);
+    // Two live subscriptions from the head; the first is stopped (DELETE)
+    // after one event, the second gets both events.
+    const got = [[], []];
+    const ends = [];
+    const firstTwo = new Promise((resolve, reject) => {
+      for (const i of [0, 1]) {
+        ends[i] = client.subscribe({ query: `subscription { events(afterPosition: "${head}") { position } }` }, {
+          next: (r) => {
+            if (r.errors) return reject(new Error(JSON.stringify(r.errors)));
+            got[i].push(r.data.events.position);
+            if (i === 0 && got[0].length === 1) ends[0]();
+            if (got[1].length === 2) resolve();
+          },
+          error: reject,
+          complete: () => {},
+        });
+      }
+    });
+    await post(APPEND, { s: `js-sse-single-${randomUUID()}`, e: [{ type: 'A', data: {} }] });
+    await new Promise((r) => setTimeout(r, 300));
+    await post(APPEND, { s: `js-sse-single-${randomUUID()}`, e: [{ type: 'B', data: {} }] });
+    await firstTwo;
+    assert.equal(got[0].length, 1, 'the stopped subscription got nothing after its DELETE');
+    assert.deepEqual(got[1], [String(Number(head) + 1), String(Number(head) + 2)]);
+    ends[1]();
+  } finally {
+    client.dispose();
+  }
 });

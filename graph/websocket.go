@@ -1,0 +1,137 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/hindsight-dev/hindsight/auth"
+	"github.com/hindsight-dev/hindsight/graph/ssetransport"
+	"github.com/hindsight-dev/hindsight/graph/wstransport"
+)
+
+// Websockets are served by our own gqlgen transport, wstransport; this file
+// gives it the endpoint's rules: the connection cap and shutdown (the stream
+// hub), authentication at connection_init, the limit of operations per
+// connection and the check of client text.
+
+// SubscriberLags calls f with how many positions each live subscription is
+// behind the head (for the lag metric).
+func (e *Endpoint) SubscriberLags(f func(lag int64)) { e.cfg.Resolver.slow().lags(f) }
+
+// WebsocketHeld returns how many bytes the websocket transport holds for
+// clients that it has not yet written to their sockets.
+func (e *Endpoint) WebsocketHeld() int64 { return e.ws.Held() }
+
+func (e *Endpoint) websocketTransport() *wstransport.Transport {
+	e.ws = wstransport.New(wstransport.Config{
+		InitTimeout:   e.cfg.InitTimeout,
+		KeepAlive:     e.cfg.KeepAlive,
+		WriteTimeout:  e.cfg.StreamWriteTimeout,
+		ReadLimit:     e.cfg.MaxBodyBytes,
+		MaxOperations: e.cfg.MaxSubscriptionsPerConn,
+		TooMany:       e.tooManySubscriptions,
+		Open:          e.openWebsocket,
+		Init:          e.authenticateWebsocket,
+		Acked:         acked,
+		CheckText:     CheckJSONText,
+		Log:           e.log,
+	})
+	return e.ws
+}
+
+// openWebsocket admits a websocket as pending for its client address (until
+// connection_ack) and registers it with the hub, which caps connections and
+// ends them at shutdown. The connection outlives the request (the transport
+// serves it from its own goroutine once upgraded), so its context is the
+// request's without the request's end.
+func (e *Endpoint) openWebsocket(w http.ResponseWriter, r *http.Request) (context.Context, func(), bool) {
+	pctx, unpend, ok := e.lim.admitPending(w, r)
+	if !ok {
+		return nil, nil, false
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(pctx))
+	id, err := e.hub.add(cancel)
+	if err != nil {
+		cancel()
+		unpend()
+		writeError(w, http.StatusServiceUnavailable, codeOf(err), err.Error())
+		return nil, nil, false
+	}
+	return ctx, func() { e.hub.remove(id); cancel(); unpend() }, true
+}
+
+// sseTransport is the SSE transport (both modes of graphql-sse) with the
+// endpoint's rules.
+func (e *Endpoint) sseTransport() *ssetransport.Transport {
+	e.sse = ssetransport.New(ssetransport.Config{
+		KeepAlive:    e.cfg.KeepAlive,
+		WriteTimeout: e.cfg.StreamWriteTimeout,
+		Open:         e.openSSE,
+		Reserve: func(w http.ResponseWriter, r *http.Request) (func(), bool) {
+			_, release, ok := e.lim.admitPending(w, r) // a reservation is pending until its stream opens
+			return release, ok
+		},
+		ReserveTimeout: e.cfg.InitTimeout,
+		Owner: func(ctx context.Context) string {
+			if p := auth.FromContext(ctx); p != nil {
+				return p.Subject
+			}
+			return ""
+		},
+		MaxOperations: e.cfg.MaxSubscriptionsPerConn,
+		TooMany:       e.tooManySubscriptions,
+	})
+	return e.sse
+}
+
+func (e *Endpoint) tooManySubscriptions(ctx context.Context) *gqlerror.Error {
+	return e.present(ctx, &codedError{code: CodeTooManySubscriptions,
+		msg: fmt.Sprintf("at most %d subscriptions may be active on one connection", e.cfg.MaxSubscriptionsPerConn)})
+}
+
+// openSSE registers an SSE stream with the hub and counts it against its
+// principal's connections.
+func (e *Endpoint) openSSE(w http.ResponseWriter, r *http.Request) (context.Context, func(), bool) {
+	ctx, _, done, ok := e.openStream(w, r)
+	if !ok {
+		return nil, nil, false
+	}
+	if p := auth.FromContext(ctx); p != nil && !e.lim.admitPrincipal(ctx, p) {
+		done()
+		err := e.lim.tooManyConnections()
+		writeError(w, http.StatusTooManyRequests, codeOf(err), err.Error())
+		return nil, nil, false
+	}
+	return ctx, done, true
+}
+
+// authenticateWebsocket authenticates connection_init: the credential comes
+// in its payload, {"Authorization": "Bearer ..."} (browsers cannot set headers
+// on a websocket), or else from the upgrade request's Authorization header. A
+// failure closes the connection with 4401 (authentication failed) or 4403
+// (forbidden).
+func (e *Endpoint) authenticateWebsocket(ctx context.Context, r *http.Request, payload map[string]any) (context.Context, time.Time, error) {
+	header := transport.InitPayload(payload).Authorization()
+	if header == "" && r != nil {
+		header = r.Header.Get("Authorization")
+	}
+	p, err := e.authenticate(ctx, r, header)
+	if err != nil {
+		ie := &wstransport.InitError{Code: wstransport.CloseUnauthorized, Reason: "Unauthorized", Err: err}
+		if errors.Is(err, auth.ErrForbidden) {
+			ie.Code, ie.Reason = wstransport.CloseForbidden, "Forbidden"
+		}
+		e.log.InfoContext(ctx, "websocket refused", "request_id", RequestID(ctx), "close_code", ie.Code, "reason", err)
+		return ctx, time.Time{}, ie
+	}
+	if !e.lim.admitPrincipal(ctx, p) {
+		return ctx, time.Time{}, e.lim.principalConnectionsRefused(e.lim.tooManyConnections())
+	}
+	return auth.WithPrincipal(ctx, p), p.Expires, nil
+}
