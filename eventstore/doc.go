@@ -132,6 +132,38 @@
 // held and the evictions. On MongoDB a miss is an index range; on FerretDB
 // it is a scan, slow but correct.
 //
+// # Reading the store: replies bounded by bytes
+//
+// Never rely on the store to bound what it sends back. MongoDB caps one
+// reply at 16 MiB whatever the batch size; FerretDB does not, and a commit
+// may hold 4 MiB (MaxAppendBytes), so 1,000 commits in one reply can pass the
+// driver's 48 MB message limit ("length of read message too large"): the
+// image could not be built, and neither export nor verify could run. So
+// every read of the commits collection goes through one helper, the
+// commitCursor of reads.go, which sets the batch size of every reply (the
+// driver's Cursor.SetBatchSize before each getMore) so that the reply holds
+// at most MaxReplyBytes (12 MiB) even if every commit it may hold is as
+// large as it can be:
+//
+//   - The image records the size of every commit above 64 KiB (a bound
+//     computed from its fields; 16 bytes per such commit in the skeleton).
+//     Over positions the image holds, a reply may then hold the next known
+//     large commits while their sum fits, and 64 KiB for each other commit:
+//     192 small commits per reply, and one or two where commits are at the
+//     limit. A read of one stream walks that stream's commits in the
+//     skeleton and counts each at its size.
+//   - Beyond the image's head nothing is known, so each commit counts as
+//     MaxCommitBytes (about 5.1 MiB: the 4 MiB of data plus 1,000 events'
+//     ids, types and hashes): 2 per reply. That is the image build at Open
+//     and the tailer's read of new commits. Measured on FerretDB (SQLite),
+//     where the per-document cost dominates, reading 30,000 small commits
+//     took 2.8 s in replies of 3 and 2.7 s in replies of 1,000 (1 per reply:
+//     6.6 s).
+//
+// The other collections are bounded the same way: a snapshot holds at most
+// MaxSnapshotBytes (4 MiB) of state, a beacon at most 256 KiB of commits.
+// TestReadsBoundedByBytes measures every reply of every read path.
+//
 // # Other instances
 //
 // Each instance keeps a beacon in the tiny "instances" collection: its head,

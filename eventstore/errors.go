@@ -29,6 +29,9 @@ var (
 	ErrClosed = errors.New("event store closed")
 	// ErrNotReady: the memory image is still being built.
 	ErrNotReady = errors.New("event store not ready")
+	// ErrDamaged: a stored document is not what this package writes; the
+	// store was changed behind its back.
+	ErrDamaged = errors.New("the stored log is damaged")
 	// ErrSubscriberTooSlow: a subscriber fell further behind than allowed.
 	ErrSubscriberTooSlow = errors.New("subscriber too slow")
 )

@@ -11,6 +11,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/hindsight-dev/hindsight/eventstore"
 )
 
 // rawRead is the baseline of start-up: the official driver reading every
@@ -24,8 +26,12 @@ type rawRead struct {
 
 // readRaw connects a fresh client to uri and reads every document of the
 // commits collection of database hindsight with the query the server uses
-// to build its image (_id > 0, sorted by _id, batches of 1,000), decoding
-// each into bson.Raw and counting its events. The time includes connecting.
+// to build its image (_id > 0, sorted by _id), decoding each into bson.Raw
+// and counting its events. The time includes connecting. Like the server,
+// it knows nothing of the commits' sizes, so it bounds each reply by
+// assuming every commit may be at the append limit (eventstore.MaxReplyBytes
+// / eventstore.MaxCommitBytes commits per reply): FerretDB does not cap a
+// reply at 16 MiB, and 1,000 large commits pass the driver's 48 MB limit.
 func readRaw(ctx context.Context, uri string) (rawRead, error) {
 	var r rawRead
 	start := time.Now()
@@ -36,7 +42,7 @@ func readRaw(ctx context.Context, uri string) (rawRead, error) {
 	defer client.Disconnect(context.WithoutCancel(ctx))
 	coll := client.Database("hindsight").Collection("commits")
 	cur, err := coll.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: int64(0)}}}},
-		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(1000))
+		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(eventstore.MaxReplyBytes/eventstore.MaxCommitBytes))
 	if err != nil {
 		return r, err
 	}

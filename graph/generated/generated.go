@@ -58,6 +58,7 @@ type ComplexityRoot struct {
 		ResidentBytes     func(childComplexity int) int
 		ResidentEvents    func(childComplexity int) int
 		StoreKind         func(childComplexity int) int
+		StoreProblem      func(childComplexity int) int
 		StreamConnections func(childComplexity int) int
 		Streams           func(childComplexity int) int
 		Subscribers       func(childComplexity int) int
@@ -321,6 +322,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Diagnostics.StoreKind(childComplexity), true
+	case "Diagnostics.storeProblem":
+		if e.ComplexityRoot.Diagnostics.StoreProblem == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Diagnostics.StoreProblem(childComplexity), true
 	case "Diagnostics.streamConnections":
 		if e.ComplexityRoot.Diagnostics.StreamConnections == nil {
 			break
@@ -1352,6 +1359,16 @@ type Subscription {
   orderChanged(id: ID!, afterVersion: Int): OrderRevision!
 }
 `, BuiltIn: false},
+	{Name: "../../schema/health.graphqls", Input: `extend type Diagnostics {
+  """
+  What keeps this instance's event store from serving as it should, with
+  what to do, or null when nothing does: positions missing from the log, or
+  a memory image that fails to build again and again. /readyz gives the same
+  reason.
+  """
+  storeProblem: String
+}
+`, BuiltIn: false},
 	{Name: "../../schema/meta.graphqls", Input: `# meta.graphqls is a placeholder so that the schema/ glob always matches;
 # capabilities add their own files beside it.
 `, BuiltIn: false},
@@ -1400,6 +1417,8 @@ func (ec *executionContext) childFields_Diagnostics(ctx context.Context, field g
 		return ec.fieldContext_Diagnostics_subscribers(ctx, field)
 	case "streamConnections":
 		return ec.fieldContext_Diagnostics_streamConnections(ctx, field)
+	case "storeProblem":
+		return ec.fieldContext_Diagnostics_storeProblem(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Diagnostics", field.Name)
 }
@@ -2749,6 +2768,29 @@ func (ec *executionContext) _Diagnostics_streamConnections(ctx context.Context, 
 }
 func (ec *executionContext) fieldContext_Diagnostics_streamConnections(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Diagnostics", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Diagnostics_storeProblem(ctx context.Context, field graphql.CollectedField, obj *model.Diagnostics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Diagnostics_storeProblem(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StoreProblem, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Diagnostics_storeProblem(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Diagnostics", field, false, false, "String")
 }
 
 func (ec *executionContext) _Event_id(ctx context.Context, field graphql.CollectedField, obj *eventstore.Event) (ret graphql.Marshaler) {
@@ -6655,6 +6697,11 @@ func (ec *executionContext) _Diagnostics(ctx context.Context, sel ast.SelectionS
 		case "streamConnections":
 			out.Values[i] = ec._Diagnostics_streamConnections(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "storeProblem":
+			out.Values[i] = ec._Diagnostics_storeProblem(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
