@@ -304,7 +304,7 @@ func TestMemoryBudgetIdempotentReplay(t *testing.T) {
 	}{
 		{"same append", []eventstore.NewEvent{evID(ids[0], "A", 1), evID(ids[1], "B", 2)}, nil},
 		{"other data", []eventstore.NewEvent{evID(ids[0], "A", 99)}, eventstore.ErrDuplicateEventID},
-		{"id in second place", []eventstore.NewEvent{ev("New", 1), evID(ids[1], "B", 2)}, eventstore.ErrDuplicateEventID},
+		{"id in second place", []eventstore.NewEvent{evID("0190f5a0-0000-7000-8000-0000000000bb", "New", 1), evID(ids[1], "B", 2)}, eventstore.ErrDuplicateEventID},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -37,6 +37,7 @@ type ResolverRoot interface {
 	Query() QueryResolver
 	Stream() StreamResolver
 	Subscription() SubscriptionResolver
+	NewEvent() NewEventResolver
 }
 
 type DirectiveRoot struct {
@@ -235,6 +236,10 @@ type SubscriptionResolver interface {
 	Events(ctx context.Context, afterPosition *int64, types []string, streamPrefix *string) (<-chan *eventstore.Event, error)
 	StreamEvents(ctx context.Context, streamID string, afterVersion *int) (<-chan *eventstore.Event, error)
 	OrderChanged(ctx context.Context, id string, afterVersion *int) (<-chan *projections.OrderRevision, error)
+}
+
+type NewEventResolver interface {
+	ID(ctx context.Context, obj *eventstore.NewEvent, data *string) error
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -6422,11 +6427,13 @@ func (ec *executionContext) unmarshalInputNewEvent(ctx context.Context, obj any)
 		switch k {
 		case "id":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
-			data, err := ec.unmarshalOID2string(ctx, v)
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
 			if err != nil {
 				return it, err
 			}
-			it.ID = data
+			if err = ec.Resolvers.NewEvent().ID(ctx, &it, data); err != nil {
+				return it, err
+			}
 		case "type":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("type"))
 			data, err := ec.unmarshalNString2string(ctx, v)
@@ -8603,18 +8610,6 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	_ = sel
 	_ = ctx
 	res := scalar.MarshalBoolean(*v)
-	return res
-}
-
-func (ec *executionContext) unmarshalOID2string(ctx context.Context, v any) (string, error) {
-	res, err := scalar.UnmarshalID(v)
-	return res, graphql.ErrorOnPath(ctx, err)
-}
-
-func (ec *executionContext) marshalOID2string(ctx context.Context, sel ast.SelectionSet, v string) graphql.Marshaler {
-	_ = sel
-	_ = ctx
-	res := scalar.MarshalID(v)
 	return res
 }
 
