@@ -17,8 +17,9 @@ var (
 	// ErrInvalidArgument: the request broke a documented limit or rule and
 	// nothing was written. The message says which.
 	ErrInvalidArgument = errors.New("invalid argument")
-	// ErrDuplicateEventID: an event id already stored in the stream was reused
-	// for different content, or at a different version.
+	// ErrDuplicateEventID: an event id already stored was reused for
+	// different content, at a different version or in another stream. Event
+	// ids are unique in the whole log.
 	ErrDuplicateEventID = errors.New("event id reused with different content")
 	// ErrStoreUnavailable: the store could not be reached in time. Nothing is
 	// acknowledged; the caller may retry.

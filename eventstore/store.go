@@ -33,6 +33,7 @@ type Store struct {
 	commits  *mongo.Collection
 	snaps    *mongo.Collection
 	beacons  *mongo.Collection
+	ids      *mongo.Collection // event id reservations (eventids.go)
 	log      *slog.Logger
 	instance string
 
@@ -218,6 +219,7 @@ func Open(ctx context.Context, client *mongo.Client, database string, opts ...Op
 	s.commits = s.db.Collection(CommitsCollection)
 	s.snaps = s.db.Collection(SnapshotsCollection)
 	s.beacons = s.db.Collection(InstancesCollection)
+	s.ids = s.db.Collection(EventIDsCollection)
 	if err := s.ensureIndexes(ctx); err != nil {
 		return nil, &Error{Op: "open", Err: classify(err)}
 	}
