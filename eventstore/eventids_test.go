@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -171,5 +172,40 @@ func TestEventIDsUniqueAcrossInstances(t *testing.T) {
 		if count[id] != 1 {
 			t.Fatalf("event id %s is stored %d times, want once", id, count[id])
 		}
+	}
+}
+
+// TestImportRefusesDuplicateIDs: a log that uses an id twice (written before
+// ids were reserved, here by removing a reservation by hand) cannot be
+// imported, and the refused page writes nothing.
+func TestImportRefusesDuplicateIDs(t *testing.T) {
+	ctx := ctxT(t)
+	src, client, db := openStore(t)
+	const x = "0192f0c4-0000-7000-8000-0000000000c1"
+	if _, err := src.Append(ctx, "a", nil, ev("A", 1), ev("A", 2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Append(ctx, "a", nil, evID(x, "A", 3)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Database(db).Collection(eventstore.EventIDsCollection).DeleteOne(ctx, bson.D{{Key: "_id", Value: x}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Append(ctx, "b", nil, evID(x, "A", 3)); err != nil {
+		t.Fatalf("append of a reused id whose reservation was removed: %v", err)
+	}
+	log := readAllEvents(t, src)
+
+	dst, dclient, ddb := openStore(t)
+	err := dst.Import(ctx, log)
+	if !errors.Is(err, eventstore.ErrInvalidArgument) || !strings.Contains(err.Error(), "event id "+x+" is used twice") {
+		t.Fatalf("import: %v; want the reused id refused", err)
+	}
+	if n, _ := dclient.Database(ddb).Collection(eventstore.CommitsCollection).CountDocuments(ctx, bson.D{}); n != 0 || dst.HeadPosition() != 0 {
+		t.Fatalf("the refused import wrote %d commits (head %d)", n, dst.HeadPosition())
+	}
+	// Without the duplicate it imports.
+	if err := dst.Import(ctx, log[:3]); err != nil {
+		t.Fatalf("import of the log before the reused id: %v", err)
 	}
 }
