@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -94,4 +97,67 @@ func exportSize(ctx context.Context, bin, uri, file, logPath string) (int64, tim
 		return 0, 0, err
 	}
 	return st.Size(), took, nil
+}
+
+// roundTrip is export → import → export of the large phase's log.
+type roundTrip struct {
+	importTook, exportTook time.Duration
+	identical              bool
+	bytes                  int64
+}
+
+// runRoundTrip imports the export at first into database hindsight_roundtrip
+// of the same store and exports that, with the commands' progress on
+// stderr, and compares the two files byte for byte.
+func runRoundTrip(ctx context.Context, bin, uri, tmp, first string, stderr io.Writer) (*roundTrip, error) {
+	rt := &roundTrip{}
+	runCmd := func(args ...string) (time.Duration, error) {
+		start := time.Now()
+		cmd := exec.CommandContext(ctx, bin, args...)
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "HINDSIGHT_") {
+				cmd.Env = append(cmd.Env, kv)
+			}
+		}
+		cmd.Stdout, cmd.Stderr = stderr, stderr
+		if err := cmd.Run(); err != nil {
+			return 0, fmt.Errorf("hindsight %s: %w", args[0], err)
+		}
+		return time.Since(start), nil
+	}
+	var err error
+	if rt.importTook, err = runCmd("import", "--mongodb-uri", uri, "--database", "hindsight_roundtrip", "--in", first); err != nil {
+		return nil, err
+	}
+	second := filepath.Join(tmp, "export-roundtrip.jsonl")
+	if rt.exportTook, err = runCmd("export", "--mongodb-uri", uri, "--database", "hindsight_roundtrip", "--out", second); err != nil {
+		return nil, err
+	}
+	a, err := fileDigest(first)
+	if err != nil {
+		return nil, err
+	}
+	b, err := fileDigest(second)
+	if err != nil {
+		return nil, err
+	}
+	st, err := os.Stat(second)
+	if err != nil {
+		return nil, err
+	}
+	rt.identical, rt.bytes = a == b, st.Size()
+	return rt, nil
+}
+
+func fileDigest(path string) ([32]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return [32]byte{}, err
+	}
+	return [32]byte(h.Sum(nil)), nil
 }
