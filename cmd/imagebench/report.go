@@ -148,7 +148,7 @@ func printReport(w io.Writer, r *report) {
 	}
 	if rb, ok := l.metric(metricResidentBytes); ok && r.jsonBytes > 0 {
 		ratio := rb / float64(r.jsonBytes)
-		row("image / JSON", "%.2f× (%s / %s; target ≤ %.0f×: %s)", ratio, mib(int64(rb)), mib(r.jsonBytes), targetImageRatio, verdict(ratio, targetImageRatio))
+		row("image / JSON", "%.2f× (%s / %s; target ≤ %.1f×: %s)", ratio, mib(int64(rb)), mib(r.jsonBytes), targetImageRatio, verdict(ratio, targetImageRatio))
 	} else {
 		row("image / JSON", "n/a (%s is missing); RSS / JSON = %.2f×", metricResidentBytes, float64(l.rss)/float64(max(r.jsonBytes, 1)))
 	}
