@@ -112,9 +112,10 @@ type config struct {
 	keep          bool
 	skipBudget    bool
 	seed          uint64
-	padEvery      int  // every Nth generic append has one 64 KiB event; 0 = none
-	huge          int  // appends of one event near 4 MiB in the large phase
-	roundTrip     bool // export → import → export, byte for byte
+	padEvery      int    // every Nth generic append has one 64 KiB event; 0 = none
+	huge          int    // appends of one event near 4 MiB in the large phase
+	roundTrip     bool   // export → import → export, byte for byte
+	pgURL         string // run the store on FerretDB's PostgreSQL handler
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -132,6 +133,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Uint64Var(&o.seed, "seed", 9, "seed of the load plan and of the query arguments")
 	fs.IntVar(&o.padEvery, "pad-every", 0, "every Nth generic append carries one event of 64 KiB (the size mix); 0 = none")
 	fs.IntVar(&o.huge, "huge", 0, "appends of one event near the 4 MiB append limit in the large phase")
+	fs.StringVar(&o.pgURL, "postgresql-url", "", "run the store (hindsight devdb) on FerretDB's PostgreSQL handler at this URL (see embedded/pgstore.sh) instead of SQLite")
 	fs.BoolVar(&o.roundTrip, "round-trip", false, "after the large phase, import the export into a fresh database and export it again: the files must be byte-identical")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -200,7 +202,11 @@ func bench(ctx context.Context, o config, stdout, stderr io.Writer) (err error) 
 			return err
 		}
 	}
-	_, uri, err := sup.StartDevDB(ctx, bin, filepath.Join(tmp, "data"), filepath.Join(tmp, "devdb.log"))
+	var storeEnv []string
+	if o.pgURL != "" {
+		storeEnv = append(storeEnv, "HINDSIGHT_POSTGRESQL_URL="+o.pgURL)
+	}
+	_, uri, err := sup.StartDevDB(ctx, bin, filepath.Join(tmp, "data"), filepath.Join(tmp, "devdb.log"), storeEnv...)
 	if err != nil {
 		return err
 	}
