@@ -67,6 +67,10 @@ func storeSettings(extra ...setting) []setting {
 	}, extra...)
 }
 
+// backupBuildAttempts is how often export, import and verify try to read
+// the log before they give up.
+const backupBuildAttempts = 3
+
 // openStore opens the event store for a command and waits for its memory
 // image; close releases everything it opened.
 func openStore(ctx context.Context, cfg *config, log *slog.Logger) (store *eventstore.Store, close func(), err error) {
@@ -99,7 +103,10 @@ func openStore(ctx context.Context, cfg *config, log *slog.Logger) (store *event
 		return nil, close, fmt.Errorf("mongodb client: %w", err)
 	}
 	closers = append(closers, client.Disconnect)
-	store, err = eventstore.Open(ctx, client, cfg.Database, eventstore.WithLogger(log.With("component", "eventstore")))
+	// A command must end: after a few failed attempts to read the log it
+	// exits non-zero with the cause, instead of retrying as a server does.
+	store, err = eventstore.Open(ctx, client, cfg.Database, eventstore.WithLogger(log.With("component", "eventstore")),
+		eventstore.WithBuildAttempts(backupBuildAttempts))
 	if err != nil {
 		return nil, close, fmt.Errorf("open event store: %w", err)
 	}

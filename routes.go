@@ -88,7 +88,17 @@ func (a *app) readyz(w http.ResponseWriter, r *http.Request) {
 		notReady("starting: opening the store")
 		return
 	case !comp.store.Ready():
-		notReady("the event store is loading its memory image")
+		reason := "the event store is loading its memory image"
+		if p := comp.store.Problem(); p != "" {
+			reason = p // the build keeps failing: say why and what to do
+		}
+		notReady(reason)
+		return
+	}
+	// A log with missing positions is served, but never reported ready
+	// in silence: the log and this reason name the missing positions.
+	if p := comp.store.Problem(); p != "" {
+		notReady(p)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)

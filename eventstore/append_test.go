@@ -164,7 +164,7 @@ func TestIdempotentAppend(t *testing.T) {
 	}{
 		{"other data", []eventstore.NewEvent{evID(ids[0], "A", 99)}},
 		{"other type", []eventstore.NewEvent{evID(ids[0], "Z", 1)}},
-		{"id in second place", []eventstore.NewEvent{ev("New", 1), evID(ids[1], "B", 2)}},
+		{"id in second place", []eventstore.NewEvent{evID("0190f5a0-0000-7000-8000-0000000000bb", "New", 1), evID(ids[1], "B", 2)}},
 		{"other order", []eventstore.NewEvent{evID(ids[1], "B", 2), evID(ids[0], "A", 1)}},
 	}
 	for _, c := range cases {
@@ -207,6 +207,7 @@ func TestLimits(t *testing.T) {
 		{"invalid json", "s", []eventstore.NewEvent{{Type: "E", Data: []byte("{nope")}}},
 		{"missing data", "s", []eventstore.NewEvent{{Type: "E"}}},
 		{"bad id", "s", []eventstore.NewEvent{evID("not-a-uuid", "E", 1)}},
+		{"ids on some events only", "s", []eventstore.NewEvent{ev("E", 1), evID("0190f5a0-0000-7000-8000-00000000000c", "E", 2)}},
 		{"same id twice", "s", []eventstore.NewEvent{evID("0190f5a0-0000-7000-8000-00000000000a", "E", 1), evID("0190f5a0-0000-7000-8000-00000000000a", "E", 2)}},
 	}
 	for _, c := range cases {

@@ -47,6 +47,11 @@ const (
 	ringMaxAge        = 500 * time.Millisecond
 )
 
+// beaconBatch bounds the beacons in one reply of the store by bytes (see
+// reads.go): a beacon's ring holds at most ringMaxBatchBytes of events, a
+// little more as BSON.
+const beaconBatch = MaxReplyBytes / (2 * ringMaxBatchBytes)
+
 // maxYield bounds how long a writer holds back its next batch while a peer
 // is contending. Without holding back, a busy writer wins every race for the
 // next position: it writes its next batch while the loser is still learning
@@ -182,7 +187,7 @@ type peerSeen struct {
 func (s *Store) readBeacons(ctx context.Context, recent bool) (peerView, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
-	opts := options.Find()
+	opts := options.Find().SetBatchSize(beaconBatch)
 	if !recent {
 		opts.SetProjection(bson.D{{Key: "recent", Value: 0}})
 	}
@@ -249,7 +254,8 @@ func (s *Store) applyRecent(ctx context.Context, ids []string) (int, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
-	cur, err := s.beacons.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
+	cur, err := s.beacons.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}},
+		options.Find().SetBatchSize(beaconBatch))
 	if err != nil {
 		return 0, classify(err)
 	}

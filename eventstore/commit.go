@@ -3,11 +3,11 @@ package eventstore
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // commitDoc is how one append is stored: a single document, so an append is
@@ -73,18 +73,24 @@ func (s *Store) load(ctx context.Context) error {
 		}
 	}()
 	s.log.Info("building memory image")
-	cur, err := s.commits.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: s.img.head.Load()}}}},
-		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(1000))
+	cur, err := s.findCommits(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: s.img.head.Load()}}}},
+		"", s.img.head.Load(), openEnded)
 	if err != nil {
-		return classify(err)
+		return err
 	}
-	defer cur.Close(ctx)
+	defer cur.close(ctx)
 	start, lastLog := time.Now(), time.Now()
 	var n, events int64
-	for cur.Next(ctx) {
-		var d commitDoc
-		if err := cur.Decode(&d); err != nil {
+	for {
+		d, err := cur.next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
 			return err
+		}
+		if h := s.img.head.Load(); d.ID > h+1 {
+			s.noteGap(h+1, d.ID-1)
 		}
 		evs := d.events()
 		s.img.apply(evs, true)
@@ -101,9 +107,6 @@ func (s *Store) load(ctx context.Context) error {
 				"percent", int(pct), "events_per_sec", int(float64(events)/time.Since(start).Seconds()),
 				"resident_bytes", is.bytes, "evicted", is.evicted)
 		}
-	}
-	if err := cur.Err(); err != nil {
-		return classify(err)
 	}
 	return s.loadSnapshots(ctx)
 }

@@ -17,8 +17,9 @@ var (
 	// ErrInvalidArgument: the request broke a documented limit or rule and
 	// nothing was written. The message says which.
 	ErrInvalidArgument = errors.New("invalid argument")
-	// ErrDuplicateEventID: an event id already stored in the stream was reused
-	// for different content, or at a different version.
+	// ErrDuplicateEventID: an event id already stored was reused for
+	// different content, at a different version or in another stream. Event
+	// ids are unique in the whole log.
 	ErrDuplicateEventID = errors.New("event id reused with different content")
 	// ErrStoreUnavailable: the store could not be reached in time. Nothing is
 	// acknowledged; the caller may retry.
@@ -29,6 +30,9 @@ var (
 	ErrClosed = errors.New("event store closed")
 	// ErrNotReady: the memory image is still being built.
 	ErrNotReady = errors.New("event store not ready")
+	// ErrDamaged: a stored document is not what this package writes; the
+	// store was changed behind its back.
+	ErrDamaged = errors.New("the stored log is damaged")
 	// ErrSubscriberTooSlow: a subscriber fell further behind than allowed.
 	ErrSubscriberTooSlow = errors.New("subscriber too slow")
 )

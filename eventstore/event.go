@@ -21,7 +21,7 @@ type Event struct {
 
 // NewEvent is an event proposed for appending.
 type NewEvent struct {
-	ID       string          // optional UUID; a v7 is generated when empty
+	ID       string          // optional UUID; a v7 is generated when empty. Give every event of an append an id, or none
 	Type     string          // required, 1 to 256 characters, must not start with '$'
 	Data     json.RawMessage // required JSON value
 	Metadata json.RawMessage // optional JSON value

@@ -34,6 +34,7 @@ type image struct {
 	nStreams int // entries with at least one event (a pin can create an empty one)
 	types    []string
 	typeIdx  map[string]uint32
+	big      []bigCommit // commits above smallCommitBytes, in position order (reads.go)
 	headTime time.Time
 	changed  chan struct{} // closed and replaced whenever head advances
 	batch    *waker        // wakes batched subscriptions (wake.go)
@@ -187,6 +188,7 @@ func (im *image) apply(events []Event, force bool) applyResult {
 		st.used.Store(tick)
 	}
 	im.observe(events)
+	im.noteSize(events)
 	last := events[len(events)-1]
 	im.headTime = last.RecordedAt
 	im.head.Store(last.Position)

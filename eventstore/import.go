@@ -56,6 +56,11 @@ func (s *Store) Import(ctx context.Context, events []Event) error {
 		case !errors.Is(err, mongo.ErrNoDocuments):
 			return &Error{Op: "import", Err: classify(err)}
 		}
+		// Without commits, every id reservation is a leftover of an
+		// append or import that wrote nothing.
+		if _, err := s.ids.DeleteMany(ctx, bson.D{}); err != nil {
+			return &Error{Op: "import", Err: classify(err)}
+		}
 	}
 	if p := events[0].Position; p != head+1 {
 		if p == 1 {
@@ -65,6 +70,9 @@ func (s *Store) Import(ctx context.Context, events []Event) error {
 	}
 	docs, err := s.importDocs(head, events)
 	if err != nil {
+		return &Error{Op: "import", Err: err}
+	}
+	if err := s.importIDs(ctx, events); err != nil {
 		return &Error{Op: "import", Err: err}
 	}
 	models := make([]any, len(docs))
@@ -137,6 +145,26 @@ func (s *Store) importDocs(head int64, events []Event) ([]*commitDoc, error) {
 	}
 	flush()
 	return docs, nil
+}
+
+// importIDs reserves the ids of imported events, each for its slot, so that
+// they are unique in the whole log as appended ones are (eventids.go). An
+// id already used, in the file or in the store, is ErrInvalidArgument.
+func (s *Store) importIDs(ctx context.Context, events []Event) error {
+	docs := make([]any, len(events))
+	for i := range events {
+		docs[i] = reservationOf(&events[i], 0)
+	}
+	_, err := s.ids.InsertMany(ctx, docs, options.InsertMany().SetOrdered(true))
+	var bwe mongo.BulkWriteException
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &bwe) && len(bwe.WriteErrors) > 0 && mongo.IsDuplicateKeyError(bwe.WriteErrors[0]):
+		e := events[bwe.WriteErrors[0].Index]
+		return invalid("position %d: event id %s is used twice in the log; event ids are unique", e.Position, e.ID)
+	}
+	return classify(err)
 }
 
 // ChainVerifier checks the hash chains of a whole log in one pass, event by

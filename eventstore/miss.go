@@ -3,11 +3,10 @@ package eventstore
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // The miss path: reads of events whose payloads were evicted. Each is one
@@ -28,17 +27,20 @@ import (
 func (s *Store) fetchStream(ctx context.Context, id string, from, lo, hi int64) ([]Event, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.readTimeout)
 	defer cancel()
-	cur, err := s.commits.Find(ctx,
+	cur, err := s.findCommits(ctx,
 		bson.D{{Key: "stream", Value: id}, {Key: "version", Value: bson.D{{Key: "$gte", Value: from}, {Key: "$lte", Value: hi}}}},
-		options.Find().SetSort(bson.D{{Key: "version", Value: 1}}))
+		id, from-1, hi)
 	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
-	defer cur.Close(ctx)
+	defer cur.close(ctx)
 	out := make([]Event, 0, hi-lo+1)
-	for cur.Next(ctx) {
-		var d commitDoc
-		if err := cur.Decode(&d); err != nil {
+	for {
+		d, err := cur.next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
 			return nil, err
 		}
 		for _, e := range d.events() {
@@ -46,9 +48,6 @@ func (s *Store) fetchStream(ctx context.Context, id string, from, lo, hi int64) 
 				out = append(out, e)
 			}
 		}
-	}
-	if err := cur.Err(); err != nil {
-		return nil, classify(err)
 	}
 	for i := range out {
 		if out[i].Version != lo+int64(i) {
@@ -67,17 +66,20 @@ func (s *Store) fetchLog(ctx context.Context, want []slot) ([]Event, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.readTimeout)
 	defer cancel()
 	from, last := want[0].position-int64(want[0].off), want[len(want)-1].position
-	cur, err := s.commits.Find(ctx,
+	cur, err := s.findCommits(ctx,
 		bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: from}, {Key: "$lte", Value: last}}}},
-		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(1000))
+		"", from-1, last)
 	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
-	defer cur.Close(ctx)
+	defer cur.close(ctx)
 	out := make([]Event, 0, len(want))
-	for cur.Next(ctx) && len(out) < len(want) {
-		var d commitDoc
-		if err := cur.Decode(&d); err != nil {
+	for len(out) < len(want) {
+		d, err := cur.next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
 			return nil, err
 		}
 		if d.LastPosition < want[len(out)].position {
@@ -88,9 +90,6 @@ func (s *Store) fetchLog(ctx context.Context, want []slot) ([]Event, error) {
 				out = append(out, e)
 			}
 		}
-	}
-	if err := cur.Err(); err != nil {
-		return nil, classify(err)
 	}
 	if len(out) != len(want) {
 		return nil, incomplete(fmt.Sprintf("positions %d to %d", want[0].position, last))
@@ -123,15 +122,15 @@ func mergeByPosition(a, b []Event) []Event {
 // collection on FerretDB. What it reads is not put back into the image: a
 // subscriber passing over the whole log would flush everything else.
 type catchUp struct {
-	cur   *mongo.Cursor
+	cur   *commitCursor
 	bound int64 // last position it delivers
 }
 
 // openCatchUp opens a catch-up cursor at the commit that holds m.
 func (sub *Subscription) openCatchUp(ctx context.Context, m slot) error {
 	s := sub.s
-	var q, sort bson.D
-	var bound int64
+	var q bson.D
+	var bound, after, last int64
 	if sub.f.stream != "" {
 		var v int64
 		s.img.mu.RLock()
@@ -139,17 +138,19 @@ func (sub *Subscription) openCatchUp(ctx context.Context, m slot) error {
 			v, bound = st.version, st.lastPos
 		}
 		s.img.mu.RUnlock()
-		q = bson.D{{Key: "stream", Value: sub.f.stream}, {Key: "version", Value: bson.D{{Key: "$gte", Value: m.version - int64(m.off)}, {Key: "$lte", Value: v}}}}
-		sort = bson.D{{Key: "version", Value: 1}}
+		from := m.version - int64(m.off) // the first version of the commit holding m
+		q = bson.D{{Key: "stream", Value: sub.f.stream}, {Key: "version", Value: bson.D{{Key: "$gte", Value: from}, {Key: "$lte", Value: v}}}}
+		after, last = from-1, v
 	} else {
 		bound = s.img.head.Load()
-		q = bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: m.position - int64(m.off)}, {Key: "$lte", Value: bound}}}}
-		sort = bson.D{{Key: "_id", Value: 1}}
+		from := m.position - int64(m.off) // the first position of the commit holding m
+		q = bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: from}, {Key: "$lte", Value: bound}}}}
+		after, last = from-1, bound
 	}
 	s.stats.misses.Add(1)
-	cur, err := s.commits.Find(ctx, q, options.Find().SetSort(sort).SetBatchSize(1000))
+	cur, err := s.findCommits(ctx, q, sub.f.stream, after, last)
 	if err != nil {
-		return classify(err)
+		return err
 	}
 	sub.cat = &catchUp{cur: cur, bound: bound}
 	sub.hasCat.Store(true)
@@ -161,23 +162,19 @@ func (sub *Subscription) openCatchUp(ctx context.Context, m slot) error {
 func (sub *Subscription) fromStore(ctx context.Context) error {
 	c := sub.cat
 	for len(sub.pending) == 0 {
-		if !c.cur.Next(ctx) {
-			err := c.cur.Err()
+		d, err := c.cur.next(ctx)
+		if err == io.EOF {
 			sub.dropCatchUp()
-			if err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				return classify(err)
-			}
 			// Every commit up to bound has been read (bound is a commit
 			// boundary: it was the head).
 			sub.cursor = max(sub.cursor, c.bound)
 			return nil
 		}
-		var d commitDoc
-		if err := c.cur.Decode(&d); err != nil {
+		if err != nil {
 			sub.dropCatchUp()
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			return err
 		}
 		if d.ID > c.bound {
@@ -211,7 +208,7 @@ func (sub *Subscription) dropCatchUp() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = sub.cat.cur.Close(ctx)
+	_ = sub.cat.cur.close(ctx)
 	sub.cat = nil
 	sub.hasCat.Store(false)
 }

@@ -2,10 +2,10 @@ package eventstore
 
 import (
 	"context"
+	"io"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // Head returns the head of a stream, or ErrStreamNotFound. It is served from
@@ -114,50 +114,61 @@ func (s *Store) RecordedAt(p int64) (time.Time, bool) { return s.img.recordedAt(
 // VerifyStream checks the stream's hash chain as stored. Unlike other reads
 // it reads the store, not the memory image: tampering happens in the store,
 // and the image was built from it at start. On MongoDB it is an indexed read
-// of the stream's commits; on FerretDB a scan.
+// of the stream's commits; on FerretDB a scan. It streams the commits, with
+// replies bounded by bytes, and holds one commit at a time.
 func (s *Store) VerifyStream(ctx context.Context, streamID string) (Verification, error) {
-	cur, err := s.commits.Find(ctx, bson.D{{Key: "stream", Value: streamID}},
-		options.Find().SetSort(bson.D{{Key: "version", Value: 1}}))
+	cur, err := s.findCommits(ctx, bson.D{{Key: "stream", Value: streamID}}, streamID, 0, openEnded)
 	if err != nil {
-		return Verification{}, &Error{Op: "verify", StreamID: streamID, Err: classify(err)}
+		return Verification{}, &Error{Op: "verify", StreamID: streamID, Err: err}
 	}
-	defer cur.Close(ctx)
-	var docs []commitDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return Verification{}, &Error{Op: "verify", StreamID: streamID, Err: classify(err)}
+	defer cur.close(ctx)
+	var c chainCheck
+	for {
+		d, err := cur.next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return Verification{}, &Error{Op: "verify", StreamID: streamID, Err: err}
+		}
+		for _, e := range d.events() {
+			if v, ok := c.check(&e); !ok {
+				return v, nil
+			}
+		}
 	}
-	var events []Event
-	for i := range docs {
-		events = append(events, docs[i].events()...)
-	}
-	if len(events) == 0 {
+	if c.n == 0 {
 		return Verification{}, &Error{Op: "verify", StreamID: streamID, Err: ErrStreamNotFound}
 	}
-	return verifyChain(events), nil
+	return Verification{OK: true, CheckedEvents: c.n}, nil
 }
 
-// verifyChain checks versions 1..n in order and every hash link.
-func verifyChain(events []Event) Verification {
-	prev := ""
-	var lastPos int64
-	for i := range events {
-		e := &events[i]
-		want := int64(i + 1)
-		broken := func(reason string) Verification {
-			return Verification{OK: false, CheckedEvents: i, FirstBrokenVersion: want, Reason: reason}
-		}
-		switch {
-		case e.Version > want:
-			return broken("event missing: version " + itoa(want) + " is not stored")
-		case e.Version < want:
-			return broken("duplicate or inserted event at version " + itoa(e.Version))
-		case e.Position <= lastPos:
-			return broken("event out of order: position " + itoa(e.Position) + " does not follow " + itoa(lastPos))
-		}
-		if h := eventHash(prev, e); h != e.Hash {
-			return broken("hash mismatch: the event or one before it was altered, removed, inserted or reordered")
-		}
-		prev, lastPos = e.Hash, e.Position
+// chainCheck checks a stream's events, in the order stored, for versions
+// 1..n in order and every hash link.
+type chainCheck struct {
+	n       int
+	prev    string
+	lastPos int64
+}
+
+// check checks the next event; when it breaks the chain, ok is false and v
+// says where and why.
+func (c *chainCheck) check(e *Event) (v Verification, ok bool) {
+	want := int64(c.n + 1)
+	broken := func(reason string) (Verification, bool) {
+		return Verification{OK: false, CheckedEvents: c.n, FirstBrokenVersion: want, Reason: reason}, false
 	}
-	return Verification{OK: true, CheckedEvents: len(events)}
+	switch {
+	case e.Version > want:
+		return broken("event missing: version " + itoa(want) + " is not stored")
+	case e.Version < want:
+		return broken("duplicate or inserted event at version " + itoa(e.Version))
+	case e.Position <= c.lastPos:
+		return broken("event out of order: position " + itoa(e.Position) + " does not follow " + itoa(c.lastPos))
+	}
+	if h := eventHash(c.prev, e); h != e.Hash {
+		return broken("hash mismatch: the event or one before it was altered, removed, inserted or reordered")
+	}
+	c.n, c.prev, c.lastPos = c.n+1, e.Hash, e.Position
+	return Verification{}, true
 }

@@ -9,6 +9,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // snapshotDoc is a stored snapshot. Its _id makes saving idempotent.
@@ -64,10 +65,20 @@ func (x *snapshotIndex) latest(k snapKey, maxVersion int64) (Snapshot, bool) {
 	return list[i-1], true
 }
 
+// MaxSnapshotBytes bounds the state of a snapshot, so that reading the
+// snapshots at start keeps every reply of the store bounded (see reads.go).
+// A projection whose state is larger goes without snapshots: it folds from
+// the events.
+const MaxSnapshotBytes = 4 << 20
+
 // SaveSnapshot stores a snapshot. Saving the same snapshot twice is a no-op.
+// A state over MaxSnapshotBytes is ErrInvalidArgument.
 func (s *Store) SaveSnapshot(ctx context.Context, sn Snapshot) error {
 	if sn.StreamID == "" || sn.Projection == "" || sn.Version < 1 {
 		return &Error{Op: "save snapshot", StreamID: sn.StreamID, Err: invalid("snapshot needs a stream, a projection and a version")}
+	}
+	if len(sn.State) > MaxSnapshotBytes {
+		return &Error{Op: "save snapshot", StreamID: sn.StreamID, Err: invalid("snapshot state is %d bytes; the limit is %d", len(sn.State), MaxSnapshotBytes)}
 	}
 	d := snapshotDoc{
 		ID:     fmt.Sprintf("%s|%s|%d|%d", sn.StreamID, sn.Projection, sn.SchemaVersion, sn.Version),
@@ -103,7 +114,9 @@ func (s *Store) LoadSnapshot(ctx context.Context, q SnapshotQuery) (Snapshot, er
 }
 
 func (s *Store) loadSnapshots(ctx context.Context) error {
-	cur, err := s.snaps.Find(ctx, bson.D{})
+	// A snapshot holds at most MaxSnapshotBytes of state: the batch size
+	// keeps every reply within MaxReplyBytes (see reads.go).
+	cur, err := s.snaps.Find(ctx, bson.D{}, options.Find().SetBatchSize(MaxReplyBytes/(MaxSnapshotBytes+64<<10)))
 	if err != nil {
 		return classify(err)
 	}

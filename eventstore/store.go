@@ -23,6 +23,9 @@ const (
 	InstancesCollection = "instances"
 )
 
+// maxBuildWait bounds the wait between attempts to build the memory image.
+const maxBuildWait = 30 * time.Second
+
 // Store is the event log. Build it with Open and release it with Close.
 type Store struct {
 	client   *mongo.Client
@@ -30,6 +33,7 @@ type Store struct {
 	commits  *mongo.Collection
 	snaps    *mongo.Collection
 	beacons  *mongo.Collection
+	ids      *mongo.Collection // event id reservations (eventids.go)
 	log      *slog.Logger
 	instance string
 
@@ -43,6 +47,7 @@ type Store struct {
 	liveness      time.Duration
 	batchObserver func(appends, events int, d time.Duration)
 	receipt       func(lastPosition int64) (treeSize int64, rootHash string) // observe.go
+	buildAttempts int                                                        // 0 = retry building the image until Close
 
 	img   *image
 	snapI *snapshotIndex
@@ -63,6 +68,7 @@ type Store struct {
 	ready          atomic.Bool
 	loadErr        atomic.Pointer[error]
 	readyCh        chan struct{}
+	health         health
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -158,6 +164,21 @@ func WithBatchObserver(f func(appends, events int, d time.Duration)) Option {
 	return func(s *Store) error { s.batchObserver = f; return nil }
 }
 
+// WithBuildAttempts makes Open give up building the memory image after n
+// failed attempts in a row: WaitReady then returns the last error. The
+// default, 0, retries until Close (a server waits for its store to come
+// back), logging each failure with its cause and what to do. Commands that
+// must end, such as export, set a small n.
+func WithBuildAttempts(n int) Option {
+	return func(s *Store) error {
+		if n < 0 {
+			return fmt.Errorf("build attempts %d is negative", n)
+		}
+		s.buildAttempts = n
+		return nil
+	}
+}
+
 // Open prepares the collections and indexes, then builds the memory image in
 // the background with one sequential read of the log. Until it is built,
 // Ready reports false and reads and appends return ErrNotReady; WaitReady
@@ -199,6 +220,7 @@ func Open(ctx context.Context, client *mongo.Client, database string, opts ...Op
 	s.commits = s.db.Collection(CommitsCollection)
 	s.snaps = s.db.Collection(SnapshotsCollection)
 	s.beacons = s.db.Collection(InstancesCollection)
+	s.ids = s.db.Collection(EventIDsCollection)
 	if err := s.ensureIndexes(ctx); err != nil {
 		return nil, &Error{Op: "open", Err: classify(err)}
 	}
@@ -259,15 +281,26 @@ func createMissing(ctx context.Context, c *mongo.Collection, models []mongo.Inde
 func (s *Store) build() {
 	start := time.Now()
 	err := s.load(s.ctx)
-	for err != nil && s.ctx.Err() == nil {
-		s.log.Error("building the memory image failed; retrying", "err", err)
+	for wait := time.Second; err != nil && s.ctx.Err() == nil; wait = min(2*wait, maxBuildWait) {
+		n := s.buildFailed(err)
+		if s.buildAttempts > 0 && n >= s.buildAttempts {
+			s.log.Error("building the memory image failed; giving up", "attempts", n, "err", err, "what_to_do", advice(err))
+			err = fmt.Errorf("building the memory image failed %d times: %w; %s", n, err, advice(err))
+			break
+		}
+		// Said plainly, with what to do, and not every second: a failure
+		// that repeats is a problem for an operator, not noise.
+		s.log.Error("building the memory image failed; retrying", "attempt", n, "retry_in", wait, "err", err,
+			"what_to_do", advice(err))
 		select {
 		case <-s.ctx.Done():
-		case <-time.After(time.Second):
+		case <-time.After(wait):
 		}
 		if s.ctx.Err() != nil {
 			break
 		}
+		// The image keeps what the failed attempt applied: the next one
+		// continues after its head.
 		err = s.load(s.ctx)
 	}
 	if err != nil {
@@ -275,6 +308,7 @@ func (s *Store) build() {
 		close(s.readyCh)
 		return
 	}
+	s.buildSucceeded()
 	is := s.img.stats()
 	s.log.Info("memory image ready", "events", is.logEvents, "streams", is.streams, "resident_events", is.resident,
 		"bytes", is.bytes, "budget", is.budget, "evicted", is.evicted,

@@ -2,10 +2,10 @@ package eventstore
 
 import (
 	"context"
+	"io"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // maxHoleWait bounds how long the tailer waits for a missing position before
@@ -25,18 +25,26 @@ func (s *Store) pull(ctx context.Context) (int, error) {
 	s.stats.logReads.Add(1)
 	n := 0
 	head := s.img.head.Load()
-	cur, err := s.commits.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: head}}}},
-		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+	cur, err := s.findCommits(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: head}}}},
+		"", head, openEnded)
 	if err != nil {
-		return n, classify(err)
+		return n, err
 	}
-	defer cur.Close(ctx)
-	for cur.Next(ctx) {
-		var d commitDoc
-		if err := cur.Decode(&d); err != nil {
+	defer cur.close(ctx)
+	for {
+		d, err := cur.next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
 			return n, err
 		}
-		switch s.img.apply(d.events(), s.holeExpired(d.ID)) {
+		force := false
+		if h := s.img.head.Load(); d.ID > h+1 && s.holeExpired(d.ID) {
+			force = true
+			s.noteGap(h+1, d.ID-1)
+		}
+		switch s.img.apply(d.events(), force) {
 		case applied:
 			n++
 			s.holeSince = time.Time{}
@@ -48,7 +56,7 @@ func (s *Store) pull(ctx context.Context) (int, error) {
 		}
 	}
 	s.holeSince = time.Time{}
-	return n, classify(cur.Err())
+	return n, nil
 }
 
 // holeExpired reports whether the position before first has been missing for
@@ -57,8 +65,6 @@ func (s *Store) holeExpired(first int64) bool {
 	if s.holeSince.IsZero() || time.Since(s.holeSince) < maxHoleWait {
 		return false
 	}
-	s.log.Error("positions missing from the log for too long; skipping them",
-		"after", s.img.head.Load(), "next", first)
 	return true
 }
 

@@ -77,7 +77,8 @@ func ValidateEventType(t string) error {
 }
 
 // prepare validates an append and returns normalized events: compact JSON,
-// metadata nil when absent or null, and an id on every event.
+// metadata nil when absent or null, and an id on every event. Either every
+// event comes with an id or none does.
 func prepare(streamID string, events []NewEvent) ([]NewEvent, error) {
 	if err := ValidateStreamID(streamID); err != nil {
 		return nil, err
@@ -87,6 +88,19 @@ func prepare(streamID string, events []NewEvent) ([]NewEvent, error) {
 	}
 	if len(events) > MaxEventsPerAppend {
 		return nil, invalid("an append holds at most %d events, got %d", MaxEventsPerAppend, len(events))
+	}
+	// Ids make a retry recognisable (guarantee 3), and only if every event
+	// has one: an id generated here differs on every try, so a retry of an
+	// append that mixed the two could not be told from a new append.
+	withID := 0
+	for _, e := range events {
+		if e.ID != "" {
+			withID++
+		}
+	}
+	if withID > 0 && withID < len(events) {
+		return nil, invalid("%d of the %d events have an id: give every event of an append an id, or none, "+
+			"so that a retry of the append can be recognised", withID, len(events))
 	}
 	out := make([]NewEvent, len(events))
 	size := 0

@@ -172,7 +172,8 @@ type streamCursor struct {
 func (s *Store) commitBatch(batch []*appendReq, dirty bool) bool {
 	start := time.Now()
 	pending := batch
-	conflict := false // the last round lost a position or version to another writer
+	conflict := false         // the last round lost a position or version to another writer
+	mine := map[string]held{} // event ids reserved in this group commit, not yet written
 	defer s.stopContending()
 	for attempt := 0; len(pending) > 0; attempt++ {
 		if attempt >= minAttempts && time.Since(start) > s.opTimeout {
@@ -203,6 +204,30 @@ func (s *Store) commitBatch(batch []*appendReq, dirty bool) bool {
 			pending = deferred
 			continue
 		}
+		// Reserve the event ids before writing the commits that hold them
+		// (eventids.go): the store keeps them unique in the whole log.
+		kept, err := s.reserve(writes, mine)
+		if err != nil {
+			// Nothing of the commits is written; reservations that were
+			// are bound to these slots and this content, so a retry of the
+			// same append takes them up.
+			s.stats.storeErrors.Add(1)
+			s.storeFailed(err)
+			for _, w := range writes {
+				w.req.reply(AppendResult{}, err)
+			}
+			pending = deferred
+			continue
+		}
+		if len(kept) < len(writes) {
+			// Some were answered: the positions planned after them would
+			// leave a hole. Plan the rest again.
+			pending = deferred
+			for _, w := range kept {
+				pending = append(pending, w.req)
+			}
+			continue
+		}
 		docs := make([]any, len(writes))
 		nEvents := 0
 		for i, w := range writes {
@@ -211,7 +236,7 @@ func (s *Store) commitBatch(batch []*appendReq, dirty bool) bool {
 		}
 		s.holdBack()
 		ctx, cancel := context.WithTimeout(context.Background(), s.opTimeout)
-		_, err := s.commits.InsertMany(ctx, docs, options.InsertMany().SetOrdered(true))
+		_, err = s.commits.InsertMany(ctx, docs, options.InsertMany().SetOrdered(true))
 		cancel()
 		s.stats.batches.Add(1)
 		inserted := len(writes)
@@ -233,6 +258,9 @@ func (s *Store) commitBatch(batch []*appendReq, dirty bool) bool {
 			inserted = bwe.WriteErrors[0].Index // ordered: everything before it is stored
 		}
 		for _, w := range writes[:inserted] {
+			for i := range w.events {
+				delete(mine, w.events[i].ID) // written: no longer ours to move
+			}
 			if r := s.img.apply(w.events, false); r == gap {
 				// Cannot happen: we planned from head. Be loud, stay correct.
 				s.log.Error("own commit does not follow head; re-reading log", "position", w.events[0].Position)

@@ -313,6 +313,9 @@ func (r *Resolver) diagnostics() *model.Diagnostics {
 		HeadPosition: s.HeadPosition, Streams: s.Streams, ResidentEvents: s.ResidentEvents,
 		ResidentBytes: int(s.ResidentBytes), Subscribers: int(s.Subscribers),
 	}
+	if p := r.Store.Problem(); p != "" {
+		d.StoreProblem = &p
+	}
 	if r.streams != nil {
 		d.StreamConnections = r.streams()
 	}

@@ -351,6 +351,17 @@ func (r *subscriptionResolver) OrderChanged(ctx context.Context, id string, afte
 	return deliver[projections.OrderRevision](ctx, r.Resolver, sub), nil
 }
 
+func (r *newEventResolver) ID(ctx context.Context, obj *eventstore.NewEvent, data *string) error {
+	if data == nil {
+		return nil // null is "no id", like leaving it out
+	}
+	if *data == "" {
+		return badInputf("an event id must not be empty; leave it out (or null) to have one generated")
+	}
+	obj.ID = *data
+	return nil
+}
+
 func (r *Resolver) Mutation() generated.MutationResolver { return &mutationResolver{r} }
 
 func (r *Resolver) Query() generated.QueryResolver { return &queryResolver{r} }
@@ -359,9 +370,12 @@ func (r *Resolver) Stream() generated.StreamResolver { return &streamResolver{r}
 
 func (r *Resolver) Subscription() generated.SubscriptionResolver { return &subscriptionResolver{r} }
 
+func (r *Resolver) NewEvent() generated.NewEventResolver { return &newEventResolver{r} }
+
 type (
 	mutationResolver     struct{ *Resolver }
 	queryResolver        struct{ *Resolver }
 	streamResolver       struct{ *Resolver }
 	subscriptionResolver struct{ *Resolver }
+	newEventResolver     struct{ *Resolver }
 )

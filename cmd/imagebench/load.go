@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -84,7 +85,16 @@ type batchPlan struct {
 	stream string
 	n      int
 	seed   uint64
+	pad    int // bytes of padding in the data of its first event (the size mix)
 }
+
+// The size mix (issue 14): with -pad-every N, every Nth generic append
+// carries one event of 64 KiB; with -huge N, the large phase has N appends
+// of one event near the 4 MiB append limit.
+const (
+	padBytes  = 64 << 10
+	hugeBytes = 4<<20 - 4<<10
+)
 
 const (
 	longOrderEvery = 50 // every 50th order is a long one: 50 to 300 item changes while DRAFT
@@ -94,14 +104,14 @@ const (
 
 // planLoad plans orders orders (numbered from firstOrder) and generic events
 // to make total events in all. Plans are deterministic for a seed.
-func planLoad(phase string, rng *rand.Rand, firstOrder, orders int, total int64) *loadPlan {
+func planLoad(phase string, rng *rand.Rand, firstOrder, orders int, total int64, padEvery, huge int) *loadPlan {
 	p := &loadPlan{phase: phase}
 	for i := firstOrder; i < firstOrder+orders; i++ {
 		o := planOrder(rng, i)
 		p.orders = append(p.orders, o)
 		p.events += int64(len(o.steps))
 	}
-	generic := max(0, total-p.events)
+	generic := max(0, total-p.events-int64(huge))
 	nStreams := max(4, int(generic/streamEvents))
 	hot := max(1, nStreams/100)
 	for left, b := generic, 0; left > 0; b++ {
@@ -112,9 +122,19 @@ func planLoad(phase string, rng *rand.Rand, firstOrder, orders int, total int64)
 		if rng.IntN(2) == 0 {
 			s = rng.IntN(hot)
 		}
-		p.batches = append(p.batches, &batchPlan{stream: fmt.Sprintf("gen-%s-%05d", phase, s), n: int(n), seed: rng.Uint64()})
+		b := &batchPlan{stream: fmt.Sprintf("gen-%s-%05d", phase, s), n: int(n), seed: rng.Uint64()}
+		if padEvery > 0 && len(p.batches)%padEvery == padEvery-1 {
+			b.pad = padBytes
+		}
+		p.batches = append(p.batches, b)
 		left -= n
 		p.events += n
+	}
+	// The huge appends, of one event each, spread over the plan.
+	for i := huge - 1; i >= 0; i-- {
+		at := (i * len(p.batches)) / huge
+		p.batches = slices.Insert(p.batches, at, &batchPlan{stream: "huge-" + phase, n: 1, seed: rng.Uint64(), pad: hugeBytes})
+		p.events++
 	}
 	return p
 }
@@ -454,6 +474,9 @@ func (l *loader) runBatch(ctx context.Context, b *batchPlan) {
 			data["note"] = words[rng.IntN(len(words))] + " " + words[rng.IntN(len(words))]
 		case "FieldCleared":
 			data["f"+strconv.Itoa(rng.IntN(12))] = nil
+		}
+		if i == 0 && b.pad > 0 {
+			data["blob"] = strings.Repeat("0123456789abcdef", b.pad/16)
 		}
 		e := map[string]any{"type": typ, "data": data}
 		if rng.IntN(5) == 0 {

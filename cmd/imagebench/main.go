@@ -112,6 +112,10 @@ type config struct {
 	keep          bool
 	skipBudget    bool
 	seed          uint64
+	padEvery      int    // every Nth generic append has one 64 KiB event; 0 = none
+	huge          int    // appends of one event near 4 MiB in the large phase
+	roundTrip     bool   // export → import → export, byte for byte
+	pgURL         string // run the store on FerretDB's PostgreSQL handler
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -127,10 +131,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (store, export, logs)")
 	fs.BoolVar(&o.skipBudget, "skip-budget", false, "skip the phase with a memory budget of 25% of the data")
 	fs.Uint64Var(&o.seed, "seed", 9, "seed of the load plan and of the query arguments")
+	fs.IntVar(&o.padEvery, "pad-every", 0, "every Nth generic append carries one event of 64 KiB (the size mix); 0 = none")
+	fs.IntVar(&o.huge, "huge", 0, "appends of one event near the 4 MiB append limit in the large phase")
+	fs.StringVar(&o.pgURL, "postgresql-url", "", "run the store (hindsight devdb) on FerretDB's PostgreSQL handler at this URL (see embedded/pgstore.sh) instead of SQLite")
+	fs.BoolVar(&o.roundTrip, "round-trip", false, "after the large phase, import the export into a fresh database and export it again: the files must be byte-identical")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if o.small < 100 || o.events <= o.small || o.requests < 1 || o.budgetReqs < 1 || o.clients < 1 {
+	if o.small < 100 || o.events <= o.small || o.requests < 1 || o.budgetReqs < 1 || o.clients < 1 || o.padEvery < 0 || o.huge < 0 {
 		fmt.Fprintln(stderr, "need -small ≥ 100, -events > -small, and positive -requests and -clients")
 		return 2
 	}
@@ -168,6 +176,7 @@ type report struct {
 	raw                  rawRead
 	jsonBytes            int64
 	exportTook           time.Duration
+	trip                 *roundTrip
 	orders, streams      int
 	serverLogs           []string
 }
@@ -193,7 +202,11 @@ func bench(ctx context.Context, o config, stdout, stderr io.Writer) (err error) 
 			return err
 		}
 	}
-	_, uri, err := sup.StartDevDB(ctx, bin, filepath.Join(tmp, "data"), filepath.Join(tmp, "devdb.log"))
+	var storeEnv []string
+	if o.pgURL != "" {
+		storeEnv = append(storeEnv, "HINDSIGHT_POSTGRESQL_URL="+o.pgURL)
+	}
+	_, uri, err := sup.StartDevDB(ctx, bin, filepath.Join(tmp, "data"), filepath.Join(tmp, "devdb.log"), storeEnv...)
 	if err != nil {
 		return err
 	}
@@ -235,7 +248,7 @@ func bench(ctx context.Context, o config, stdout, stderr io.Writer) (err error) 
 		return err
 	}
 	c := benchserver.NewClient(srv.Base, 2*o.clients)
-	plan := planLoad("a", rng, 0, smallOrders, o.small)
+	plan := planLoad("a", rng, 0, smallOrders, o.small, o.padEvery, 0)
 	logf("small phase: loading %d events (%d orders, %d generic appends)", plan.events, len(plan.orders), len(plan.batches))
 	l := &loader{c: c, clients: o.clients, log: stderr}
 	if rep.smallLoad, err = l.run(ctx, plan, rng, d); err != nil {
@@ -262,7 +275,7 @@ func bench(ctx context.Context, o config, stdout, stderr io.Writer) (err error) 
 	}
 
 	// Large phase, on top of the small one.
-	plan = planLoad("b", rng, smallOrders, totalOrders-smallOrders, o.events-d.head)
+	plan = planLoad("b", rng, smallOrders, totalOrders-smallOrders, o.events-d.head, o.padEvery, o.huge)
 	logf("large phase: loading %d events (%d orders, %d generic appends) with %d clients", plan.events, len(plan.orders), len(plan.batches), o.clients)
 	l = &loader{c: c, clients: o.clients, log: stderr}
 	if rep.largeLoad, err = l.run(ctx, plan, rng, d); err != nil {
@@ -282,6 +295,15 @@ func bench(ctx context.Context, o config, stdout, stderr io.Writer) (err error) 
 		return err
 	}
 	logf("export: %s in %v", mib(rep.jsonBytes), rep.exportTook.Round(time.Millisecond))
+	if o.roundTrip {
+		logf("round trip: import into a fresh database, export again ...")
+		if rep.trip, err = runRoundTrip(ctx, bin, uri, tmp, filepath.Join(tmp, "export.jsonl"), stderr); err != nil {
+			return err
+		}
+		if !rep.trip.identical {
+			anyErrors = append(anyErrors, "the export of the imported log differs from the original export")
+		}
+	}
 	if rep.raw, err = readRaw(ctx, uri); err != nil {
 		return fmt.Errorf("raw read: %w", err)
 	}

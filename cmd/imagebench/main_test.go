@@ -18,7 +18,7 @@ func TestCount(t *testing.T) {
 // after pay, cancel last.
 func TestPlanLoad(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	p := planLoad("t", rng, 0, 200, 20000)
+	p := planLoad("t", rng, 0, 200, 20000, 0, 0)
 	if p.events != 20000 {
 		t.Fatalf("planned %d events, want 20000", p.events)
 	}

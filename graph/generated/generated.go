@@ -39,6 +39,7 @@ type ResolverRoot interface {
 	Query() QueryResolver
 	Stream() StreamResolver
 	Subscription() SubscriptionResolver
+	NewEvent() NewEventResolver
 }
 
 type DirectiveRoot struct {
@@ -84,6 +85,7 @@ type ComplexityRoot struct {
 		ResidentBytes       func(childComplexity int) int
 		ResidentEvents      func(childComplexity int) int
 		StoreKind           func(childComplexity int) int
+		StoreProblem        func(childComplexity int) int
 		StreamConnections   func(childComplexity int) int
 		Streams             func(childComplexity int) int
 		Subscribers         func(childComplexity int) int
@@ -360,6 +362,10 @@ type SubscriptionResolver interface {
 	ProjectionChanged(ctx context.Context, name string, key *string, afterPosition *int64) (<-chan *projections.PartitionState, error)
 }
 
+type NewEventResolver interface {
+	ID(ctx context.Context, obj *eventstore.NewEvent, data *string) error
+}
+
 // endregion ************************** generated!.gotpl **************************
 
 // region    ************************** internal!.gotpl ***************************
@@ -538,6 +544,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Diagnostics.StoreKind(childComplexity), true
+	case "Diagnostics.storeProblem":
+		if e.ComplexityRoot.Diagnostics.StoreProblem == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Diagnostics.StoreProblem(childComplexity), true
 	case "Diagnostics.streamConnections":
 		if e.ComplexityRoot.Diagnostics.StreamConnections == nil {
 			break
@@ -1966,6 +1978,16 @@ type Subscription {
   orderChanged(id: ID!, afterVersion: Int): OrderRevision!
 }
 `, BuiltIn: false},
+	{Name: "../../schema/health.graphqls", Input: `extend type Diagnostics {
+  """
+  What keeps this instance's event store from serving as it should, with
+  what to do, or null when nothing does: positions missing from the log, or
+  a memory image that fails to build again and again. /readyz gives the same
+  reason.
+  """
+  storeProblem: String
+}
+`, BuiltIn: false},
 	{Name: "../../schema/meta.graphqls", Input: `# meta.graphqls is a placeholder so that the schema/ glob always matches;
 # capabilities add their own files beside it.
 `, BuiltIn: false},
@@ -2312,6 +2334,8 @@ func (ec *executionContext) childFields_Diagnostics(ctx context.Context, field g
 		return ec.fieldContext_Diagnostics_subscribers(ctx, field)
 	case "streamConnections":
 		return ec.fieldContext_Diagnostics_streamConnections(ctx, field)
+	case "storeProblem":
+		return ec.fieldContext_Diagnostics_storeProblem(ctx, field)
 	case "declaredProjections":
 		return ec.fieldContext_Diagnostics_declaredProjections(ctx, field)
 	}
@@ -4363,6 +4387,29 @@ func (ec *executionContext) _Diagnostics_streamConnections(ctx context.Context, 
 }
 func (ec *executionContext) fieldContext_Diagnostics_streamConnections(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Diagnostics", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Diagnostics_storeProblem(ctx context.Context, field graphql.CollectedField, obj *model.Diagnostics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Diagnostics_storeProblem(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StoreProblem, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Diagnostics_storeProblem(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Diagnostics", field, false, false, "String")
 }
 
 func (ec *executionContext) _Diagnostics_declaredProjections(ctx context.Context, field graphql.CollectedField, obj *model.Diagnostics) (ret graphql.Marshaler) {
@@ -9600,11 +9647,13 @@ func (ec *executionContext) unmarshalInputNewEvent(ctx context.Context, obj any)
 		switch k {
 		case "id":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
-			data, err := ec.unmarshalOID2string(ctx, v)
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
 			if err != nil {
 				return it, err
 			}
-			it.ID = data
+			if err = ec.Resolvers.NewEvent().ID(ctx, &it, data); err != nil {
+				return it, err
+			}
 		case "type":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("type"))
 			data, err := ec.unmarshalNString2string(ctx, v)
@@ -10106,6 +10155,11 @@ func (ec *executionContext) _Diagnostics(ctx context.Context, sel ast.SelectionS
 		case "streamConnections":
 			out.Values[i] = ec._Diagnostics_streamConnections(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "storeProblem":
+			out.Values[i] = ec._Diagnostics_storeProblem(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "declaredProjections":
@@ -12793,18 +12847,6 @@ func (ec *executionContext) marshalOCheckpoint2ᚖgithubᚗcomᚋhindsightᚑdev
 		return graphql.Null
 	}
 	return ec._Checkpoint(ctx, sel, v)
-}
-
-func (ec *executionContext) unmarshalOID2string(ctx context.Context, v any) (string, error) {
-	res, err := scalar.UnmarshalID(v)
-	return res, graphql.ErrorOnPath(ctx, err)
-}
-
-func (ec *executionContext) marshalOID2string(ctx context.Context, sel ast.SelectionSet, v string) graphql.Marshaler {
-	_ = sel
-	_ = ctx
-	res := scalar.MarshalID(v)
-	return res
 }
 
 func (ec *executionContext) unmarshalOID2ᚖstring(ctx context.Context, v any) (*string, error) {

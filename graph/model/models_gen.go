@@ -59,6 +59,11 @@ type Diagnostics struct {
 	Subscribers int `json:"subscribers"`
 	// Open websocket and SSE connections of this instance.
 	StreamConnections int `json:"streamConnections"`
+	// What keeps this instance's event store from serving as it should, with
+	// what to do, or null when nothing does: positions missing from the log, or
+	// a memory image that fails to build again and again. /readyz gives the same
+	// reason.
+	StoreProblem *string `json:"storeProblem,omitempty"`
 	// Declarative projections' versions still running on this instance (BUILDING, ACTIVE, FAULTED).
 	DeclaredProjections []projections.DefinitionVersion `json:"declaredProjections"`
 }

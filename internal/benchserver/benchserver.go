@@ -211,13 +211,15 @@ func (p *Process) CPU() (time.Duration, error) {
 // StartDevDB starts `hindsight devdb` on a free loopback port with its data in
 // dataDir and waits until it accepts connections. It returns the process and
 // the mongodb:// URI to reach it.
-func (s *Supervisor) StartDevDB(ctx context.Context, bin, dataDir, logPath string) (*Process, string, error) {
+// env adds settings, e.g. HINDSIGHT_POSTGRESQL_URL to run the store on
+// FerretDB's PostgreSQL handler.
+func (s *Supervisor) StartDevDB(ctx context.Context, bin, dataDir, logPath string, env ...string) (*Process, string, error) {
 	addr, err := FreeAddr()
 	if err != nil {
 		return nil, "", err
 	}
 	p, err := s.Start("devdb", bin, []string{"devdb", "--addr", addr, "--data-dir", dataDir},
-		[]string{"HINDSIGHT_LOG_FORMAT=text", "HINDSIGHT_LOG_LEVEL=warn"}, logPath)
+		append([]string{"HINDSIGHT_LOG_FORMAT=text", "HINDSIGHT_LOG_LEVEL=warn"}, env...), logPath)
 	if err != nil {
 		return nil, "", err
 	}
