@@ -41,6 +41,11 @@ type harness struct {
 
 type harnessOption func(*graph.EndpointConfig)
 
+// backgroundSubscribers is how many store subscriptions a harness holds
+// before any client subscribes: the order projector's and the declarative
+// projections' reader of definitions.
+const backgroundSubscribers = 2
+
 func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	t.Helper()
 	mc, db := storetest.Client(t)

@@ -45,9 +45,9 @@ func TestStalledClientIsEnded(t *testing.T) {
 				// -race on a busy machine; the policy must end it first.
 				c.StreamWriteTimeout = 5 * time.Minute
 			})
-			eventually(t, 10*time.Second, "the projector's subscription", func() bool { return h.store.Stats().Subscribers == 1 })
+			eventually(t, 10*time.Second, "the projections' subscriptions", func() bool { return h.store.Stats().Subscribers == backgroundSubscribers })
 			c := stallingClient(t, h.srv.URL, proto)
-			eventually(t, 10*time.Second, "the subscription", func() bool { return h.store.Stats().Subscribers == 2 })
+			eventually(t, 10*time.Second, "the subscription", func() bool { return h.store.Stats().Subscribers == backgroundSubscribers+1 })
 
 			data, _ := json.Marshal(map[string]string{"pad": strings.Repeat("x", size)})
 			batch := make([]eventstore.NewEvent, 100)
@@ -65,7 +65,7 @@ func TestStalledClientIsEnded(t *testing.T) {
 			// All appended while the client read nothing.
 			eventually(t, 20*time.Second, "the stalled subscription to end", func() bool {
 				maxHeld = max(maxHeld, h.endpoint.WebsocketHeld())
-				return h.store.Stats().Subscribers == 1
+				return h.store.Stats().Subscribers == backgroundSubscribers
 			})
 			if maxLagSeen <= int64(maxLag) {
 				t.Errorf("the lag metric saw at most %d positions behind, want more than %d", maxLagSeen, maxLag)

@@ -99,7 +99,7 @@ func TestSSESingleConnection(t *testing.T) {
 	if status, _ := do(http.MethodPost, token, "", op("s", sub)); status != http.StatusConflict {
 		t.Fatalf("POST s again: %d", status)
 	}
-	eventually(t, 10*time.Second, "the subscription", func() bool { return h.store.Stats().Subscribers >= 2 })
+	eventually(t, 10*time.Second, "the subscription", func() bool { return h.store.Stats().Subscribers >= backgroundSubscribers+1 })
 	h.appendEvents("single", "X", 0, 1)
 	want("next", `{"id":"s","payload":{"data":{"events":{"position":"1"}}}}`)
 	if status, _ := do(http.MethodDelete, token, "", ""); status != http.StatusBadRequest {
@@ -108,7 +108,7 @@ func TestSSESingleConnection(t *testing.T) {
 	if status, _ := do(http.MethodDelete, token, "?operationId=s", ""); status != http.StatusOK {
 		t.Fatalf("DELETE: %d", status)
 	}
-	eventually(t, 10*time.Second, "the subscription to end", func() bool { return h.store.Stats().Subscribers == 1 })
+	eventually(t, 10*time.Second, "the subscription to end", func() bool { return h.store.Stats().Subscribers == backgroundSubscribers })
 	h.appendEvents("single", "X", 1, 1)
 	do(http.MethodPost, token, "", op("q2", `{ headPosition }`))
 	want("next", `{"id":"q2","payload":{"data":{"headPosition":"2"}}}`) // nothing of s before it
