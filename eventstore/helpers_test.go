@@ -49,8 +49,18 @@ func evID(id, typ string, data any) eventstore.NewEvent {
 	return e
 }
 
+// ctxT is a test's context. It ends shortly before the test binary's own
+// deadline (go test -timeout), so that a test that hangs fails with its
+// store calls' errors instead of a panic, while a slow run (full size under
+// -race on two busy cores) is never cut short by a fixed total.
 func ctxT(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	deadline := time.Now().Add(time.Hour)
+	if d, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
+		if dl, ok := d.Deadline(); ok {
+			deadline = dl.Add(-10 * time.Second)
+		}
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	t.Cleanup(cancel)
 	return ctx
 }
