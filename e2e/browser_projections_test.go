@@ -12,23 +12,10 @@ import (
 // TestBrowserProjections runs e2e/browser/projections.test.mjs with Node:
 // headless Chromium opens the explorer's Projections view and checks the
 // definitions, the partitions now and at an earlier time with a jq filter,
-// and a partition's version slider (see the script). Needs what
-// TestBrowserExplorer needs.
+// and a partition's version slider (see the script). It installs what it needs,
+// as TestBrowserExplorer does (browserSetup).
 func TestBrowserProjections(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Fatalf("%s is missing (%v): install Debian's Chromium first: `apt-get update && apt-get install -y chromium`", chromiumPath, err)
-	}
-	dir, err := filepath.Abs("browser")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err != nil {
-		t.Fatalf("e2e/browser/node_modules is missing (%v): run `npm ci --prefix e2e/browser` from the repository root first", err)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node (20 or later) is needed for the browser test: %v", err)
-	}
+	chromium, dir, node, artifacts := browserSetup(t)
 	tmp := t.TempDir()
 	addr := freeAddr(t)
 	p := start(t, tmp, []string{"HINDSIGHT_ADDR=" + addr, "HINDSIGHT_DATA_DIR=" + filepath.Join(tmp, "data")})
@@ -37,10 +24,7 @@ func TestBrowserProjections(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, "projections.test.mjs")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "HINDSIGHT_URL=http://"+addr, "CHROMIUM="+chromiumPath, "NO_COLOR=1")
-	if a := os.Getenv("HINDSIGHT_ARTIFACTS"); a != "" {
-		cmd.Env = append(cmd.Env, "HINDSIGHT_ARTIFACTS="+a)
-	}
+	cmd.Env = append(os.Environ(), "HINDSIGHT_URL=http://"+addr, "CHROMIUM="+chromium, "HINDSIGHT_ARTIFACTS="+artifacts, "NO_COLOR=1")
 	cmd.WaitDelay = 10 * time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -109,23 +109,10 @@ func tlogGet(t *testing.T, url string) string {
 // TestBrowserProof runs e2e/browser/proof.test.mjs: in Chromium, the
 // explorer's event view says "Included in checkpoint N" after checking the
 // proof in the page, and says NOT proven when the proof is altered on its way
-// (see the script). Needs Chromium and `npm ci --prefix e2e/browser`, as
-// TestBrowserExplorer.
+// (see the script). It installs what it needs, as
+// TestBrowserExplorer does (browserSetup).
 func TestBrowserProof(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Fatalf("%s is missing (%v): install Debian's Chromium first", chromiumPath, err)
-	}
-	dir, err := filepath.Abs("browser")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err != nil {
-		t.Fatalf("e2e/browser/node_modules is missing (%v): run `npm ci --prefix e2e/browser` first", err)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatal(err)
-	}
+	chromium, dir, node, _ := browserSetup(t)
 	tmp := t.TempDir()
 	addr := freeAddr(t)
 	base := "http://" + addr
@@ -148,7 +135,7 @@ func TestBrowserProof(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, "proof.test.mjs")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "HINDSIGHT_URL="+base, "HINDSIGHT_STREAM=proof-0", "HINDSIGHT_SIZE=7", "CHROMIUM="+chromiumPath)
+	cmd.Env = append(os.Environ(), "HINDSIGHT_URL="+base, "HINDSIGHT_STREAM=proof-0", "HINDSIGHT_SIZE=7", "CHROMIUM="+chromium)
 	cmd.WaitDelay = 10 * time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.HasSuffix(strings.TrimSpace(string(out)), "ok") {
