@@ -209,9 +209,12 @@ type DefinitionVersion struct {
 	Checkpoint int64   // how far into the log this version has folded
 	Progress   float64 // 0..1 while building; 1 once caught up
 	Partitions int
-	States     int    // partition states held, all partitions together
-	StateBytes int64  // their estimated JSON size, all together (they share unchanged parts in memory)
-	Fault      *Fault // set when FAULTED
+	States     int   // partition states held, all partitions together
+	StateBytes int64 // the JSON size of the states whose JSON is in memory
+	// EvictedStates are states whose JSON the memory budget evicted; a read
+	// folds them again from a kept state (declared_evict.go).
+	EvictedStates int
+	Fault         *Fault // set when FAULTED
 }
 
 // DryRun is what a definition produced on the most recent matching events,

@@ -52,6 +52,12 @@ type runner struct {
 	cancel  context.CancelFunc
 	stopped chan struct{} // closed when run returns
 	memory  atomic.Int64  // this runner's share of Declarative.used
+
+	// Eviction (declared_evict.go): hand and evictedStates under mu.
+	hand          int
+	evictedStates int
+	evictedBytes  atomic.Int64
+	refolds       atomic.Uint64 // evicted states folded again for a read
 }
 
 // stateOverhead is what one state costs in memory beyond its JSON: its
@@ -207,9 +213,9 @@ func (r *runner) apply(ev *eventstore.Event) *Fault {
 		return r.faultAt(ev, f)
 	}
 	cost := int64(len(encoded) + stateOverhead)
-	if budget := r.d.s.opts.ProjectionMemoryBudget; budget > 0 && r.d.used.Load()+cost > budget {
+	if budget := r.d.s.opts.ProjectionMemoryBudget; budget > 0 && !r.makeRoom(cost, budget) {
 		return r.faultAt(ev, &stepError{kind: FaultMemoryBudget, msg: fmt.Sprintf(
-			"the declarative projections' states would take more than the memory budget of %d bytes", budget)})
+			"the declarative projections' states would take more than the memory budget of %d bytes, with every state that can be evicted evicted", budget)})
 	}
 	r.d.used.Add(cost)
 	r.memory.Add(cost)
@@ -241,7 +247,7 @@ func (r *runner) status(st ProjectionStatus) DefinitionVersion {
 	v.Status = st
 	v.Checkpoint = r.checkpoint.Load()
 	r.mu.RLock()
-	v.Partitions, v.States = len(r.parts.created), r.parts.states
+	v.Partitions, v.States, v.EvictedStates = len(r.parts.created), r.parts.states, r.evictedStates
 	if r.retired {
 		v.Partitions, v.States = r.retiredCounts[0], r.retiredCounts[1]
 	}
