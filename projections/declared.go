@@ -214,6 +214,15 @@ type DefinitionVersion struct {
 	// EvictedStates are states whose JSON the memory budget evicted; a read
 	// folds them again from a kept state (declared_evict.go).
 	EvictedStates int
+	// RestoredFrom is the position up to which this instance restored the
+	// version from its snapshots instead of folding the log (0: folded).
+	RestoredFrom int64
+	// SnapshotsUpTo is the position up to which this instance built the
+	// version and recorded that a restart may restore it (0: not yet).
+	SnapshotsUpTo int64
+	// SnapshotsRead counts folds of restored or evicted states that started
+	// from a snapshot in the store.
+	SnapshotsRead uint64
 	Fault         *Fault // set when FAULTED
 }
 

@@ -123,12 +123,21 @@ func (r *runner) stateAt(ctx context.Context, tl *timeline[json.RawMessage], i i
 		return s, nil
 	}
 	k := i - 1
-	for k >= 0 && tl.states[k].state == nil {
-		k--
+	start := json.RawMessage(nil)
+	for ; k >= 0; k-- {
+		if start = tl.states[k].state; start != nil {
+			break
+		}
+		if r.isKept(k) { // not in memory after a restart: its snapshot
+			var ok bool
+			if start, ok = r.loadKept(ctx, tl, k); ok {
+				break
+			}
+		}
 	}
 	var state any = r.prog.initial
 	if k >= 0 {
-		state = jqDecode(tl.states[k].state)
+		state = jqDecode(start)
 	}
 	var out json.RawMessage
 	for j := k + 1; j <= i; j++ {
@@ -144,6 +153,9 @@ func (r *runner) stateAt(ctx context.Context, tl *timeline[json.RawMessage], i i
 				tl.key, r.info.Name, ev.Position, f.msg)
 		}
 		state, out = next, encoded
+		if tl.states[j].state == nil {
+			r.offerKept(tl, j, encoded) // its snapshot was missing
+		}
 	}
 	r.refolds.Add(1)
 	return out, nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand"
 	"testing"
+	"time"
 
 	"github.com/hindsight-dev/hindsight/eventstore"
 	"github.com/hindsight-dev/hindsight/projections"
@@ -24,28 +25,25 @@ var evictDefs = []projections.Definition{
 // of every partition and through a subscription from the start (evicted
 // states are folded again from the kept ones).
 func TestDeclaredEvictsUnderBudget(t *testing.T) {
-	store, _, _ := openStore(t)
 	rng := rand.New(rand.NewSource(23))
 	n := 400
 	if testing.Short() {
 		n = 200
 	}
 	history := generateHistory(rng, n)
-	appendHistory(t, store, history[:len(history)/2])
 
-	// What the states take without a budget: S states, U bytes.
-	free := openService(t, store, projections.Options{})
-	for _, def := range evictDefs {
-		define(t, free, def)
-	}
-	appendHistory(t, store, history[len(history)/2:])
-	log := readLog(t, store)
-	head := log[len(log)-1].Position
+	// What the states take without a budget, on a store of their own (an
+	// instance on the same store would restore from this one's snapshots):
+	// S states, U bytes.
+	freeStore, _, _ := openStore(t)
+	appendHistory(t, freeStore, history)
+	free := openService(t, freeStore, projections.Options{})
 	var states int64
 	for _, def := range evictDefs {
+		define(t, free, def)
 		waitFor(t, def.Name+" at the head", func() bool {
 			info, _ := free.Declarative().Projection(def.Name)
-			return info.Versions[0].Checkpoint == head
+			return info.ActiveVersion == 1 && info.Versions[0].Checkpoint == freeStore.HeadPosition()
 		})
 		info, _ := free.Declarative().Projection(def.Name)
 		states += int64(info.Versions[0].States)
@@ -56,9 +54,18 @@ func TestDeclaredEvictsUnderBudget(t *testing.T) {
 	// 4th and each partition's latest) are about a third of it.
 	budget := states*64 + json/2
 
-	// A second instance builds both from the log under the budget.
+	// The same history under the budget: half before the definitions
+	// (built from the log), half after (live).
+	store, _, _ := openStore(t)
 	svc := openService(t, store, projections.Options{ProjectionMemoryBudget: budget, SnapshotEvery: 4})
 	decl := svc.Declarative()
+	appendHistory(t, store, history[:len(history)/2])
+	for _, def := range evictDefs {
+		define(t, svc, def)
+	}
+	appendHistory(t, store, history[len(history)/2:])
+	log := readLog(t, store)
+	head := log[len(log)-1].Position
 	evicted := 0
 	for _, def := range evictDefs {
 		waitFor(t, def.Name+" built under the budget", func() bool {
@@ -66,7 +73,7 @@ func TestDeclaredEvictsUnderBudget(t *testing.T) {
 			return info.ActiveVersion == 1 && info.Versions[0].Checkpoint == head
 		})
 		info, _ := decl.Projection(def.Name)
-		if v := info.Versions[0]; v.Fault != nil || v.States != int(states) && len(evictDefs) == 1 {
+		if v := info.Versions[0]; v.Fault != nil || v.RestoredFrom != 0 {
 			t.Fatalf("%s: %+v", def.Name, v)
 		}
 		evicted += info.Versions[0].EvictedStates
@@ -114,5 +121,83 @@ func checkReplay(t *testing.T, decl *projections.Declarative, log []eventstore.E
 		if got := fmt.Sprintf("%s v%d @%d %s", st.Key, st.Version, st.Position, st.State); got != w {
 			t.Fatalf("state %d: %s, want %s", i, got, w)
 		}
+	}
+}
+
+// TestDeclaredResumesFromSnapshots: an instance that starts where another
+// built the projections restores them from that one's snapshots up to the
+// position it built to (no reducer runs there), folds the events after it
+// from the restored states, and answers exactly what the reference fold
+// gives everywhere: every few positions, times, every version, a replay.
+func TestDeclaredResumesFromSnapshots(t *testing.T) {
+	store, _, _ := openStore(t)
+	rng := rand.New(rand.NewSource(29))
+	n := 400
+	if testing.Short() {
+		n = 200
+	}
+	history := generateHistory(rng, n)
+	cut := len(history) * 3 / 4
+	appendHistory(t, store, history[:cut])
+	opts := projections.Options{SnapshotEvery: 4, Logger: quietLog}
+	first := projections.New(store, opts)
+	ctx := ctxT(t)
+	if err := first.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	built := store.HeadPosition()
+	for _, def := range evictDefs {
+		define(t, first, def)
+	}
+	for _, def := range evictDefs {
+		waitFor(t, def.Name+" built and marked", func() bool {
+			info, _ := first.Declarative().Projection(def.Name)
+			return info.ActiveVersion == 1 && info.Versions[0].SnapshotsUpTo >= built
+		})
+	}
+	marked := make([]int64, len(evictDefs))
+	for i, def := range evictDefs {
+		info, _ := first.Declarative().Projection(def.Name)
+		marked[i] = info.Versions[0].SnapshotsUpTo
+	}
+	// Let the queued snapshots be written before the instance stops (those
+	// still queued would be dropped: allowed, but then this test would not
+	// show that reads start from them).
+	waitFor(t, "snapshot writes settled", func() bool {
+		before := first.Stats().SnapshotsSaved
+		time.Sleep(300 * time.Millisecond)
+		return first.Stats().SnapshotsSaved == before
+	})
+	if err := first.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	appendHistory(t, store, history[cut:]) // folded after the restore
+	svc := openService(t, store, opts)
+	decl := svc.Declarative()
+	log := readLog(t, store)
+	head := log[len(log)-1].Position
+	for i, def := range evictDefs {
+		waitFor(t, def.Name+" restored and caught up", func() bool {
+			info, _ := decl.Projection(def.Name)
+			return info.ActiveVersion == 1 && info.Versions[0].Checkpoint == head
+		})
+		if info, _ := decl.Projection(def.Name); info.Versions[0].RestoredFrom != marked[i] || info.Versions[0].Fault != nil {
+			t.Fatalf("%s: restored up to %d, want %d: %+v", def.Name, info.Versions[0].RestoredFrom, marked[i], info.Versions[0])
+		}
+	}
+	for _, tc := range []struct {
+		name       string
+		byCustomer bool
+	}{{"carts", false}, {"customers", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkReference(t, svc, store, log, rng, tc.name, tc.byCustomer)
+			checkReplay(t, decl, log, tc.name, tc.byCustomer)
+			// Reads of restored states started from the first instance's
+			// snapshots, not from the initial state.
+			if info, _ := decl.Projection(tc.name); info.Versions[0].SnapshotsRead == 0 {
+				t.Fatalf("no state was read from a snapshot: %+v", info.Versions[0])
+			}
+		})
 	}
 }

@@ -193,6 +193,14 @@
 // would pass the budget with nothing left to evict faults (MEMORY_BUDGET); a
 // replaced version drops its states.
 //
+// The kept states are also eventstore snapshots, named by projection,
+// definition version and a digest of the definition, so a redefinition never
+// reads another version's; and a built version records how far it got. An
+// instance that starts on a log where that record exists restores the
+// version up to there (declared_resume.go): it computes partition keys only,
+// with no reducer, and folds a state when it is read or its partition's
+// next event comes, from the snapshot at or before it.
+//
 // A partition key from jq that is null (or no value) sends the event to the
 // partition its stream's last keyed event went to, or skips it if there was
 // none: order events carry the customer only in OrderCreated, and the
