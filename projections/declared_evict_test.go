@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand"
 	"testing"
-	"time"
 
 	"github.com/hindsight-dev/hindsight/eventstore"
 	"github.com/hindsight-dev/hindsight/projections"
@@ -160,19 +159,20 @@ func TestDeclaredResumesFromSnapshots(t *testing.T) {
 		info, _ := first.Declarative().Projection(def.Name)
 		marked[i] = info.Versions[0].SnapshotsUpTo
 	}
-	// Let the queued snapshots be written before the instance stops (those
-	// still queued would be dropped: allowed, but then this test would not
-	// show that reads start from them).
-	waitFor(t, "snapshot writes settled", func() bool {
-		before := first.Stats().SnapshotsSaved
-		time.Sleep(300 * time.Millisecond)
-		return first.Stats().SnapshotsSaved == before
-	})
+	appendHistory(t, store, history[cut:]) // folded after the restore
+	// What the first instance holds in the end, for the refill below.
+	stateBytes := map[string]int64{}
+	for _, def := range evictDefs {
+		waitFor(t, def.Name+" at the head on the first instance", func() bool {
+			info, _ := first.Declarative().Projection(def.Name)
+			stateBytes[def.Name] = info.Versions[0].StateBytes
+			return info.Versions[0].Checkpoint == store.HeadPosition()
+		})
+	}
 	if err := first.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 
-	appendHistory(t, store, history[cut:]) // folded after the restore
 	svc := openService(t, store, opts)
 	decl := svc.Declarative()
 	log := readLog(t, store)
@@ -198,6 +198,12 @@ func TestDeclaredResumesFromSnapshots(t *testing.T) {
 			if info, _ := decl.Projection(tc.name); info.Versions[0].SnapshotsRead == 0 {
 				t.Fatalf("no state was read from a snapshot: %+v", info.Versions[0])
 			}
+			// In the background every restored state gets its JSON back.
+			waitFor(t, "the restored states refilled", func() bool {
+				info, _ := decl.Projection(tc.name)
+				return info.Versions[0].StateBytes == stateBytes[tc.name]
+			})
+			checkReference(t, svc, store, log, rng, tc.name, tc.byCustomer)
 		})
 	}
 }

@@ -15,7 +15,7 @@ import (
 // them instead of folding the whole log again.
 //
 // Every SnapshotEvery-th state of a partition (the states eviction keeps)
-// is offered to the service's snapshotter, as the eventstore snapshot
+// is saved as the eventstore snapshot
 // {StreamID: the partition key, Projection: "declared:NAME:HASH@N",
 // SchemaVersion: the definition version, Version: N}, where N is the
 // partition's version and HASH a digest of the definition. Name, version
@@ -26,7 +26,9 @@ import (
 // stream, and a jq partition key is not one; with it, each kept state is
 // one exact lookup in the eventstore's memory.
 //
-// Once a version is built it saves a marker (StreamID: its definition
+// Once a version is built, a sweep saves the kept states of the build, one
+// write at a time and off the build's path (queued writes would be dropped
+// by the thousand and billed to the build), and then a marker (StreamID: its definition
 // stream, Projection: "declared:NAME:HASH", Version: the position it
 // reached). A runner that finds a marker at start resumes: up to that
 // position it only computes partition keys and records where each state
@@ -36,9 +38,9 @@ import (
 // at or before it (stateAt), now loaded from the snapshot. Computing keys
 // costs nothing for projections keyed by stream and a JSON decode for a
 // key that is a plain path, against a reducer run and an encoding per event
-// for a fold. Kept snapshots are written asynchronously and may be dropped
-// (snapshot.go): a missing one only makes that fold longer, and the fold
-// offers it again.
+// for a fold. Kept states of live events are offered to the snapshotter,
+// which may drop them (snapshot.go): a missing snapshot only makes a fold
+// longer, and the fold offers it again.
 
 // definitionDigest identifies a definition's content.
 func definitionDigest(def Definition) string {
@@ -83,22 +85,56 @@ func (r *runner) loadKept(ctx context.Context, tl *timeline[json.RawMessage], in
 	return sn.State, true
 }
 
-// saveMarker records that this version was built up to pos, with its kept
-// snapshots offered. It is written at once, not queued: it is one write per
-// build, and a marker must not be dropped while the snapshots it vouches
-// for are kept.
-func (r *runner) saveMarker(ctx context.Context, pos int64) {
-	stream := DefinitionStreamID(r.info.Name)
+// sweep saves the snapshots of the kept states up to position upTo that
+// are missing, then the marker that lets a restart restore the version up
+// to there. It stops at the first failed write, without a marker: a
+// restart then folds the log.
+func (r *runner) sweep(ctx context.Context, upTo int64) {
+	r.mu.RLock()
+	parts := append([]*timeline[json.RawMessage](nil), r.parts.created...)
+	r.mu.RUnlock()
+	k := r.d.s.opts.SnapshotEvery
+	version := int(r.info.Version)
+	for _, tl := range parts {
+		for i := k - 1; ; i += k {
+			r.mu.RLock()
+			var sn eventstore.Snapshot
+			ok := i < len(tl.states) && tl.states[i].from <= upTo
+			if ok {
+				sn = eventstore.Snapshot{StreamID: tl.key, Projection: r.keptName(i), SchemaVersion: version,
+					Version: int64(i + 1), Position: tl.states[i].from, State: tl.states[i].state}
+			}
+			r.mu.RUnlock()
+			if !ok {
+				break
+			}
+			if sn.State == nil { // restored: the snapshot it came from exists
+				continue
+			}
+			if _, have := r.loadKept(ctx, tl, i); have {
+				continue
+			}
+			sn.RecordedAt, _ = r.d.s.store.RecordedAt(sn.Position)
+			if err := r.save(ctx, sn); err != nil {
+				return
+			}
+		}
+	}
+	if r.save(ctx, eventstore.Snapshot{StreamID: DefinitionStreamID(r.info.Name), Projection: r.markerName(),
+		SchemaVersion: version, Version: max(1, upTo), Position: upTo, State: json.RawMessage(`{}`)}) == nil {
+		r.marked.Store(upTo)
+	}
+}
+
+func (r *runner) save(ctx context.Context, sn eventstore.Snapshot) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	err := r.d.s.store.SaveSnapshot(ctx, eventstore.Snapshot{StreamID: stream, Projection: r.markerName(),
-		SchemaVersion: int(r.info.Version), Version: max(1, pos), Position: pos, State: json.RawMessage(`{}`)})
-	if err != nil {
-		r.d.s.log.Warn("cannot save the snapshot marker of a declarative projection; a restart folds it again",
+	err := r.d.s.store.SaveSnapshot(ctx, sn)
+	if err != nil && ctx.Err() == nil {
+		r.d.s.log.Warn("cannot save a snapshot of a declarative projection; a restart folds it again",
 			"projection", r.info.Name, "definitionVersion", r.info.Version, "err", err)
-		return
 	}
-	r.marked.Store(pos)
+	return err
 }
 
 // resumePoint is the position up to which this version can be restored

@@ -65,6 +65,7 @@ type runner struct {
 	restored atomic.Uint64 // events restored
 	marked   atomic.Int64  // position of the last marker this runner saved
 	keptRead atomic.Uint64 // snapshots stateAt started from
+	refilled atomic.Uint64 // restored states folded again in the background (refill)
 }
 
 // stateOverhead is what one state costs in memory beyond its JSON: its
@@ -183,7 +184,11 @@ func (r *runner) follow(ctx context.Context, sub *eventstore.Subscription, log *
 		}
 		if store.HeadPosition()-ev.Position <= caughtUpLag {
 			r.caughtUp.Store(true)
-			r.saveMarker(ctx, ev.Position)
+			pos := ev.Position
+			r.d.s.goTracked(func() { r.sweep(ctx, pos) })
+			if to := r.resumeTo.Load(); to > 0 {
+				r.d.s.goTracked(func() { r.refill(ctx, to) })
+			}
 			log.Info("declarative projection built", "position", ev.Position, "events", r.folded.Load(), "restored", r.restored.Load(),
 				"partitions", r.partitionCount(), "took", time.Since(r.started).Round(time.Millisecond))
 			r.d.promote(r)
@@ -237,7 +242,9 @@ func (r *runner) apply(ev *eventstore.Event) *Fault {
 	r.mu.Lock()
 	tl := r.parts.record(key, ev.Position, encoded)
 	r.changes = append(r.changes, change{pos: ev.Position, tl: tl, index: len(tl.states) - 1})
-	r.offerKept(tl, len(tl.states)-1, encoded)
+	if r.caughtUp.Load() { // the build's are saved by sweep
+		r.offerKept(tl, len(tl.states)-1, encoded)
+	}
 	r.mu.Unlock()
 	r.folded.Add(1)
 	r.stateBytes.Add(int64(len(encoded)))

@@ -242,13 +242,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "| projectionPartitions(first: 50, at: {time}) totalCount=%v | %v | | ≤ 5 ms |\n", count, d)
 	}
-	return restart(ctx, store, svc, stdout, log, rebuild, rebuildCPU)
+	return restart(ctx, store, svc, stdout, log, rebuild, rebuildCPU, c)
 }
 
 // restart (step 6) opens another service on the store, as a restarted
 // server would, and times it until both declarative projections answer,
 // restored from the snapshots the first service wrote, on one core.
-func restart(ctx context.Context, store *eventstore.Store, svc *projections.Service, stdout io.Writer, log *slog.Logger, rebuild, rebuildCPU time.Duration) error {
+func restart(ctx context.Context, store *eventstore.Store, svc *projections.Service, stdout io.Writer, log *slog.Logger, rebuild, rebuildCPU time.Duration, c config) error {
+	// Each version saves its build's snapshots once built, then a marker.
+	for _, name := range []string{"sum", "by-customer"} {
+		for {
+			info, _ := svc.Declarative().Projection(name)
+			if info.Versions[0].SnapshotsUpTo > 0 {
+				break
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 	waitSnapshots(svc)
 	prev := runtime.GOMAXPROCS(1)
 	defer runtime.GOMAXPROCS(prev)
@@ -280,6 +293,45 @@ func restart(ctx context.Context, store *eventstore.Store, svc *projections.Serv
 	fmt.Fprintf(stdout, "| a new service: order read model + `sum` + `by-customer` ready | %v | %.2f | %v | %.2f | %v of %d |\n",
 		d.Round(time.Millisecond), float64(d)/float64(rebuild), cpu.Round(time.Millisecond), float64(cpu)/float64(rebuildCPU),
 		restored, store.HeadPosition())
+	st := svc.Stats()
+	fmt.Fprintf(stdout, "\nThe first service's snapshot writes: %d saved, %d dropped (queue full), %d failed.\n", st.SnapshotsSaved, st.SnapshotsDropped, st.SnapshotsFailed)
+	// Restored states are folded from the snapshot before them when read.
+	fmt.Fprintf(stdout, "\n| query on the restarted service (p50 of %d) | p50 | ratio |\n|---|---|---|\n", c.reps)
+	var base time.Duration
+	for _, v := range []int64{99, int64(c.whale - 1)} {
+		d, err := p50(c.reps, func() error {
+			st, err := again.Declarative().State(ctx, "by-customer", "whale", eventstore.AtVersion(v), nil)
+			if err == nil && st.Version != v {
+				err = fmt.Errorf("asked for version %d, got %d", v, st.Version)
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if base == 0 {
+			base = d
+		}
+		fmt.Fprintf(stdout, "| projectionState whale at version %d | %v | %.2f |\n", v, d, float64(d)/float64(base))
+	}
+	rng := rand.New(rand.NewPCG(19, 91))
+	head := store.HeadPosition()
+	page, err := p50(c.reps, func() error {
+		t, _ := store.RecordedAt(1 + rng.Int64N(head-1))
+		p, err := again.Declarative().Partitions(ctx, projections.ListPartitions{Name: "sum", At: eventstore.AtTime(t), First: 50})
+		if err == nil && len(p.Partitions) == 0 {
+			err = fmt.Errorf("an empty page at %v", t)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "| projectionPartitions(first: 50, at: {time}) of `sum` | %v | |\n", page)
+	info, _ := again.Declarative().Projection("by-customer")
+	st = again.Stats()
+	fmt.Fprintf(stdout, "\nReads from snapshots on the restarted service: %d; its snapshot writes: %d saved, %d dropped.\n",
+		info.Versions[0].SnapshotsRead, st.SnapshotsSaved, st.SnapshotsDropped)
 	return nil
 }
 
