@@ -199,7 +199,11 @@
 // instance that starts on a log where that record exists restores the
 // version up to there (declared_resume.go): it computes partition keys only,
 // with no reducer, and folds a state when it is read or its partition's
-// next event comes, from the snapshot at or before it.
+// next event comes, from the snapshot at or before it. In the background a
+// refill (declared_refill.go) then folds the restored states once more, in
+// one pass over the log, and puts their JSON back within the budget: the
+// version answers sooner, and the fold's work is done off the critical
+// path.
 //
 // A partition key from jq that is null (or no value) sends the event to the
 // partition its stream's last keyed event went to, or skips it if there was
