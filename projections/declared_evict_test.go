@@ -80,10 +80,7 @@ func TestDeclaredEvictsUnderBudget(t *testing.T) {
 	if u, _ := decl.Memory(); evicted == 0 || u > budget {
 		t.Fatalf("evicted %d states, %d bytes used of a budget of %d", evicted, u, budget)
 	}
-	for _, tc := range []struct {
-		name       string
-		byCustomer bool
-	}{{"carts", false}, {"customers", true}} {
+	for _, tc := range cartProjections {
 		t.Run(tc.name, func(t *testing.T) {
 			checkReference(t, svc, store, log, rng, tc.name, tc.byCustomer)
 			checkReplay(t, decl, log, tc.name, tc.byCustomer)
@@ -186,10 +183,7 @@ func TestDeclaredResumesFromSnapshots(t *testing.T) {
 			t.Fatalf("%s: restored up to %d, want %d: %+v", def.Name, info.Versions[0].RestoredFrom, marked[i], info.Versions[0])
 		}
 	}
-	for _, tc := range []struct {
-		name       string
-		byCustomer bool
-	}{{"carts", false}, {"customers", true}} {
+	for _, tc := range cartProjections {
 		t.Run(tc.name, func(t *testing.T) {
 			checkReference(t, svc, store, log, rng, tc.name, tc.byCustomer)
 			checkReplay(t, decl, log, tc.name, tc.byCustomer)

@@ -200,15 +200,19 @@ func TestDeclaredMatchesReferenceFold(t *testing.T) {
 	appendHistory(t, store, history[len(history)/2:])
 
 	log := readLog(t, store)
-	for _, tc := range []struct {
-		name       string
-		byCustomer bool
-	}{{"carts", false}, {"customers", true}} {
+	for _, tc := range cartProjections {
 		t.Run(tc.name, func(t *testing.T) {
 			checkReference(t, svc, store, log, rng, tc.name, tc.byCustomer)
 		})
 	}
 }
+
+// cartProjections are the two projections of cartReducer the reference
+// tests define: keyed by stream and by the customer (jq).
+var cartProjections = []struct {
+	name       string
+	byCustomer bool
+}{{"carts", false}, {"customers", true}}
 
 // checkReference checks a projection of cartReducer against the reference
 // fold of log: its partitions at every few positions and at random times,
