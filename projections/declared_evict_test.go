@@ -170,7 +170,7 @@ func TestDeclaredResumesFromSnapshots(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	svc := openService(t, store, opts)
+	svc := openService(t, store, projections.WithoutRefill(opts))
 	decl := svc.Declarative()
 	log := readLog(t, store)
 	head := log[len(log)-1].Position
@@ -192,12 +192,69 @@ func TestDeclaredResumesFromSnapshots(t *testing.T) {
 			if info, _ := decl.Projection(tc.name); info.Versions[0].SnapshotsRead == 0 {
 				t.Fatalf("no state was read from a snapshot: %+v", info.Versions[0])
 			}
-			// In the background every restored state gets its JSON back.
-			waitFor(t, "the restored states refilled", func() bool {
-				info, _ := decl.Projection(tc.name)
-				return info.Versions[0].StateBytes == stateBytes[tc.name]
-			})
-			checkReference(t, svc, store, log, rng, tc.name, tc.byCustomer)
 		})
+	}
+	// Another instance, with the refill: in the background every restored
+	// state gets its JSON back, and the answers stay the same.
+	refilled := openService(t, store, opts)
+	for _, tc := range cartProjections {
+		waitFor(t, tc.name+" refilled", func() bool {
+			info, _ := refilled.Declarative().Projection(tc.name)
+			return info.ActiveVersion == 1 && info.Versions[0].StateBytes == stateBytes[tc.name]
+		})
+		if info, _ := refilled.Declarative().Projection(tc.name); info.Versions[0].RestoredFrom == 0 {
+			t.Fatalf("%s was folded, not restored: %+v", tc.name, info.Versions[0])
+		}
+		checkReference(t, refilled, store, log, rng, tc.name, tc.byCustomer)
+	}
+}
+
+// TestDeclaredRestoreReadsOnlyItsVersion: after a redefinition, a restarted
+// instance restores the new version from the new version's snapshots only:
+// every state it answers is the new reducer's, at every version.
+func TestDeclaredRestoreReadsOnlyItsVersion(t *testing.T) {
+	store, _, _ := openStore(t)
+	ctx := ctxT(t)
+	opts := projections.Options{SnapshotEvery: 4, Logger: quietLog}
+	first := projections.New(store, opts)
+	if err := first.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const streams, events = 3, 10
+	for i := 0; i < streams*events; i++ {
+		if _, err := store.Append(ctx, fmt.Sprintf("r-%d", i%streams), eventstore.Any{},
+			eventstore.NewEvent{Type: "T", Data: json.RawMessage(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for v, reducer := range []string{`.state.n += 1 | .state`, `.state.n += 10 | .state`} {
+		define(t, first, projections.Definition{Name: "counts", StreamPrefix: "r-", Reducer: reducer})
+		waitFor(t, fmt.Sprintf("version %d built and marked", v+1), func() bool {
+			info, _ := first.Declarative().Projection("counts")
+			return info.ActiveVersion == int64(v+1) && info.Versions[v].SnapshotsUpTo > 0
+		})
+	}
+	if err := first.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	svc := openService(t, store, projections.WithoutRefill(opts))
+	decl := svc.Declarative()
+	waitFor(t, "version 2 restored", func() bool {
+		info, _ := decl.Projection("counts")
+		return info.ActiveVersion == 2
+	})
+	if info, _ := decl.Projection("counts"); info.Versions[1].RestoredFrom == 0 {
+		t.Fatalf("version 2 was folded, not restored: %+v", info.Versions[1])
+	}
+	for s := 0; s < streams; s++ {
+		for v := int64(1); v <= events; v++ {
+			st, err := decl.State(ctx, "counts", fmt.Sprintf("r-%d", s), eventstore.AtVersion(v), nil)
+			if err != nil || st.DefinitionVersion != 2 || string(st.State) != fmt.Sprintf(`{"n":%d}`, 10*v) {
+				t.Fatalf("r-%d at version %d: %s (definition %d), %v; want {\"n\":%d}", s, v, st.State, st.DefinitionVersion, err, 10*v)
+			}
+		}
+	}
+	if info, _ := decl.Projection("counts"); info.Versions[1].SnapshotsRead == 0 {
+		t.Fatalf("no read started from a snapshot: %+v", info.Versions[1])
 	}
 }

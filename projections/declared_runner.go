@@ -186,7 +186,7 @@ func (r *runner) follow(ctx context.Context, sub *eventstore.Subscription, log *
 			r.caughtUp.Store(true)
 			pos := ev.Position
 			r.d.s.goTracked(func() { r.sweep(ctx, pos) })
-			if to := r.resumeTo.Load(); to > 0 {
+			if to := r.resumeTo.Load(); to > 0 && !r.d.s.opts.noRefill {
 				r.d.s.goTracked(func() { r.refill(ctx, to) })
 			}
 			log.Info("declarative projection built", "position", ev.Position, "events", r.folded.Load(), "restored", r.restored.Load(),
