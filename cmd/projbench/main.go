@@ -179,6 +179,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	sumCPU = buildCPU
+	// Once built, a version saves its snapshots (for a restart) in the
+	// background; let that finish before the next build is timed.
+	if err := waitMarked(ctx, decl, "sum"); err != nil {
+		return err
+	}
 	ltv, err := build(projections.Definition{Name: "by-customer", StreamPrefix: "order-", PartitionBy: ".data.customerId",
 		Reducer: `.state.quantity += (.event.data.quantity // 0) | .state.events += 1 | .state`})
 	if err != nil {
@@ -249,18 +254,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // server would, and times it until both declarative projections answer,
 // restored from the snapshots the first service wrote, on one core.
 func restart(ctx context.Context, store *eventstore.Store, svc *projections.Service, stdout io.Writer, log *slog.Logger, rebuild, rebuildCPU time.Duration, c config) error {
-	// Each version saves its build's snapshots once built, then a marker.
-	for _, name := range []string{"sum", "by-customer"} {
-		for {
-			info, _ := svc.Declarative().Projection(name)
-			if info.Versions[0].SnapshotsUpTo > 0 {
-				break
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+	if err := waitMarked(ctx, svc.Declarative(), "by-customer"); err != nil {
+		return err
 	}
 	waitSnapshots(svc)
 	prev := runtime.GOMAXPROCS(1)
@@ -351,6 +346,21 @@ func restart(ctx context.Context, store *eventstore.Store, svc *projections.Serv
 	fmt.Fprintf(stdout, "\nReads from snapshots on the restarted service: %d; its snapshot writes: %d saved, %d dropped.\n",
 		info.Versions[0].SnapshotsRead, st.SnapshotsSaved, st.SnapshotsDropped)
 	return nil
+}
+
+// waitMarked waits until the projection's first version has saved its
+// snapshots and the marker that lets a restart restore it.
+func waitMarked(ctx context.Context, decl *projections.Declarative, name string) error {
+	for {
+		info, _ := decl.Projection(name)
+		if len(info.Versions) > 0 && info.Versions[0].SnapshotsUpTo > 0 {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func whaleAt(ctx context.Context, svc *projections.Service, v int64) func() error {
