@@ -209,9 +209,21 @@ type DefinitionVersion struct {
 	Checkpoint int64   // how far into the log this version has folded
 	Progress   float64 // 0..1 while building; 1 once caught up
 	Partitions int
-	States     int    // partition states held, all partitions together
-	StateBytes int64  // their estimated JSON size, all together (they share unchanged parts in memory)
-	Fault      *Fault // set when FAULTED
+	States     int   // partition states held, all partitions together
+	StateBytes int64 // the JSON size of the states whose JSON is in memory
+	// EvictedStates are states whose JSON the memory budget evicted; a read
+	// folds them again from a kept state (declared_evict.go).
+	EvictedStates int
+	// RestoredFrom is the position up to which this instance restored the
+	// version from its snapshots instead of folding the log (0: folded).
+	RestoredFrom int64
+	// SnapshotsUpTo is the position up to which this instance built the
+	// version and recorded that a restart may restore it (0: not yet).
+	SnapshotsUpTo int64
+	// SnapshotsRead counts folds of restored or evicted states that started
+	// from a snapshot in the store.
+	SnapshotsRead uint64
+	Fault         *Fault // set when FAULTED
 }
 
 // DryRun is what a definition produced on the most recent matching events,

@@ -1,10 +1,14 @@
 package projections
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/itchyny/gojq"
+
+	"github.com/hindsight-dev/hindsight/eventstore"
 )
 
 // TestPlainPathAgreesWithJQ: the partition key's fast path gives what jq
@@ -38,6 +42,33 @@ func TestPlainPathAgreesWithJQ(t *testing.T) {
 			if fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Fatalf("%s on %v: fast path %v, jq %v", tc.src, in, got, want)
 			}
+		}
+	}
+}
+
+// TestEventNumbersAreJQNumbers: a reducer can compute with the event's
+// version and position and keep them. They were int64, which gojq does not
+// know: the first arithmetic on them panicked and took the process down.
+func TestEventNumbersAreJQNumbers(t *testing.T) {
+	ev := eventstore.Event{ID: "e", StreamID: "cart-1", Type: "Added", Version: 7, Position: 300,
+		RecordedAt: time.Unix(1700000000, 0), Data: json.RawMessage(`{"n":2}`)}
+	for _, tc := range []struct{ reducer, want string }{
+		{`.state.v = .event.version + 1 | .state`, `{"v":8}`},
+		{`.state.late = (.event.position > 255) | .state`, `{"late":true}`},
+		{`.state.p = .event.position | .state`, `{"p":300}`},
+		{`.state.k = (.event.version | tostring) | .state`, `{"k":"7"}`},
+		{`.state.x = .event.data.n * .event.version | .state`, `{"x":14}`},
+	} {
+		prog, err := compile(Definition{Name: "x", StreamPrefix: "cart-", Reducer: tc.reducer}, time.Second, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, got, f := prog.reduce(prog.initial, eventValue(&ev))
+		if f != nil {
+			t.Fatalf("%s: fault %s: %s", tc.reducer, f.kind, f.msg)
+		}
+		if string(got) != tc.want {
+			t.Fatalf("%s: %s, want %s", tc.reducer, got, tc.want)
 		}
 	}
 }

@@ -73,10 +73,12 @@ func compile(d Definition, timeout time.Duration, maxState int) (*program, error
 	return p, nil
 }
 
-// eventValue is the event as jq sees it.
+// eventValue is the event as jq sees it. Numbers are int, float64 or
+// *big.Int, the only kinds gojq knows: an int64 there made gojq panic on
+// the first arithmetic or comparison (.event.version + 1).
 func eventValue(ev *eventstore.Event) map[string]any {
 	v := map[string]any{
-		"id": ev.ID, "streamId": ev.StreamID, "version": ev.Version, "position": ev.Position,
+		"id": ev.ID, "streamId": ev.StreamID, "version": int(ev.Version), "position": int(ev.Position),
 		"type": ev.Type, "recordedAt": ev.RecordedAt.UTC().Format(time.RFC3339Nano),
 		"data": jqDecode(ev.Data), "metadata": jqDecode(ev.Metadata),
 	}
@@ -118,9 +120,17 @@ func (p *program) run(code *gojq.Code, input any, what string) (any, *stepError)
 	}
 }
 
-func (p *program) runOnce(code *gojq.Code, input any, what string) (any, *stepError) {
+func (p *program) runOnce(code *gojq.Code, input any, what string) (v any, f *stepError) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// gojq panics on a value of a type it does not know. Values come from
+	// eventValue and JSON only, so that would be our bug, but it must stop
+	// this projection, not the process.
+	defer func() {
+		if r := recover(); r != nil {
+			v, f = nil, &stepError{kind: FaultRuntimeError, msg: fmt.Sprintf("%s failed inside jq: %v", what, r)}
+		}
+	}()
 	if p.clock == nil {
 		p.clock = newCallClock()
 	}

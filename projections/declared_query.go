@@ -80,8 +80,12 @@ func (d *Declarative) State(ctx context.Context, name, key string, at eventstore
 	var from int64
 	if ok {
 		from = tl.states[i].from
+		state, err = r.stateAt(ctx, tl, i)
 	}
 	r.mu.RUnlock()
+	if err != nil {
+		return PartitionState{}, err
+	}
 	if !ok {
 		return PartitionState{}, fmt.Errorf("%w: projection %q has no partition %q at that point", ErrNotFound, name, key)
 	}
@@ -121,6 +125,11 @@ func (d *Declarative) Partitions(ctx context.Context, q ListPartitions) (Partiti
 	defer match.cancel()
 	r.mu.RLock()
 	found, total, hasNext := r.parts.listAt(pos, match.keep, after, q.First, q.Count)
+	for i := range found {
+		if match.err == nil && found[i].state == nil { // evicted
+			found[i].state, match.err = r.stateAt(ctx, found[i].tl, found[i].index)
+		}
+	}
 	r.mu.RUnlock()
 	if match.err != nil {
 		return PartitionPage{}, match.err
@@ -166,7 +175,7 @@ func (d *Declarative) listing(ctx context.Context, name string, at eventstore.At
 	if !whole && !def.StreamKeyed() {
 		return nil, 0, nil, forbidden(def)
 	}
-	m := &matcher{prog: r.prog}
+	m := &matcher{r: r}
 	if !whole {
 		m.scope = scope
 	}
@@ -183,6 +192,7 @@ func (d *Declarative) listing(ctx context.Context, name string, at eventstore.At
 		return nil, 0, nil, err
 	}
 	m.ctx, m.cancel = context.WithTimeout(ctx, MaxFilterTime)
+	m.pos = pos
 	return r, pos, m, nil
 }
 
@@ -190,7 +200,8 @@ func (d *Declarative) listing(ctx context.Context, name string, at eventstore.At
 // (nil = all) whose state passes the jq filter (nil = all). The first
 // filter error is kept and fails the query.
 type matcher struct {
-	prog   *program
+	r      *runner // its mu is held for reading while keep runs
+	pos    int64
 	scope  Scope
 	filter *gojq.Code
 	err    error
@@ -204,6 +215,13 @@ func (m *matcher) keep(key string, state json.RawMessage) bool {
 	}
 	if m.filter == nil {
 		return true
+	}
+	if state == nil { // evicted: the filter needs it
+		tl := m.r.parts.byKey[key]
+		_, i, _ := tl.at(m.pos)
+		if state, m.err = m.r.stateAt(m.ctx, tl, i); m.err != nil {
+			return false
+		}
 	}
 	// The filter's first value decides, as in jq's select; no value is false.
 	v, ok := m.filter.RunWithContext(m.ctx, jqDecode(state)).Next()

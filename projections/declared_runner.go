@@ -52,6 +52,20 @@ type runner struct {
 	cancel  context.CancelFunc
 	stopped chan struct{} // closed when run returns
 	memory  atomic.Int64  // this runner's share of Declarative.used
+
+	// Eviction (declared_evict.go): hand and evictedStates under mu.
+	hand          int
+	evictedStates int
+	evictedBytes  atomic.Int64
+	refolds       atomic.Uint64 // evicted states folded again for a read
+
+	// Resuming from snapshots (declared_resume.go).
+	digest   string        // of the definition, in snapshot names
+	resumeTo atomic.Int64  // events up to here are restored, not folded
+	restored atomic.Uint64 // events restored
+	marked   atomic.Int64  // position of the last marker this runner saved
+	keptRead atomic.Uint64 // snapshots stateAt started from
+	refilled atomic.Uint64 // restored states folded again in the background (refill)
 }
 
 // stateOverhead is what one state costs in memory beyond its JSON: its
@@ -82,7 +96,7 @@ type change struct {
 }
 
 func newRunner(d *Declarative, info DefinitionVersion, prog *program) *runner {
-	return &runner{d: d, info: info, prog: prog, parts: newPartitionSet[json.RawMessage](),
+	return &runner{d: d, info: info, prog: prog, parts: newPartitionSet[json.RawMessage](), digest: definitionDigest(prog.def),
 		sticky: map[string]string{}, latest: map[string]any{}, faulted: make(chan struct{}), stopped: make(chan struct{})}
 }
 
@@ -121,7 +135,9 @@ func (r *runner) run(ctx context.Context) {
 	r.started = time.Now()
 	r.target.Store(s.store.HeadPosition())
 	log := s.log.With("projection", r.info.Name, "definitionVersion", r.info.Version)
-	log.Info("building declarative projection from the log", "positions", r.target.Load())
+	r.resumeTo.Store(r.resumePoint(ctx))
+	log.Info("building declarative projection from the log", "positions", r.target.Load(),
+		"restoredFromSnapshotsUpTo", r.resumeTo.Load())
 	lastLog := time.Now()
 	for ctx.Err() == nil {
 		after := r.checkpoint.Load()
@@ -168,7 +184,12 @@ func (r *runner) follow(ctx context.Context, sub *eventstore.Subscription, log *
 		}
 		if store.HeadPosition()-ev.Position <= caughtUpLag {
 			r.caughtUp.Store(true)
-			log.Info("declarative projection built", "position", ev.Position, "events", r.folded.Load(),
+			pos := ev.Position
+			r.d.s.goTracked(func() { r.sweep(ctx, pos) })
+			if to := r.resumeTo.Load(); to > 0 && !r.d.s.opts.noRefill {
+				r.d.s.goTracked(func() { r.refill(ctx, to) })
+			}
+			log.Info("declarative projection built", "position", ev.Position, "events", r.folded.Load(), "restored", r.restored.Load(),
 				"partitions", r.partitionCount(), "took", time.Since(r.started).Round(time.Millisecond))
 			r.d.promote(r)
 		} else if time.Since(*lastLog) >= time.Second {
@@ -198,18 +219,22 @@ func (r *runner) apply(ev *eventstore.Event) *Fault {
 	} else if r.prog.key != nil {
 		r.sticky[ev.StreamID] = key
 	}
-	prev, ok := r.latest[key]
-	if !ok {
-		prev = r.prog.initial
+	if ev.Position <= r.resumeTo.Load() {
+		r.restore(key, ev.Position)
+		return nil
+	}
+	prev, f := r.previous(key)
+	if f != nil {
+		return r.faultAt(ev, f)
 	}
 	next, encoded, f := r.prog.reduce(prev, event)
 	if f != nil {
 		return r.faultAt(ev, f)
 	}
 	cost := int64(len(encoded) + stateOverhead)
-	if budget := r.d.s.opts.ProjectionMemoryBudget; budget > 0 && r.d.used.Load()+cost > budget {
+	if budget := r.d.s.opts.ProjectionMemoryBudget; budget > 0 && !r.makeRoom(cost, budget) {
 		return r.faultAt(ev, &stepError{kind: FaultMemoryBudget, msg: fmt.Sprintf(
-			"the declarative projections' states would take more than the memory budget of %d bytes", budget)})
+			"the declarative projections' states would take more than the memory budget of %d bytes, with every state that can be evicted evicted", budget)})
 	}
 	r.d.used.Add(cost)
 	r.memory.Add(cost)
@@ -217,6 +242,9 @@ func (r *runner) apply(ev *eventstore.Event) *Fault {
 	r.mu.Lock()
 	tl := r.parts.record(key, ev.Position, encoded)
 	r.changes = append(r.changes, change{pos: ev.Position, tl: tl, index: len(tl.states) - 1})
+	if r.caughtUp.Load() { // the build's are saved by sweep
+		r.offerKept(tl, len(tl.states)-1, encoded)
+	}
 	r.mu.Unlock()
 	r.folded.Add(1)
 	r.stateBytes.Add(int64(len(encoded)))
@@ -241,7 +269,8 @@ func (r *runner) status(st ProjectionStatus) DefinitionVersion {
 	v.Status = st
 	v.Checkpoint = r.checkpoint.Load()
 	r.mu.RLock()
-	v.Partitions, v.States = len(r.parts.created), r.parts.states
+	v.Partitions, v.States, v.EvictedStates = len(r.parts.created), r.parts.states, r.evictedStates
+	v.RestoredFrom, v.SnapshotsUpTo, v.SnapshotsRead = r.resumeTo.Load(), r.marked.Load(), r.keptRead.Load()
 	if r.retired {
 		v.Partitions, v.States = r.retiredCounts[0], r.retiredCounts[1]
 	}

@@ -102,14 +102,19 @@ func (p *partitionSub) Recv(ctx context.Context) (PartitionState, error) {
 		changes := r.changesAfter(p.cursor, p.key, subscribeBatch)
 		whole := allowAll(p.scope, def)
 		for _, c := range changes {
-			p.cursor = c.pos
-			p.lagAt.Store(c.pos)
 			if !whole && !p.scope.Allows(c.tl.key) {
+				p.cursor = c.pos
+				p.lagAt.Store(c.pos)
 				continue
 			}
 			r.mu.RLock()
-			state := c.tl.states[c.index].state
+			state, err := r.stateAt(ctx, c.tl, c.index) // evicted states are folded again
 			r.mu.RUnlock()
+			if err != nil {
+				return PartitionState{}, err // the cursor stays before it: a retry gets it
+			}
+			p.cursor = c.pos
+			p.lagAt.Store(c.pos)
 			p.pending = append(p.pending, p.d.partitionState(r, c.tl.key, int64(c.index+1), c.pos, state))
 		}
 		if len(changes) > 0 {

@@ -200,86 +200,97 @@ func TestDeclaredMatchesReferenceFold(t *testing.T) {
 	appendHistory(t, store, history[len(history)/2:])
 
 	log := readLog(t, store)
-	head := log[len(log)-1].Position
-	for _, tc := range []struct {
-		name       string
-		byCustomer bool
-	}{{"carts", false}, {"customers", true}} {
+	for _, tc := range cartProjections {
 		t.Run(tc.name, func(t *testing.T) {
-			ref, order := refFold(log, tc.byCustomer)
-			decl := svc.Declarative()
-			ctx := ctxT(t)
-			checkAt := func(at eventstore.At, pos int64) {
-				t.Helper()
-				var want []string
-				for _, k := range order {
-					if s, v, ok := ref[k].at(pos); ok {
-						want = append(want, fmt.Sprintf("%s v%d %s", k, v, mustJSON(t, s)))
-					}
-				}
-				page, err := decl.Partitions(ctx, projections.ListPartitions{Name: tc.name, At: at, First: 1000, Count: true})
-				if err != nil {
-					t.Fatalf("partitions at %d: %v", pos, err)
-				}
-				var got []string
-				for _, p := range page.Partitions {
-					got = append(got, fmt.Sprintf("%s v%d %s", p.Key, p.Version, p.State))
-				}
-				if fmt.Sprint(got) != fmt.Sprint(want) || page.TotalCount != len(want) {
-					t.Fatalf("at position %d:\n got %v (total %d)\nwant %v", pos, got, page.TotalCount, want)
-				}
-				n, err := decl.Count(ctx, tc.name, at, "", nil)
-				if err != nil || n != len(want) {
-					t.Fatalf("count at %d = %d, %v; want %d", pos, n, err, len(want))
-				}
-			}
-			for pos := int64(0); pos <= head; pos += 1 + pos%3 {
-				checkAt(eventstore.AtPosition(pos), pos)
-			}
-			for i := 0; i < 40; i++ {
-				ev := log[rng.Intn(len(log))]
-				// A time between two events' recordedAt includes the earlier.
-				tm := ev.RecordedAt.Add(time.Duration(rng.Intn(1000)) * time.Nanosecond)
-				checkAt(eventstore.AtTime(tm), store.PositionAt(tm))
-			}
-			checkAt(eventstore.Now(), head)
-			for _, k := range order {
-				p := ref[k]
-				for v := 1; v <= len(p.states); v++ {
-					got, err := decl.State(ctx, tc.name, k, eventstore.AtVersion(int64(v)), nil)
-					if err != nil || got.Version != int64(v) || got.Position != p.from[v-1] || string(got.State) != mustJSON(t, p.states[v-1]) {
-						t.Fatalf("%s at version %d: %+v %s, %v; want %s at %d", k, v, got, got.State, err, mustJSON(t, p.states[v-1]), p.from[v-1])
-					}
-					pos := p.from[v-1]
-					got, err = decl.State(ctx, tc.name, k, eventstore.AtPosition(pos), nil)
-					if err != nil || got.Version != int64(v) {
-						t.Fatalf("%s at position %d: version %d, %v; want %d", k, pos, got.Version, err, v)
-					}
-				}
-				if _, err := decl.State(ctx, tc.name, k, eventstore.AtPosition(p.from[0]-1), nil); errKind(err) != "NOT_FOUND" {
-					t.Fatalf("%s before its first event: %v, want NOT_FOUND", k, err)
-				}
-			}
-			// Paging with cursors gives the same list as one page.
-			var keys []string
-			after := ""
-			for {
-				page, err := decl.Partitions(ctx, projections.ListPartitions{Name: tc.name, First: 4, After: after})
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, p := range page.Partitions {
-					keys = append(keys, p.Key)
-				}
-				if !page.HasNext {
-					break
-				}
-				after = page.EndCursor
-			}
-			if fmt.Sprint(keys) != fmt.Sprint(order) {
-				t.Fatalf("paged keys %v, want %v", keys, order)
-			}
+			checkReference(t, svc, store, log, rng, tc.name, tc.byCustomer)
 		})
+	}
+}
+
+// cartProjections are the two projections of cartReducer the reference
+// tests define: keyed by stream and by the customer (jq).
+var cartProjections = []struct {
+	name       string
+	byCustomer bool
+}{{"carts", false}, {"customers", true}}
+
+// checkReference checks a projection of cartReducer against the reference
+// fold of log: its partitions at every few positions and at random times,
+// every version of every partition, and paging.
+func checkReference(t *testing.T, svc *projections.Service, store *eventstore.Store, log []eventstore.Event, rng *rand.Rand, name string, byCustomer bool) {
+	head := log[len(log)-1].Position
+	ref, order := refFold(log, byCustomer)
+	decl := svc.Declarative()
+	ctx := ctxT(t)
+	checkAt := func(at eventstore.At, pos int64) {
+		t.Helper()
+		var want []string
+		for _, k := range order {
+			if s, v, ok := ref[k].at(pos); ok {
+				want = append(want, fmt.Sprintf("%s v%d %s", k, v, mustJSON(t, s)))
+			}
+		}
+		page, err := decl.Partitions(ctx, projections.ListPartitions{Name: name, At: at, First: 1000, Count: true})
+		if err != nil {
+			t.Fatalf("partitions at %d: %v", pos, err)
+		}
+		var got []string
+		for _, p := range page.Partitions {
+			got = append(got, fmt.Sprintf("%s v%d %s", p.Key, p.Version, p.State))
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) || page.TotalCount != len(want) {
+			t.Fatalf("at position %d:\n got %v (total %d)\nwant %v", pos, got, page.TotalCount, want)
+		}
+		n, err := decl.Count(ctx, name, at, "", nil)
+		if err != nil || n != len(want) {
+			t.Fatalf("count at %d = %d, %v; want %d", pos, n, err, len(want))
+		}
+	}
+	for pos := int64(0); pos <= head; pos += 1 + pos%3 {
+		checkAt(eventstore.AtPosition(pos), pos)
+	}
+	for i := 0; i < 40; i++ {
+		ev := log[rng.Intn(len(log))]
+		// A time between two events' recordedAt includes the earlier.
+		tm := ev.RecordedAt.Add(time.Duration(rng.Intn(1000)) * time.Nanosecond)
+		checkAt(eventstore.AtTime(tm), store.PositionAt(tm))
+	}
+	checkAt(eventstore.Now(), head)
+	for _, k := range order {
+		p := ref[k]
+		for v := 1; v <= len(p.states); v++ {
+			got, err := decl.State(ctx, name, k, eventstore.AtVersion(int64(v)), nil)
+			if err != nil || got.Version != int64(v) || got.Position != p.from[v-1] || string(got.State) != mustJSON(t, p.states[v-1]) {
+				t.Fatalf("%s at version %d: %+v %s, %v; want %s at %d", k, v, got, got.State, err, mustJSON(t, p.states[v-1]), p.from[v-1])
+			}
+			pos := p.from[v-1]
+			got, err = decl.State(ctx, name, k, eventstore.AtPosition(pos), nil)
+			if err != nil || got.Version != int64(v) {
+				t.Fatalf("%s at position %d: version %d, %v; want %d", k, pos, got.Version, err, v)
+			}
+		}
+		if _, err := decl.State(ctx, name, k, eventstore.AtPosition(p.from[0]-1), nil); errKind(err) != "NOT_FOUND" {
+			t.Fatalf("%s before its first event: %v, want NOT_FOUND", k, err)
+		}
+	}
+	// Paging with cursors gives the same list as one page.
+	var keys []string
+	after := ""
+	for {
+		page, err := decl.Partitions(ctx, projections.ListPartitions{Name: name, First: 4, After: after})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range page.Partitions {
+			keys = append(keys, p.Key)
+		}
+		if !page.HasNext {
+			break
+		}
+		after = page.EndCursor
+	}
+	if fmt.Sprint(keys) != fmt.Sprint(order) {
+		t.Fatalf("paged keys %v, want %v", keys, order)
 	}
 }
 

@@ -185,9 +185,25 @@
 // version 9,999 of a partition costs what version 99 costs without
 // snapshots: the states are in memory, like the order read model's, kept as
 // their JSON (no garbage to scan, no encoding on read), and rebuilt from the
-// memory image at start. They are not evicted: Options.ProjectionMemoryBudget
-// bounds them instead, and the version whose next state would pass it faults
-// (MEMORY_BUDGET); a replaced version drops its states.
+// memory image at start. Options.ProjectionMemoryBudget bounds them: past it
+// the JSON of old states is evicted (declared_evict.go), each partition
+// keeping its latest state and every SnapshotEvery-th, and a read of an
+// evicted state folds it again from the kept one before it, over at most
+// SnapshotEvery events read back by position. A version whose next state
+// would pass the budget with nothing left to evict faults (MEMORY_BUDGET); a
+// replaced version drops its states.
+//
+// The kept states are also eventstore snapshots, named by projection,
+// definition version and a digest of the definition, so a redefinition never
+// reads another version's; and a built version records how far it got. An
+// instance that starts on a log where that record exists restores the
+// version up to there (declared_resume.go): it computes partition keys only,
+// with no reducer, and folds a state when it is read or its partition's
+// next event comes, from the snapshot at or before it. In the background a
+// refill (declared_refill.go) then folds the restored states once more, in
+// one pass over the log, and puts their JSON back within the budget: the
+// version answers sooner, and the fold's work is done off the critical
+// path.
 //
 // A partition key from jq that is null (or no value) sends the event to the
 // partition its stream's last keyed event went to, or skips it if there was

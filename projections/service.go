@@ -53,8 +53,14 @@ type Options struct {
 	// ProjectionMemoryBudget bounds the memory of the declarative
 	// projections' states, all versions together (estimated: their JSON plus
 	// a fixed overhead per state); 0 = 256 MiB, negative = unlimited. The
-	// version whose next state would pass it faults with MEMORY_BUDGET.
+	// version whose next state would pass it evicts old states first
+	// (declared_evict.go) and faults with MEMORY_BUDGET only when nothing is
+	// left to evict.
 	ProjectionMemoryBudget int64
+
+	// noRefill leaves restored declarative states to be folded when read
+	// (tests set it through export_test.go, to read them that way).
+	noRefill bool
 }
 
 func (o Options) withDefaults() (Options, error) {

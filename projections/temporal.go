@@ -27,6 +27,7 @@ type timeline[S any] struct {
 	key       string       // the partition's key (an order's id, a projection's partition key)
 	createdAt int64        // position of its first state
 	states    []stamped[S] // by position; states[n-1] is the state after its n-th event
+	thinned   int          // states before this index were visited by eviction (declared_evict.go)
 }
 
 // at returns the state valid at position p and its index in states, if the

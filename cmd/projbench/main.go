@@ -20,6 +20,10 @@
 //  5. A page of 50 partitions at a random past time: p50 of -reps reads
 //     (without totalCount, and with it, which visits every partition).
 //     Target: p50 ≤ 5 ms.
+//  6. Restart: a second service on the store, as a restarted server, until
+//     its order read model and both declarative projections are ready; the
+//     projections are restored from the snapshots the first one wrote
+//     instead of folded. Against the rebuild of step 2, on one core.
 //
 // Run from the repository root (about two minutes here):
 //
@@ -134,14 +138,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// The order projector queues snapshots as it passes every 100th version;
 	// their writes (FerretDB runs in this process) would be billed to the
 	// builds below, so wait until they are done.
-	for last := svc.Stats(); ; {
-		time.Sleep(time.Second)
-		now := svc.Stats()
-		if now.SnapshotsSaved+now.SnapshotsDropped+now.SnapshotsFailed == last.SnapshotsSaved+last.SnapshotsDropped+last.SnapshotsFailed {
-			break
-		}
-		last = now
-	}
+	waitSnapshots(svc)
 	decl := svc.Declarative()
 	if c.profile != "" {
 		f, err := os.Create(c.profile)
@@ -182,6 +179,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	sumCPU = buildCPU
+	// Once built, a version saves its snapshots (for a restart) in the
+	// background; let that finish before the next build is timed.
+	if err := waitMarked(ctx, decl, "sum"); err != nil {
+		return err
+	}
 	ltv, err := build(projections.Definition{Name: "by-customer", StreamPrefix: "order-", PartitionBy: ".data.customerId",
 		Reducer: `.state.quantity += (.event.data.quantity // 0) | .state.events += 1 | .state`})
 	if err != nil {
@@ -245,7 +247,142 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "| projectionPartitions(first: 50, at: {time}) totalCount=%v | %v | | ≤ 5 ms |\n", count, d)
 	}
+	return restart(ctx, store, svc, stdout, log, rebuild, rebuildCPU, c)
+}
+
+// restart (step 6) opens another service on the store, as a restarted
+// server would, and times it until both declarative projections answer,
+// restored from the snapshots the first service wrote, on one core.
+func restart(ctx context.Context, store *eventstore.Store, svc *projections.Service, stdout io.Writer, log *slog.Logger, rebuild, rebuildCPU time.Duration, c config) error {
+	if err := waitMarked(ctx, svc.Declarative(), "by-customer"); err != nil {
+		return err
+	}
+	waitSnapshots(svc)
+	prev := runtime.GOMAXPROCS(1)
+	defer runtime.GOMAXPROCS(prev)
+	start, cpu0 := time.Now(), cpuTime()
+	again := projections.New(store, projections.Options{Logger: log.With("component", "projections-restarted")})
+	if err := again.Open(ctx); err != nil {
+		return err
+	}
+	defer again.Close(context.Background())
+	var restored []int64
+	for _, name := range []string{"sum", "by-customer"} {
+		for {
+			info, ok := again.Declarative().Projection(name)
+			if ok && info.ActiveVersion == 1 {
+				restored = append(restored, info.Versions[0].RestoredFrom)
+				break
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	for !again.Ready() {
+		time.Sleep(time.Millisecond)
+	}
+	d, cpu := time.Since(start), cpuTime()-cpu0
+	fmt.Fprintf(stdout, "\n| restart (GOMAXPROCS=1) | wall | ÷ rebuild | CPU | ÷ rebuild CPU | restored up to |\n|---|---|---|---|---|---|\n")
+	fmt.Fprintf(stdout, "| a new service: order read model + `sum` + `by-customer` ready | %v | %.2f | %v | %.2f | %v of %d |\n",
+		d.Round(time.Millisecond), float64(d)/float64(rebuild), cpu.Round(time.Millisecond), float64(cpu)/float64(rebuildCPU),
+		restored, store.HeadPosition())
+	st := svc.Stats()
+	fmt.Fprintf(stdout, "\nThe first service's snapshot writes: %d saved, %d dropped (queue full), %d failed.\n", st.SnapshotsSaved, st.SnapshotsDropped, st.SnapshotsFailed)
+	// Restored states are folded from the snapshot before them when read,
+	// until the refill has put their JSON back in the background.
+	rng := rand.New(rand.NewPCG(19, 91))
+	head := store.HeadPosition()
+	queries := []struct {
+		what string
+		run  func() error
+	}{
+		{"projectionState whale at version 99", whaleAt(ctx, again, 99)},
+		{fmt.Sprintf("projectionState whale at version %d", c.whale-1), whaleAt(ctx, again, int64(c.whale-1))},
+		{"projectionPartitions(first: 50, at: {time}) of `sum`", func() error {
+			t, _ := store.RecordedAt(1 + rng.Int64N(head-1))
+			p, err := again.Declarative().Partitions(ctx, projections.ListPartitions{Name: "sum", At: eventstore.AtTime(t), First: 50})
+			if err == nil && len(p.Partitions) == 0 {
+				err = fmt.Errorf("an empty page at %v", t)
+			}
+			return err
+		}},
+	}
+	fmt.Fprintf(stdout, "\n| query on the restarted service (p50 of %d) | while refilling | once refilled |\n|---|---|---|\n", c.reps)
+	during := make([]time.Duration, len(queries))
+	for i, q := range queries {
+		d, err := p50(c.reps, q.run)
+		if err != nil {
+			return err
+		}
+		during[i] = d
+	}
+	refillStart := time.Now()
+	for {
+		a, _ := again.Declarative().Projection("by-customer")
+		b, _ := svc.Declarative().Projection("by-customer")
+		x, _ := again.Declarative().Projection("sum")
+		y, _ := svc.Declarative().Projection("sum")
+		if a.Versions[0].StateBytes == b.Versions[0].StateBytes && x.Versions[0].StateBytes == y.Versions[0].StateBytes {
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	refilled := time.Since(refillStart)
+	for i, q := range queries {
+		d, err := p50(c.reps, q.run)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "| %s | %v | %v |\n", q.what, during[i], d)
+	}
+	fmt.Fprintf(stdout, "\nRefilled %v after the queries above.\n", refilled.Round(time.Millisecond))
+	info, _ := again.Declarative().Projection("by-customer")
+	st = again.Stats()
+	fmt.Fprintf(stdout, "\nReads from snapshots on the restarted service: %d; its snapshot writes: %d saved, %d dropped.\n",
+		info.Versions[0].SnapshotsRead, st.SnapshotsSaved, st.SnapshotsDropped)
 	return nil
+}
+
+// waitMarked waits until the projection's first version has saved its
+// snapshots and the marker that lets a restart restore it.
+func waitMarked(ctx context.Context, decl *projections.Declarative, name string) error {
+	for {
+		info, _ := decl.Projection(name)
+		if len(info.Versions) > 0 && info.Versions[0].SnapshotsUpTo > 0 {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func whaleAt(ctx context.Context, svc *projections.Service, v int64) func() error {
+	return func() error {
+		st, err := svc.Declarative().State(ctx, "by-customer", "whale", eventstore.AtVersion(v), nil)
+		if err == nil && st.Version != v {
+			err = fmt.Errorf("asked for version %d, got %d", v, st.Version)
+		}
+		return err
+	}
+}
+
+// waitSnapshots waits until svc's snapshot writes have settled.
+func waitSnapshots(svc *projections.Service) {
+	for last := svc.Stats(); ; {
+		time.Sleep(time.Second)
+		now := svc.Stats()
+		if now.SnapshotsSaved+now.SnapshotsDropped+now.SnapshotsFailed == last.SnapshotsSaved+last.SnapshotsDropped+last.SnapshotsFailed {
+			return
+		}
+		last = now
+	}
 }
 
 // p50 runs f n times after n/10 warm-up runs and returns the median.

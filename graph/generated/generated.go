@@ -197,22 +197,24 @@ type ComplexityRoot struct {
 	}
 
 	ProjectionDefinition struct {
-		Checkpoint   func(childComplexity int) int
-		EventTypes   func(childComplexity int) int
-		Fault        func(childComplexity int) int
-		InitialState func(childComplexity int) int
-		Name         func(childComplexity int) int
-		PartitionBy  func(childComplexity int) int
-		Partitions   func(childComplexity int) int
-		Position     func(childComplexity int) int
-		Progress     func(childComplexity int) int
-		RecordedAt   func(childComplexity int) int
-		Reducer      func(childComplexity int) int
-		StateBytes   func(childComplexity int) int
-		States       func(childComplexity int) int
-		Status       func(childComplexity int) int
-		StreamPrefix func(childComplexity int) int
-		Version      func(childComplexity int) int
+		Checkpoint    func(childComplexity int) int
+		EventTypes    func(childComplexity int) int
+		EvictedStates func(childComplexity int) int
+		Fault         func(childComplexity int) int
+		InitialState  func(childComplexity int) int
+		Name          func(childComplexity int) int
+		PartitionBy   func(childComplexity int) int
+		Partitions    func(childComplexity int) int
+		Position      func(childComplexity int) int
+		Progress      func(childComplexity int) int
+		RecordedAt    func(childComplexity int) int
+		Reducer       func(childComplexity int) int
+		RestoredFrom  func(childComplexity int) int
+		StateBytes    func(childComplexity int) int
+		States        func(childComplexity int) int
+		Status        func(childComplexity int) int
+		StreamPrefix  func(childComplexity int) int
+		Version       func(childComplexity int) int
 	}
 
 	ProjectionDryRun struct {
@@ -1035,6 +1037,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ProjectionDefinition.EventTypes(childComplexity), true
+	case "ProjectionDefinition.evictedStates":
+		if e.ComplexityRoot.ProjectionDefinition.EvictedStates == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionDefinition.EvictedStates(childComplexity), true
 	case "ProjectionDefinition.fault":
 		if e.ComplexityRoot.ProjectionDefinition.Fault == nil {
 			break
@@ -1089,6 +1097,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ProjectionDefinition.Reducer(childComplexity), true
+	case "ProjectionDefinition.restoredFrom":
+		if e.ComplexityRoot.ProjectionDefinition.RestoredFrom == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionDefinition.RestoredFrom(childComplexity), true
 	case "ProjectionDefinition.stateBytes":
 		if e.ComplexityRoot.ProjectionDefinition.StateBytes == nil {
 			break
@@ -2073,8 +2087,12 @@ type ProjectionDefinition {
   partitions: Int!
   "Partition states held in memory (every state of every partition)."
   states: Int!
-  "Their estimated JSON size, in bytes."
+  "The JSON size, in bytes, of the states whose JSON is in memory."
   stateBytes: Int!
+  "States whose JSON the memory budget evicted; a read folds them again from a kept state (at most 100 events)."
+  evictedStates: Int!
+  "The position up to which this server restored the version from its snapshots instead of folding the log; 0 when it folded it."
+  restoredFrom: Position!
   fault: ProjectionFault
 }
 
@@ -2558,6 +2576,10 @@ func (ec *executionContext) childFields_ProjectionDefinition(ctx context.Context
 		return ec.fieldContext_ProjectionDefinition_states(ctx, field)
 	case "stateBytes":
 		return ec.fieldContext_ProjectionDefinition_stateBytes(ctx, field)
+	case "evictedStates":
+		return ec.fieldContext_ProjectionDefinition_evictedStates(ctx, field)
+	case "restoredFrom":
+		return ec.fieldContext_ProjectionDefinition_restoredFrom(ctx, field)
 	case "fault":
 		return ec.fieldContext_ProjectionDefinition_fault(ctx, field)
 	}
@@ -6570,6 +6592,52 @@ func (ec *executionContext) _ProjectionDefinition_stateBytes(ctx context.Context
 }
 func (ec *executionContext) fieldContext_ProjectionDefinition_stateBytes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("ProjectionDefinition", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ProjectionDefinition_evictedStates(ctx context.Context, field graphql.CollectedField, obj *projections.DefinitionVersion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionDefinition_evictedStates(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EvictedStates, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionDefinition_evictedStates(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionDefinition", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ProjectionDefinition_restoredFrom(ctx context.Context, field graphql.CollectedField, obj *projections.DefinitionVersion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionDefinition_restoredFrom(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RestoredFrom, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNPosition2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionDefinition_restoredFrom(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionDefinition", field, false, false, "Position")
 }
 
 func (ec *executionContext) _ProjectionDefinition_fault(ctx context.Context, field graphql.CollectedField, obj *projections.DefinitionVersion) (ret graphql.Marshaler) {
@@ -10984,6 +11052,16 @@ func (ec *executionContext) _ProjectionDefinition(ctx context.Context, sel ast.S
 			}
 		case "stateBytes":
 			out.Values[i] = ec._ProjectionDefinition_stateBytes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "evictedStates":
+			out.Values[i] = ec._ProjectionDefinition_evictedStates(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "restoredFrom":
+			out.Values[i] = ec._ProjectionDefinition_restoredFrom(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
