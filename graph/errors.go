@@ -324,27 +324,12 @@ func shortenQuotes(msg string) string {
 	if len(msg) <= maxQuoted {
 		return msg
 	}
-	var b strings.Builder
-	for i := 0; i < len(msg); {
-		if msg[i] != '"' {
-			b.WriteByte(msg[i])
-			i++
-			continue
+	return mapQuoted(msg, func(lit, s string) string {
+		if utf8.RuneCountInString(s) > maxQuoted {
+			return quote(s)
 		}
-		lit, err := strconv.QuotedPrefix(msg[i:])
-		if err != nil {
-			b.WriteByte(msg[i])
-			i++
-			continue
-		}
-		if s, err := strconv.Unquote(lit); err == nil && utf8.RuneCountInString(s) > maxQuoted {
-			b.WriteString(quote(s))
-		} else {
-			b.WriteString(lit)
-		}
-		i += len(lit)
-	}
-	return b.String()
+		return lit
+	})
 }
 
 // hideUnnamed replaces each quoted name in a validation message that the
@@ -355,6 +340,22 @@ func shortenQuotes(msg string) string {
 // document as an identifier.
 func hideUnnamed(msg, doc string) string {
 	var names map[string]bool
+	return mapQuoted(msg, func(lit, s string) string {
+		if names == nil {
+			names = identifiers(doc)
+		}
+		for id := range identifiers(s) {
+			if !names[id] {
+				return "(hidden)"
+			}
+		}
+		return lit
+	})
+}
+
+// mapQuoted replaces each Go-quoted string literal in msg with what f makes
+// of it, given the literal and its unquoted value; other text is kept.
+func mapQuoted(msg string, f func(lit, s string) string) string {
 	var b strings.Builder
 	for i := 0; i < len(msg); {
 		if msg[i] != '"' {
@@ -368,19 +369,11 @@ func hideUnnamed(msg, doc string) string {
 			i++
 			continue
 		}
-		out := lit
 		if s, err := strconv.Unquote(lit); err == nil {
-			if names == nil {
-				names = identifiers(doc)
-			}
-			for id := range identifiers(s) {
-				if !names[id] {
-					out = "(hidden)"
-					break
-				}
-			}
+			b.WriteString(f(lit, s))
+		} else {
+			b.WriteString(lit)
 		}
-		b.WriteString(out)
 		i += len(lit)
 	}
 	return b.String()
