@@ -2002,9 +2002,6 @@ type Subscription {
   storeProblem: String
 }
 `, BuiltIn: false},
-	{Name: "../../schema/meta.graphqls", Input: `# meta.graphqls is a placeholder so that the schema/ glob always matches;
-# capabilities add their own files beside it.
-`, BuiltIn: false},
 	{Name: "../../schema/projections.graphqls", Input: `# Declarative projections (issue 19): read models defined at run time with jq
 # reducers, queried at any point in time. See the README, "Declarative
 # projections".
