@@ -23,6 +23,7 @@ type Subscription struct {
 	cursor  int64        // last position examined
 	pending []Event      // fetched but not yet returned
 	buf     []Event      // backing array reused for pages from memory; nil while waiting
+	page    *[]Event     // the pagePool entry buf came from, to give back without allocating
 	bufUsed int          // the most of buf any page used since it was taken from pagePool
 	cat     *catchUp     // open while reading evicted positions from the store
 	hasCat  atomic.Bool  // cat != nil, for Close
@@ -136,7 +137,8 @@ func (sub *Subscription) Recv(ctx context.Context) (Event, error) {
 		}
 		// pending is empty here, so its buffer can take the next page.
 		if sub.buf == nil {
-			sub.buf = *pagePool.Get().(*[]Event)
+			sub.page = pagePool.Get().(*[]Event)
+			sub.buf = *sub.page
 		}
 		evs, miss, scanned := sub.s.img.logPage(sub.cursor, sub.f, pageSize, sub.buf[:0])
 		sub.buf = evs
@@ -170,9 +172,11 @@ func (sub *Subscription) Recv(ctx context.Context) (Event, error) {
 		if sub.buf != nil {
 			// Pooled pages hold no references into the image.
 			clear(sub.buf[:sub.bufUsed])
-			b := sub.buf[:0]
-			pagePool.Put(&b)
-			sub.buf, sub.bufUsed = nil, 0
+			// Back through the pointer it came in: a new one would be an
+			// allocation per wake-up.
+			*sub.page = sub.buf[:0]
+			pagePool.Put(sub.page)
+			sub.buf, sub.page, sub.bufUsed = nil, nil, 0
 		}
 		select {
 		case <-changed:

@@ -28,7 +28,14 @@ func TestWakerWindow(t *testing.T) {
 	for _, tc := range []struct {
 		subs int64
 		want time.Duration
-	}{{0, 0}, {1000, 1000 * batchPerSub}, {5000, batchMax}} {
+	}{
+		{0, 0},
+		{1000, 30 * time.Millisecond},  // batchPerSub each
+		{5000, 100 * time.Millisecond}, // at the knee
+		{8000, 120 * time.Millisecond}, // batchPerSubAbove each
+		{10000, batchMax},
+		{20000, batchMax},
+	} {
 		w.subs.Store(tc.subs)
 		if got := w.window(); got != tc.want {
 			t.Errorf("window with %d subscribers %v, want %v", tc.subs, got, tc.want)
@@ -50,7 +57,7 @@ func TestWakerCoalesces(t *testing.T) {
 		}
 	}
 
-	w.subs.Store(5000) // a window of batchMax
+	w.subs.Store(10000) // a window of batchMax
 	var first [wakeShards]<-chan struct{}
 	for i := range first {
 		first[i] = w.wait(uint32(i))
