@@ -1,8 +1,9 @@
 // Subscriptions through the JavaScript clients frontends use, against a
 // running hindsight server (HINDSIGHT_URL, e.g. http://127.0.0.1:8080):
 //
-//   - graphql-ws (the graphql-transport-ws subprotocol, also behind Apollo
-//     Client's GraphQLWsLink and urql), and
+//   - graphql-ws (the graphql-transport-ws subprotocol), on its own and
+//     behind Apollo Client's GraphQLWsLink and urql's subscriptionExchange,
+//     and
 //   - subscriptions-transport-ws (the legacy graphql-ws subprotocol), and
 //   - graphql-sse, in both its distinct connections mode and its single
 //     connection mode (PUT reservation, GET stream, POST operations,
@@ -21,6 +22,9 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
 
+import { ApolloClient, InMemoryCache, gql } from '@apollo/client';
+import { GraphQLWsLink } from '@apollo/client/link/subscriptions';
+import { Client as UrqlClient, subscriptionExchange } from '@urql/core';
 import { createClient as createSSEClient } from 'graphql-sse';
 import { createClient } from 'graphql-ws';
 import { SubscriptionClient } from 'subscriptions-transport-ws';
@@ -179,6 +183,47 @@ test('graphql-ws (graphql-transport-ws): 8 writers, 500 events, all delivered in
     };
   });
   assert.equal(protocol, 'graphql-transport-ws');
+});
+
+test('Apollo Client (GraphQLWsLink): 8 writers, 500 events, all delivered in order', { timeout: TIMEOUT_MS + 30_000 }, async () => {
+  const prefix = `js-apollo-${randomUUID()}`;
+  const ws = createClient({ url: wsURL, webSocketImpl: WebSocket, retryAttempts: 0 });
+  const apollo = new ApolloClient({ link: new GraphQLWsLink(ws), cache: new InMemoryCache() });
+  await run(prefix, async (sink) => {
+    const sub = apollo.subscribe({ query: gql(SUBSCRIPTION), fetchPolicy: 'no-cache' }).subscribe({
+      // Apollo Client 4 reports GraphQL errors in result.error.
+      next: (r) => (r.error ? sink.error(r.error) : sink.next({ data: r.data })),
+      error: (err) => sink.error(err),
+      complete: () => sink.complete(),
+    });
+    return async () => {
+      sub.unsubscribe();
+      await ws.dispose();
+    };
+  });
+});
+
+test('urql (subscriptionExchange over graphql-ws): 8 writers, 500 events, all delivered in order', { timeout: TIMEOUT_MS + 30_000 }, async () => {
+  const prefix = `js-urql-${randomUUID()}`;
+  const ws = createClient({ url: wsURL, webSocketImpl: WebSocket, retryAttempts: 0 });
+  const urql = new UrqlClient({
+    url: httpURL,
+    exchanges: [
+      subscriptionExchange({
+        forwardSubscription(request) {
+          const input = { ...request, query: request.query || '' };
+          return { subscribe: (observer) => ({ unsubscribe: ws.subscribe(input, observer) }) };
+        },
+      }),
+    ],
+  });
+  await run(prefix, async (sink) => {
+    const sub = urql.subscription(SUBSCRIPTION, {}).subscribe((r) => (r.error ? sink.error(r.error) : sink.next({ data: r.data })));
+    return async () => {
+      sub.unsubscribe();
+      await ws.dispose();
+    };
+  });
 });
 
 test('subscriptions-transport-ws (legacy graphql-ws): 8 writers, 500 events, all delivered in order', { timeout: TIMEOUT_MS + 30_000 }, async () => {
