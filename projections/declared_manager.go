@@ -140,7 +140,19 @@ func (d *Declarative) add(ctx context.Context, ev eventstore.Event) {
 	if r := v.run; r != nil {
 		rctx, cancel := context.WithCancel(ctx)
 		r.cancel = cancel
-		d.s.goTracked(func() { r.run(rctx) })
+		d.s.goTracked(func() {
+			if superseded != nil {
+				// The budget is shared by every version: build once the
+				// abandoned version's memory is given back, or a
+				// redefinition right after a MEMORY_BUDGET fault would
+				// fault again on memory about to be freed.
+				select {
+				case <-superseded.released:
+				case <-rctx.Done(): // run returns at once, closing stopped
+				}
+			}
+			r.run(rctx)
+		})
 	}
 }
 

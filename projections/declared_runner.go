@@ -49,9 +49,10 @@ type runner struct {
 	stateBytes atomic.Int64
 	started    time.Time
 
-	cancel  context.CancelFunc
-	stopped chan struct{} // closed when run returns
-	memory  atomic.Int64  // this runner's share of Declarative.used
+	cancel   context.CancelFunc
+	stopped  chan struct{} // closed when run returns
+	released chan struct{} // closed once retire has given the states' memory back
+	memory   atomic.Int64  // this runner's share of Declarative.used
 
 	// Eviction (declared_evict.go): hand and evictedStates under mu.
 	hand          int
@@ -85,6 +86,7 @@ func (r *runner) retire() {
 		r.retiredCounts = [2]int{len(r.parts.created), r.parts.states}
 		r.parts, r.changes, r.latest, r.sticky = newPartitionSet[json.RawMessage](), nil, nil, nil
 		r.d.used.Add(-r.memory.Swap(0))
+		close(r.released)
 	}()
 }
 
@@ -97,7 +99,7 @@ type change struct {
 
 func newRunner(d *Declarative, info DefinitionVersion, prog *program) *runner {
 	return &runner{d: d, info: info, prog: prog, parts: newPartitionSet[json.RawMessage](), digest: definitionDigest(prog.def),
-		sticky: map[string]string{}, latest: map[string]any{}, faulted: make(chan struct{}), stopped: make(chan struct{})}
+		sticky: map[string]string{}, latest: map[string]any{}, faulted: make(chan struct{}), stopped: make(chan struct{}), released: make(chan struct{})}
 }
 
 // position is the checkpoint, for pointOn.
