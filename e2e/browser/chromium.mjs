@@ -38,3 +38,22 @@ export async function launch({ width, height, timeout }) {
     throw err;
   }
 }
+
+/**
+ * Waits up to wait ms until the first element matching sel has text that
+ * contains want (a string) or matches it (a RegExp), and returns the text.
+ */
+export async function waitText(page, sel, want, what, wait = 15_000) {
+  const deadline = Date.now() + wait;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      last = await page.locator(sel).first().textContent({ timeout: 1000 });
+      if (typeof want === 'string' ? last.includes(want) : want.test(last)) return last;
+    } catch {
+      // not there yet
+    }
+    await page.waitForTimeout(100);
+  }
+  throw new Error(`${what || sel}: want ${want}, have ${JSON.stringify(last)}`);
+}

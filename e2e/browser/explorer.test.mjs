@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { launch } from './chromium.mjs';
+import { launch, waitText } from './chromium.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BASE = (process.env.HINDSIGHT_URL || '').replace(/\/$/, '');
@@ -65,22 +65,6 @@ async function makeOrder(base, id) {
 /** Text of a locator, trimmed. */
 async function text(page, sel) {
   return (await page.locator(sel).first().textContent({ timeout: WAIT })).trim();
-}
-
-/** Waits until the element's text contains want (a string or RegExp). */
-async function waitText(page, sel, want, what) {
-  const deadline = Date.now() + WAIT;
-  let last = '';
-  while (Date.now() < deadline) {
-    try {
-      last = await page.locator(sel).first().textContent({ timeout: 1000 });
-      if (typeof want === 'string' ? last.includes(want) : want.test(last)) return last;
-    } catch {
-      // not there yet
-    }
-    await page.waitForTimeout(100);
-  }
-  throw new Error(`${what || sel}: want ${want}, have ${JSON.stringify(last)}`);
 }
 
 // --- accessibility checks run inside the page

@@ -6,16 +6,14 @@
 // version slider. It fails on any console error or uncaught exception.
 
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launch, waitText } from './chromium.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BASE = (process.env.HINDSIGHT_URL || '').replace(/\/$/, '');
 const ARTIFACTS = process.env.HINDSIGHT_ARTIFACTS || path.join(here, '..', 'artifacts');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const WAIT = 15_000;
 const log = (...a) => console.log(`[${new Date().toISOString().slice(11, 23)}]`, ...a);
 
@@ -28,21 +26,6 @@ async function gql(query, variables = {}) {
   const body = await resp.json();
   if (body.errors) throw new Error(`${query.slice(0, 60)}…: ${JSON.stringify(body.errors)}`);
   return body.data;
-}
-
-async function waitText(page, sel, want, what) {
-  const deadline = Date.now() + WAIT;
-  let last = '';
-  while (Date.now() < deadline) {
-    try {
-      last = await page.locator(sel).first().textContent({ timeout: 1000 });
-      if (typeof want === 'string' ? last.includes(want) : want.test(last)) return last;
-    } catch {
-      // not there yet
-    }
-    await page.waitForTimeout(100);
-  }
-  throw new Error(`${what || sel}: want ${want}, have ${JSON.stringify(last)}`);
 }
 
 const add = (cart, qty, price) => gql(`mutation($s: String!, $d: JSON!) { appendToStream(streamId: $s, events: [{type: "ItemAdded", data: $d}]) { lastPosition } }`,
@@ -110,21 +93,12 @@ async function scenario(page) {
 
 async function main() {
   if (!BASE) throw new Error('HINDSIGHT_URL must name a running hindsight server');
-  const profile = await mkdtemp(path.join(tmpdir(), 'hindsight-chromium-'));
   const errors = [];
-  let context;
+  let browser;
   let page;
   try {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-dev-shm-usage'],
-      viewport: { width: 1280, height: 900 },
-      locale: 'en-US',
-      timezoneId: 'UTC',
-    });
-    context.setDefaultTimeout(WAIT);
-    page = await context.newPage();
+    browser = await launch({ width: 1280, height: 900, timeout: WAIT });
+    page = await browser.context.newPage();
     page.on('console', (msg) => { if (msg.type() === 'error') errors.push(`console: ${msg.text()}`); });
     page.on('pageerror', (err) => errors.push(`uncaught: ${err.stack || err}`));
     await scenario(page);
@@ -136,8 +110,7 @@ async function main() {
     if (errors.length) console.error('page errors:', errors);
     throw err;
   } finally {
-    if (context) await context.close();
-    await rm(profile, { recursive: true, force: true });
+    if (browser) await browser.close();
   }
   assert.deepEqual(errors, [], 'the page logged errors');
   log('ok');

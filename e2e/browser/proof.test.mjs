@@ -7,10 +7,7 @@
 // checkpoint of HINDSIGHT_SIZE events, the last HINDSIGHT_STREAM's) and
 // CHROMIUM.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const BASE = process.env.HINDSIGHT_URL.replace(/\/$/, '');
 const STREAM = process.env.HINDSIGHT_STREAM;
@@ -35,13 +32,8 @@ async function view(context, errors, tamper) {
   return page;
 }
 
-const profile = await mkdtemp(path.join(tmpdir(), 'hindsight-chromium-'));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-dev-shm-usage'],
-});
-context.setDefaultTimeout(15_000);
+const browser = await launch({ width: 1280, height: 720, timeout: 15_000 });
+const { context } = browser;
 const errors = [];
 try {
   const page = await view(context, errors, false);
@@ -64,6 +56,5 @@ try {
   assert.deepEqual(errors, []);
   console.log('ok');
 } finally {
-  await context.close();
-  await rm(profile, { recursive: true, force: true });
+  await browser.close();
 }
