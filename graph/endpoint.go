@@ -57,12 +57,6 @@ type EndpointConfig struct {
 	KeepAlive               time.Duration // websocket ka/ping and SSE keep-alive interval; default 15s
 	InitTimeout             time.Duration // websocket connection_init deadline; default 10s
 	StreamWriteTimeout      time.Duration // one websocket/SSE write may block this long; default 30s
-	// StreamFlushDelay is how long a websocket may hold messages after a
-	// write to send them together: the first message after a quiet spell
-	// goes out at once, later ones at most this much later, in one system
-	// call. It bounds the latency it adds; under fan-out it saves most of
-	// the writes. Default 20ms; negative = write every message at once.
-	StreamFlushDelay time.Duration
 	// Streams caps long-lived connections and subscriptions per client
 	// address and per principal (streamlimits.go).
 	Streams StreamLimits
@@ -93,7 +87,6 @@ const (
 	DefaultKeepAlive               = 15 * time.Second
 	DefaultInitTimeout             = 10 * time.Second
 	DefaultStreamWriteTimeout      = 30 * time.Second
-	DefaultStreamFlushDelay        = 20 * time.Millisecond
 )
 
 func (c *EndpointConfig) setDefaults() {
@@ -121,9 +114,6 @@ func (c *EndpointConfig) setDefaults() {
 	defDur(&c.KeepAlive, DefaultKeepAlive)
 	defDur(&c.InitTimeout, DefaultInitTimeout)
 	defDur(&c.StreamWriteTimeout, DefaultStreamWriteTimeout)
-	if c.StreamFlushDelay == 0 {
-		c.StreamFlushDelay = DefaultStreamFlushDelay
-	}
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
