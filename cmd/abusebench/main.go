@@ -3,35 +3,51 @@
 // down everyone else.
 //
 // It builds the hindsight binary into a temporary directory (unless -bin
-// names one) and starts `hindsight serve` on the embedded store there, with
-// the default limits. It seeds one stream of 10,000 events. Then:
+// names one) and starts `hindsight serve` with the default limits, on a
+// store of its own, seeded with one stream of 10,000 events. Where the store
+// runs is -store:
+//
+//   - separate (first, and what the target is judged on): the store is
+//     `hindsight devdb`, another process, and the server reaches it with
+//     HINDSIGHT_MONGODB_URI, as it would a real MongoDB. The CPU and
+//     allocation are then the server's alone; the store's CPU is shown
+//     beside them.
+//   - embedded: FerretDB inside the server's process, as `go run .` runs it.
+//     Its scans (every read by stream scans the collection) and encodings
+//     count as the server's, so these figures say what the embedded
+//     default costs, not what Hindsight's code does.
+//   - both (the default): separate, then embedded for reference.
+//
+// -baseline BIN measures another binary (e.g. one built from main) the same
+// way first, in the same run, and prints this build's figures as ratios of
+// it.
 //
 //  1. Cost: each request of the catalogue (requests.go: most fields, most
 //     validation errors, most field errors, most aliases of full pages, the
 //     largest answer, verify and state of a long stream, the deepest
 //     nesting, the most tokens, the largest body, the largest append, and two
 //     refused documents) is sent -requests times, one at a time, after a
-//     warm-up of 3. Per request it reports the server's CPU time (user +
-//     system, from /proc, over the whole run divided by the count) and the
-//     bytes it allocated (go_memstats_alloc_bytes_total from /metrics, less
-//     what a scrape itself allocates). Target: ≤ 50 ms CPU and ≤ 16 MiB.
-//  2. Contention: the p99 latency of `{ headPosition }` from one client,
-//     -simple requests one after another, first on an idle server, then
-//     while -attackers clients send the catalogue's requests (all but the
-//     append) in a loop. RSS is sampled every 50 ms. Targets: p99 under
-//     attack ≤ 5× idle, RSS < 512 MiB.
+//     warm-up of 3. Per request it reports the server's CPU time and the
+//     bytes it allocated, both read around the whole window (see
+//     measureCost), less the server's background rate measured idle
+//     beforehand. Target: ≤ 50 ms CPU and ≤ 16 MiB.
+//  2. Contention (on the first store, with -bin): the p99 latency of
+//     `{ headPosition }` from one client, -simple requests one after
+//     another, first on an idle server, then while -attackers clients send
+//     the catalogue's requests (all but the append) in a loop. RSS is
+//     sampled every 50 ms. Targets: p99 under attack ≤ 5× idle, RSS <
+//     512 MiB.
 //
 // It prints a markdown report and exits 1 if a request got an answer other
 // than the catalogue's; the targets are reported, not enforced.
 //
-//	go run ./cmd/abusebench [-requests 20] [-simple 400] [-attackers 8] [-exclude verify]
+//	go run ./cmd/abusebench [-store both] [-baseline BIN] [-requests 20] [-simple 400] [-attackers 8] [-exclude verify] [-only NAME] [-contention=false]
 package main
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -49,13 +65,30 @@ import (
 )
 
 type config struct {
-	bin       string
-	requests  int
-	simple    int
-	attackers int
-	exclude   string
-	keep      bool
+	bin        string
+	baseline   string
+	store      string
+	requests   int
+	simple     int
+	attackers  int
+	exclude    string
+	only       string
+	contention bool
+	keep       bool
 }
+
+// storeMode is where the store runs in a measurement.
+type storeMode string
+
+const (
+	// storeSeparate runs the store as `hindsight devdb`, another process,
+	// and points the server at it with HINDSIGHT_MONGODB_URI: the server's
+	// CPU and allocation are then its own, as with a real MongoDB.
+	storeSeparate storeMode = "server-only"
+	// storeEmbedded runs FerretDB inside the server's process, as `go run .`
+	// does: its scans and encodings count as the server's.
+	storeEmbedded storeMode = "embedded"
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -69,16 +102,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("abusebench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.bin, "bin", "", "hindsight binary; empty = go build the module in the current directory")
+	fs.StringVar(&o.baseline, "baseline", "", "another hindsight binary (e.g. built from main) to measure the same way first, for before/after ratios")
+	fs.StringVar(&o.store, "store", "both", "where the store runs: separate (hindsight devdb, another process: the server's own cost), embedded (in the server's process, as go run . does), or both (separate, then embedded for reference)")
 	fs.IntVar(&o.requests, "requests", 20, "measured requests per catalogue entry, after a warm-up of 3")
 	fs.IntVar(&o.simple, "simple", 400, "{ headPosition } requests per contention measurement")
 	fs.IntVar(&o.attackers, "attackers", 8, "clients sending the catalogue's requests in a loop")
 	fs.StringVar(&o.exclude, "exclude", "", "leave catalogue entries whose name contains this out of the contention loop (e.g. verify), to see what the rest cost")
+	fs.StringVar(&o.only, "only", "", "measure the cost of only the catalogue entries whose name contains this")
+	fs.BoolVar(&o.contention, "contention", true, "measure the contention (on the first store of -store, with -bin)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (store, logs)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if o.requests < 1 || o.simple < 100 || o.attackers < 1 {
 		fmt.Fprintln(stderr, "need -requests ≥ 1, -simple ≥ 100 and -attackers ≥ 1")
+		return 2
+	}
+	if _, err := storeModes(o.store); err != nil {
+		fmt.Fprintln(stderr, err)
 		return 2
 	}
 	if err := bench(ctx, o, stdout, stderr); err != nil {
@@ -88,14 +129,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// cost is what one catalogue entry cost per request.
-type cost struct {
-	name       string
-	cpu        time.Duration
-	alloc      float64
-	latency    time.Duration // p50 as the client saw it
-	bodyBytes  int
-	replyBytes int
+func storeModes(s string) ([]storeMode, error) {
+	switch s {
+	case "separate":
+		return []storeMode{storeSeparate}, nil
+	case "embedded":
+		return []storeMode{storeEmbedded}, nil
+	case "both":
+		return []storeMode{storeSeparate, storeEmbedded}, nil
+	}
+	return nil, fmt.Errorf("-store %q: want separate, embedded or both", s)
+}
+
+// run is one measured configuration: a binary on a store, and what each
+// catalogue entry cost there.
+type measured struct {
+	label string // "baseline" or "this build"
+	store storeMode
+	idle  rate
+	costs []cost
 }
 
 func bench(ctx context.Context, o config, stdout, stderr io.Writer) (err error) {
@@ -115,49 +167,108 @@ func bench(ctx context.Context, o config, stdout, stderr io.Writer) (err error) 
 			return err
 		}
 	}
-	sup := &benchserver.Supervisor{}
-	defer sup.StopAll()
-	srv, err := sup.StartServer(ctx, bin, []string{"HINDSIGHT_DATA_DIR=" + filepath.Join(dir, "data"), "HINDSIGHT_LOG_LEVEL=warn"},
-		filepath.Join(dir, "server.log"), 2*time.Minute)
-	if err != nil {
-		return err
+	modes, _ := storeModes(o.store)
+	type binary struct{ label, path string }
+	bins := []binary{{"this build", bin}}
+	if o.baseline != "" {
+		bins = []binary{{"baseline", o.baseline}, bins[0]}
 	}
-	c := benchserver.NewClient(srv.Base, o.attackers+2)
-	fmt.Fprintf(stderr, "seeding %d events …\n", bigEvents)
+	var catalogue []attack
+	for _, a := range attacks() {
+		if o.only == "" || strings.Contains(a.name, o.only) {
+			catalogue = append(catalogue, a)
+		}
+	}
+	var runs []measured
+	var cont *contention
+	for i, b := range bins {
+		for j, mode := range modes {
+			m := measured{label: b.label, store: mode}
+			primary := i == len(bins)-1 && j == 0
+			err := func() error {
+				sup := &benchserver.Supervisor{}
+				defer sup.StopAll()
+				t, err := startTarget(ctx, sup, b.path, mode, filepath.Join(dir, fmt.Sprintf("run%d%d", i, j)), o.attackers+2, stderr)
+				if err != nil {
+					return err
+				}
+				m.idle = t.idle
+				for _, a := range catalogue {
+					fmt.Fprintf(stderr, "%s, %s: measuring %s …\n", b.label, mode, a.name)
+					co, err := measureCost(ctx, t, a, o.requests)
+					if err != nil {
+						return fmt.Errorf("%s: %w", a.name, err)
+					}
+					m.costs = append(m.costs, co)
+				}
+				if primary && o.contention {
+					fmt.Fprintf(stderr, "%s, %s: contention …\n", b.label, mode)
+					cont, err = measureContention(ctx, t, attacks(), o)
+				}
+				return err
+			}()
+			if err != nil {
+				return fmt.Errorf("%s, %s: %w", b.label, mode, err)
+			}
+			runs = append(runs, m)
+		}
+	}
+	report(stdout, o, runs, cont)
+	return nil
+}
+
+// startTarget starts a server (and, for storeSeparate, its store) in dir,
+// seeds the catalogue's stream and measures its idle rate.
+func startTarget(ctx context.Context, sup *benchserver.Supervisor, bin string, mode storeMode, dir string, conns int, stderr io.Writer) (*target, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	t := &target{bin: bin, store: mode}
+	env := []string{"HINDSIGHT_DATA_DIR=" + filepath.Join(dir, "data"), "HINDSIGHT_LOG_LEVEL=warn"}
+	if mode == storeSeparate {
+		p, uri, err := sup.StartDevDB(ctx, bin, filepath.Join(dir, "store"), filepath.Join(dir, "devdb.log"))
+		if err != nil {
+			return nil, err
+		}
+		t.devdb = p
+		env = append(env, "HINDSIGHT_MONGODB_URI="+uri)
+	}
+	srv, err := sup.StartServer(ctx, bin, env, filepath.Join(dir, "server.log"), 2*time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	t.srv, t.c = srv, benchserver.NewClient(srv.Base, conns)
+	fmt.Fprintf(stderr, "%s: seeding %d events …\n", mode, bigEvents)
 	for v := 0; v < bigEvents; v += 500 {
 		evs := make([]any, 500)
 		for i := range evs {
 			evs[i] = map[string]any{"type": "Seeded", "data": map[string]any{"n": v + i, "note": "an event of the abuse benchmark"}}
 		}
-		if err := c.Do(ctx, `mutation($e: [NewEvent!]!) { appendToStream(streamId: "`+bigStream+`", events: $e) { lastPosition } }`,
+		if err := t.c.Do(ctx, `mutation($e: [NewEvent!]!) { appendToStream(streamId: "`+bigStream+`", events: $e) { lastPosition } }`,
 			map[string]any{"e": evs}, nil); err != nil {
-			return fmt.Errorf("seed: %w", err)
+			return nil, fmt.Errorf("seed: %w", err)
 		}
 	}
+	time.Sleep(time.Second) // let the seeding's garbage be collected and the tailer settle
+	return t, t.measureIdle(ctx, 3*time.Second)
+}
 
-	catalogue := attacks()
-	var costs []cost
-	for _, a := range catalogue {
-		fmt.Fprintf(stderr, "measuring %s …\n", a.name)
-		co, err := measureCost(ctx, c, srv, a, o.requests)
-		if err != nil {
-			return fmt.Errorf("%s: %w", a.name, err)
-		}
-		costs = append(costs, co)
-	}
+// contention is what the contention phase measured.
+type contention struct {
+	store                   storeMode
+	idle, attack            time.Duration
+	rssBefore, peakRSS, got int64
+}
 
-	fmt.Fprintln(stderr, "contention …")
-	idle, err := simpleP99(ctx, c, o.simple)
+func measureContention(ctx context.Context, t *target, catalogue []attack, o config) (*contention, error) {
+	idle, err := simpleP99(ctx, t.c, o.simple)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	rssBefore, _ := srv.Memory("VmRSS")
-	attack, peakRSS, attacked, err := underAttack(ctx, c, srv, catalogue, o)
-	if err != nil {
-		return err
-	}
-	report(stdout, o, costs, idle, attack, rssBefore, peakRSS, attacked)
-	return nil
+	c := &contention{store: t.store, idle: idle}
+	c.rssBefore, _ = t.srv.Memory("VmRSS")
+	c.attack, c.peakRSS, c.got, err = underAttack(ctx, t.c, t.srv, catalogue, o)
+	return c, err
 }
 
 // seq numbers the requests, for their unique operation names.
@@ -204,64 +315,6 @@ func postBody(ctx context.Context, c *benchserver.Client, a attack, body []byte)
 		return len(b), fmt.Errorf("got %s, want %s: status %d, %.300s", got, a.want, resp.StatusCode, b)
 	}
 	return len(b), nil
-}
-
-// scrapeAlloc reads the server's allocated bytes so far.
-func scrapeAlloc(ctx context.Context, c *benchserver.Client) (float64, error) {
-	m, err := c.Metrics(ctx)
-	if err != nil {
-		return 0, err
-	}
-	v, ok := m.Get("go_memstats_alloc_bytes_total")
-	if !ok {
-		return 0, errors.New("/metrics has no go_memstats_alloc_bytes_total")
-	}
-	return v, nil
-}
-
-func measureCost(ctx context.Context, c *benchserver.Client, srv *benchserver.Server, a attack, n int) (cost, error) {
-	co := cost{name: a.name, bodyBytes: len(a.body(0))}
-	for i := 0; i < 3; i++ {
-		if _, err := post(ctx, c, a, next()); err != nil {
-			return co, err
-		}
-	}
-	// What a scrape allocates, to take off.
-	s0, err := scrapeAlloc(ctx, c)
-	if err != nil {
-		return co, err
-	}
-	s1, err := scrapeAlloc(ctx, c)
-	if err != nil {
-		return co, err
-	}
-	scrape := s1 - s0
-	cpu0, err := srv.CPU()
-	if err != nil {
-		return co, err
-	}
-	lat := make([]time.Duration, n)
-	for i := range lat {
-		body := a.body(next()) // rendered before the clock starts
-		start := time.Now()
-		size, err := postBody(ctx, c, a, body)
-		if err != nil {
-			return co, err
-		}
-		lat[i], co.replyBytes = time.Since(start), size
-	}
-	cpu1, err := srv.CPU()
-	if err != nil {
-		return co, err
-	}
-	s2, err := scrapeAlloc(ctx, c)
-	if err != nil {
-		return co, err
-	}
-	co.cpu = (cpu1 - cpu0) / time.Duration(n)
-	co.alloc = max(0, s2-s1-scrape) / float64(n)
-	co.latency = benchserver.Percentile(lat, 50)
-	return co, nil
 }
 
 // simpleP99 sends n { headPosition } one after another and returns the p99
@@ -335,48 +388,4 @@ func underAttack(ctx context.Context, c *benchserver.Client, srv *benchserver.Se
 		err = firstErr
 	}
 	return p99, peak.Load(), answered.Load(), err
-}
-
-func report(w io.Writer, o config, costs []cost, idle, attack time.Duration, rssBefore, peakRSS, attacked int64) {
-	const cpuTarget, allocTarget = 50 * time.Millisecond, 16 << 20
-	fmt.Fprintf(w, "## Cost per request (default limits, %d requests each, one at a time)\n\n", o.requests)
-	fmt.Fprintln(w, "| request | body | answer | server CPU | allocated | p50 latency | within 50 ms / 16 MiB |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
-	for _, co := range costs {
-		ok := "yes"
-		if co.cpu > cpuTarget || co.alloc > allocTarget {
-			ok = "**no**"
-		}
-		fmt.Fprintf(w, "| %s | %s | %s | %.1f ms | %s | %.1f ms | %s |\n", co.name, size(float64(co.bodyBytes)), size(float64(co.replyBytes)),
-			float64(co.cpu)/1e6, size(co.alloc), float64(co.latency)/1e6, ok)
-	}
-	ratio := float64(attack) / float64(idle)
-	verdict := func(ok bool) string {
-		if ok {
-			return "met"
-		}
-		return "**missed**"
-	}
-	fmt.Fprintf(w, "\n## Contention: %d attackers looping over the catalogue, one `{ headPosition }` client\n\n", o.attackers)
-	if o.exclude != "" {
-		fmt.Fprintf(w, "Left out of the loop: the requests named with %q.\n\n", o.exclude)
-	}
-	fmt.Fprintln(w, "| measure | value | target | |")
-	fmt.Fprintln(w, "|---|---|---|---|")
-	fmt.Fprintf(w, "| `{ headPosition }` p99, idle | %.2f ms | | |\n", float64(idle)/1e6)
-	fmt.Fprintf(w, "| `{ headPosition }` p99, under attack | %.2f ms | | |\n", float64(attack)/1e6)
-	fmt.Fprintf(w, "| ratio | %.1f× | ≤ 5× | %s |\n", ratio, verdict(ratio <= 5))
-	fmt.Fprintf(w, "| RSS before the attack | %s | | |\n", size(float64(rssBefore)))
-	fmt.Fprintf(w, "| peak RSS under attack | %s | < 512 MiB | %s |\n", size(float64(peakRSS)), verdict(peakRSS < 512<<20))
-	fmt.Fprintf(w, "| attack requests answered | %d | | |\n", attacked)
-}
-
-func size(b float64) string {
-	switch {
-	case b >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", b/(1<<20))
-	case b >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", b/(1<<10))
-	}
-	return fmt.Sprintf("%.0f B", b)
 }
