@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"math"
 	"mime"
@@ -68,7 +69,7 @@ func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 	if rb, ok := r.Body.(readBytes); ok && len(rb.b) > heavyBody {
 		enterLane(ctx) // decoding it is the heavy part
 	}
-	params, msg := requestParams(r)
+	params, vars, msg := requestParams(r)
 	if msg != "" {
 		writeResponse(w, http.StatusBadRequest, refusal(gqlerror.List{
 			{Message: msg, Extensions: map[string]any{"code": CodeBadUserInput}}}))
@@ -78,6 +79,9 @@ func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
 
 	ctx = context.WithValue(ctx, plainHTTPKey{}, r.Method)
+	if vars != nil {
+		ctx = withRawVariables(ctx, vars)
+	}
 	oc, errs := exec.CreateOperationContext(ctx, params)
 	if errs != nil {
 		status := refusalStatus(errs, media == mediaGraphQLResponse)
@@ -117,36 +121,41 @@ func responseMedia(accept string) string {
 	return mediaJSON
 }
 
-// wireParams are the request parameters as sent, decoded in one pass
-// (numbers as json.Number, as gqlgen expects), each checked for its type
-// afterwards.
+// wireParams are the request parameters as sent, each checked for its type
+// after decoding.
 type wireParams struct {
-	Query         any `json:"query"`
-	OperationName any `json:"operationName"`
-	Variables     any `json:"variables"`
-	Extensions    any `json:"extensions"`
+	Query         any
+	OperationName any
+	Extensions    any
 }
 
 // requestParams reads the GraphQL parameters of a POST body (a JSON object)
-// or of a GET's URL, or says in msg why they are invalid.
-func requestParams(r *http.Request) (params *graphql.RawParams, msg string) {
-	var wire wireParams
+// or of a GET's URL, or says in msg why they are invalid. The variables are
+// not decoded here but returned as spans of the body (wirejson.go), for
+// documentGate to decode those the operation declares.
+func requestParams(r *http.Request) (params *graphql.RawParams, vars rawVariables, msg string) {
+	var env wireEnvelope
 	if r.Method == http.MethodGet {
 		q := r.URL.Query()
 		if q.Has("query") {
-			wire.Query = q.Get("query")
+			env.wire.Query = q.Get("query")
 		}
 		if q.Has("operationName") {
-			wire.OperationName = q.Get("operationName")
+			env.wire.OperationName = q.Get("operationName")
 		}
-		for _, p := range []struct {
-			name string
-			dst  *any
-		}{{"variables", &wire.Variables}, {"extensions", &wire.Extensions}} {
-			if v := q.Get(p.name); v != "" {
-				if err := decodeJSON([]byte(v), p.dst); err != nil {
-					return nil, "the " + p.name + " parameter is not valid JSON"
-				}
+		if v := q.Get("extensions"); v != "" {
+			if err := decodeJSON([]byte(v), &env.wire.Extensions); err != nil {
+				return nil, nil, "the extensions parameter is not valid JSON"
+			}
+		}
+		if v := q.Get("variables"); v != "" {
+			var err error
+			env.vars, err = decodeVariablesParam([]byte(v))
+			switch {
+			case errors.Is(err, errNotObject):
+				env.varsNotObject = true
+			case err != nil:
+				return nil, nil, "the variables parameter is not valid JSON"
 			}
 		}
 	} else {
@@ -156,20 +165,22 @@ func requestParams(r *http.Request) (params *graphql.RawParams, msg string) {
 		} else {
 			var err error
 			if body, err = io.ReadAll(r.Body); err != nil {
-				return nil, "the request body could not be read"
+				return nil, nil, "the request body could not be read"
 			}
 		}
 		if firstByte(body) != '{' {
-			return nil, "the request body must be a JSON object such as {\"query\": \"{ headPosition }\"}"
+			return nil, nil, "the request body must be a JSON object such as {\"query\": \"{ headPosition }\"}"
 		}
-		if err := decodeJSON(body, &wire); err != nil {
-			return nil, "the request body is not valid JSON"
+		var err error
+		if env, err = decodeEnvelope(body); err != nil {
+			return nil, nil, "the request body is not valid JSON" + jsonProblem(err)
 		}
 	}
 	params = &graphql.RawParams{}
+	wire := env.wire
 	var ok bool
 	if params.Extensions, ok = wire.Extensions.(map[string]any); !ok && wire.Extensions != nil {
-		return nil, "extensions must be an object"
+		return nil, nil, "extensions must be an object"
 	}
 	_, persisted := params.Extensions["persistedQuery"]
 	switch q := wire.Query.(type) {
@@ -177,18 +188,18 @@ func requestParams(r *http.Request) (params *graphql.RawParams, msg string) {
 		params.Query = q
 	case nil:
 		if !persisted { // automatic persisted queries: a hash alone stands for the query
-			return nil, "the query parameter is missing"
+			return nil, nil, "the query parameter is missing"
 		}
 	default:
-		return nil, "query must be a string"
+		return nil, nil, "query must be a string"
 	}
 	if params.OperationName, ok = wire.OperationName.(string); !ok && wire.OperationName != nil {
-		return nil, "operationName must be a string"
+		return nil, nil, "operationName must be a string"
 	}
-	if params.Variables, ok = wire.Variables.(map[string]any); !ok && wire.Variables != nil {
-		return nil, "variables must be an object"
+	if env.varsNotObject {
+		return nil, nil, "variables must be an object"
 	}
-	return params, ""
+	return params, env.vars, ""
 }
 
 // decodeJSON decodes with numbers kept as json.Number, as gqlgen expects.

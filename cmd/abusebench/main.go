@@ -55,6 +55,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -108,7 +109,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.simple, "simple", 400, "{ headPosition } requests per contention measurement")
 	fs.IntVar(&o.attackers, "attackers", 8, "clients sending the catalogue's requests in a loop")
 	fs.StringVar(&o.exclude, "exclude", "", "leave catalogue entries whose name contains this out of the contention loop (e.g. verify), to see what the rest cost")
-	fs.StringVar(&o.only, "only", "", "measure the cost of only the catalogue entries whose name contains this")
+	fs.StringVar(&o.only, "only", "", "measure the cost of only the catalogue entries whose name matches this regular expression")
 	fs.BoolVar(&o.contention, "contention", true, "measure the contention (on the first store of -store, with -bin)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (store, logs)")
 	if err := fs.Parse(args); err != nil {
@@ -173,9 +174,13 @@ func bench(ctx context.Context, o config, stdout, stderr io.Writer) (err error) 
 	if o.baseline != "" {
 		bins = []binary{{"baseline", o.baseline}, bins[0]}
 	}
+	only, err := regexp.Compile(o.only)
+	if err != nil {
+		return fmt.Errorf("-only: %w", err)
+	}
 	var catalogue []attack
 	for _, a := range attacks() {
-		if o.only == "" || strings.Contains(a.name, o.only) {
+		if only.MatchString(a.name) {
 			catalogue = append(catalogue, a)
 		}
 	}

@@ -58,13 +58,22 @@ func MarshalJSON(v json.RawMessage) graphql.Marshaler {
 	return graphql.WriterFunc(func(w io.Writer) { _, _ = w.Write(v) })
 }
 
-// UnmarshalJSON accepts any JSON value: from variables it arrives decoded
-// (numbers as json.Number, so they keep their digits), from a query literal
-// as Go values. It is encoded back to compact JSON. Object keys come out
+// UnmarshalJSON accepts any JSON value. From the variables of a plain HTTP
+// request it arrives as JSON text, a json.RawMessage of valid JSON as the
+// client sent it (package graph checked it and keeps it as a view of the
+// request body, so that a 4 MiB event is neither decoded into maps nor
+// encoded again): it is returned as it is, white space and key order
+// included; the store and the projections compact what they keep into
+// their own buffers. Otherwise (a query literal, the variables of other
+// transports) it arrives decoded into Go values, numbers as json.Number so
+// that they keep their digits, and is encoded to compact JSON, object keys
 // sorted, because that is all Go's decoded maps can give.
 func UnmarshalJSON(v any) (json.RawMessage, error) {
-	if v == nil {
+	switch v := v.(type) {
+	case nil:
 		return json.RawMessage("null"), nil
+	case json.RawMessage:
+		return v, nil
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

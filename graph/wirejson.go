@@ -1,0 +1,352 @@
+package graph
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/go-json-experiment/json/jsontext"
+	"github.com/vektah/gqlparser/v2/ast"
+)
+
+// The request parameters of plain HTTP are decoded with jsontext (the
+// encoding/json/v2 prototype) rather than encoding/json, for what a body at
+// the 8 MiB limit costs (cmd/abusebench):
+//
+//   - json.Decoder copies its whole input into a buffer that grows by
+//     doubling (31 MiB of garbage for an 8 MiB body), and its scanner runs at
+//     about 0.4 GB/s; jsontext parses a bytes.Buffer in place at about
+//     3 GB/s.
+//   - The variables are not decoded with the envelope. Each is kept as the
+//     span of the body it occupies (rawVariables), and documentGate decodes
+//     only those the operation declares, once the document is parsed: a
+//     variable the operation does not declare is validated but never
+//     materialised.
+//   - A value at a JSON scalar's position is not decoded into maps and
+//     re-encoded: scalar.UnmarshalJSON gets the bytes as sent
+//     (json.RawMessage).
+//
+// jsontext refuses what RFC 7493 (I-JSON) refuses: invalid UTF-8 (which
+// CheckJSONText reports first, more precisely) and an object with the same
+// name twice, which encoding/json took with the last value winning.
+
+// rawVariables are a request's variables as spans of its body, by name.
+// The spans are views of the body, which nobody writes after readBody.
+type rawVariables map[string]jsontext.Value
+
+type rawVariablesKey struct{}
+
+func withRawVariables(ctx context.Context, v rawVariables) context.Context {
+	return context.WithValue(ctx, rawVariablesKey{}, v)
+}
+
+func rawVariablesFrom(ctx context.Context) rawVariables {
+	v, _ := ctx.Value(rawVariablesKey{}).(rawVariables)
+	return v
+}
+
+// errNotObject is a parameter (variables, extensions) that is not an
+// object.
+var errNotObject = errors.New("not an object")
+
+// wireEnvelope is a POST body's parameters: the small ones decoded, the
+// variables as spans.
+type wireEnvelope struct {
+	wire wireParams
+	vars rawVariables
+	// varsNotObject: variables was there, neither an object nor null.
+	varsNotObject bool
+}
+
+// decodeEnvelope decodes a request body that is a JSON object, in one pass.
+// Unknown members are validated and skipped.
+func decodeEnvelope(body []byte) (env wireEnvelope, err error) {
+	dec := jsontext.NewDecoder(bytes.NewBuffer(body))
+	if _, err := dec.ReadToken(); err != nil { // the '{' the caller saw
+		return env, err
+	}
+	for dec.PeekKind() != '}' {
+		name, err := dec.ReadToken()
+		if err != nil {
+			return env, err
+		}
+		switch name.String() { // read before the value: a token is void after the next read
+		case "query":
+			env.wire.Query, err = decodeAny(dec)
+		case "operationName":
+			env.wire.OperationName, err = decodeAny(dec)
+		case "extensions":
+			env.wire.Extensions, err = decodeAny(dec)
+		case "variables":
+			env.vars, err = readRawVariables(dec, body)
+			if errors.Is(err, errNotObject) {
+				env.varsNotObject, err = true, dec.SkipValue()
+			}
+		default:
+			err = dec.SkipValue()
+		}
+		if err != nil {
+			return env, err
+		}
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return env, err
+	}
+	return env, atEnd(dec)
+}
+
+// atEnd reports an error unless dec's input has nothing after the value
+// read but white space.
+func atEnd(dec *jsontext.Decoder) error {
+	_, err := dec.ReadToken()
+	switch {
+	case err == nil:
+		return errors.New("more than one JSON value")
+	case errors.Is(err, io.EOF):
+		return nil
+	}
+	return err
+}
+
+// decodeVariablesParam reads a GET request's variables parameter.
+func decodeVariablesParam(b []byte) (vars rawVariables, err error) {
+	dec := jsontext.NewDecoder(bytes.NewBuffer(b))
+	if vars, err = readRawVariables(dec, b); err != nil {
+		return nil, err
+	}
+	return vars, atEnd(dec)
+}
+
+// readRawVariables reads a variables object as spans of src, dec's input;
+// null is no variables; anything else is errNotObject, with the value still
+// unread.
+func readRawVariables(dec *jsontext.Decoder, src []byte) (rawVariables, error) {
+	switch dec.PeekKind() {
+	case 'n':
+		_, err := dec.ReadToken()
+		return nil, err
+	case '{':
+	default:
+		return nil, errNotObject
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return nil, err
+	}
+	vars := rawVariables{}
+	for dec.PeekKind() != '}' {
+		name, err := dec.ReadToken()
+		if err != nil {
+			return nil, err
+		}
+		n := name.String() // a token is void after the next read
+		v, err := dec.ReadValue()
+		if err != nil {
+			return nil, err
+		}
+		vars[n] = span(dec, src, v)
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return nil, err
+	}
+	return vars, nil
+}
+
+// span returns the bytes of src, dec's input, that hold v, the value dec
+// has just read: ReadValue's result is valid only until the next read, the
+// same bytes of src stay valid. Its capacity ends with it, so that nobody
+// appends into the rest of src.
+func span(dec *jsontext.Decoder, src []byte, v jsontext.Value) jsontext.Value {
+	end := dec.InputOffset()
+	return jsontext.Value(src[end-int64(len(v)) : end : end])
+}
+
+// decodeAny decodes the next value as encoding/json decodes into an any,
+// with numbers as json.Number (what gqlgen expects of variables).
+func decodeAny(dec *jsontext.Decoder) (any, error) {
+	switch dec.PeekKind() {
+	case '{':
+		if _, err := dec.ReadToken(); err != nil {
+			return nil, err
+		}
+		m := map[string]any{}
+		for dec.PeekKind() != '}' {
+			name, err := dec.ReadToken()
+			if err != nil {
+				return nil, err
+			}
+			n := name.String() // a token is void after the next read
+			if m[n], err = decodeAny(dec); err != nil {
+				return nil, err
+			}
+		}
+		_, err := dec.ReadToken()
+		return m, err
+	case '[':
+		if _, err := dec.ReadToken(); err != nil {
+			return nil, err
+		}
+		l := []any{}
+		for dec.PeekKind() != ']' {
+			v, err := decodeAny(dec)
+			if err != nil {
+				return nil, err
+			}
+			l = append(l, v)
+		}
+		_, err := dec.ReadToken()
+		return l, err
+	case '0':
+		v, err := dec.ReadValue()
+		return json.Number(v), err
+	}
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return nil, err
+	}
+	switch tok.Kind() {
+	case '"':
+		return tok.String(), nil
+	case 't', 'f':
+		return tok.Bool(), nil
+	case 'n':
+		return nil, nil
+	}
+	return nil, fmt.Errorf("unexpected %v", tok.Kind())
+}
+
+// variablesFor decodes the variables the operation declares, each along
+// its declared type (decodeTyped); the others stay undecoded.
+func (rv rawVariables) variablesFor(schema *ast.Schema, op *ast.OperationDefinition) (map[string]any, error) {
+	vars := make(map[string]any, len(op.VariableDefinitions))
+	for _, def := range op.VariableDefinitions {
+		raw, ok := rv[def.Variable]
+		if !ok {
+			continue
+		}
+		dec := jsontext.NewDecoder(bytes.NewBuffer(raw))
+		var v any
+		var err error
+		if schema == nil {
+			v, err = decodeAny(dec)
+		} else {
+			v, err = decodeTyped(schema, dec, raw, def.Type)
+		}
+		if err != nil {
+			return nil, err
+		}
+		vars[def.Variable] = v
+	}
+	return vars, nil
+}
+
+// rawScalars are the scalars whose unmarshaler takes JSON text as sent
+// (scalar.UnmarshalJSON): their values are handed over as json.RawMessage,
+// views of the body, instead of decoded maps to encode again.
+var rawScalars = map[string]bool{"JSON": true}
+
+// decodeTyped decodes the next value of dec, whose input is src, along typ:
+// a value at a JSON scalar's position stays JSON text; a value whose shape
+// does not fit its type is decoded as it is, for gqlparser's validation of
+// variables to report.
+func decodeTyped(schema *ast.Schema, dec *jsontext.Decoder, src []byte, typ *ast.Type) (any, error) {
+	kind := dec.PeekKind()
+	if typ.Elem != nil {
+		if kind != '[' {
+			return decodeTyped(schema, dec, src, typ.Elem) // one value stands for a list of one
+		}
+		if _, err := dec.ReadToken(); err != nil {
+			return nil, err
+		}
+		l := []any{}
+		for dec.PeekKind() != ']' {
+			v, err := decodeTyped(schema, dec, src, typ.Elem)
+			if err != nil {
+				return nil, err
+			}
+			l = append(l, v)
+		}
+		_, err := dec.ReadToken()
+		return l, err
+	}
+	def := schema.Types[typ.NamedType]
+	switch {
+	case def == nil || kind == 'n':
+	case def.Kind == ast.Scalar && rawScalars[def.Name]:
+		v, err := dec.ReadValue()
+		if err != nil {
+			return nil, err
+		}
+		return canonicalJSON(span(dec, src, v))
+	case def.Kind == ast.InputObject && kind == '{':
+		if _, err := dec.ReadToken(); err != nil {
+			return nil, err
+		}
+		m := map[string]any{}
+		for dec.PeekKind() != '}' {
+			name, err := dec.ReadToken()
+			if err != nil {
+				return nil, err
+			}
+			n := name.String()
+			if f := def.Fields.ForName(n); f != nil {
+				m[n], err = decodeTyped(schema, dec, src, f.Type)
+			} else {
+				m[n], err = decodeAny(dec)
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		_, err := dec.ReadToken()
+		return m, err
+	}
+	return decodeAny(dec)
+}
+
+// canonicalJSON returns raw, a valid JSON value, as encoding would write
+// it: compact, strings with the fewest escapes (as the scalar's decode and
+// encode did before, so that "a\ud83d\ude00b" is stored as "a😀b"). The
+// usual value, already so, is returned as it is, a view of the body; only
+// one with escapes or white space is written anew.
+func canonicalJSON(raw []byte) (json.RawMessage, error) {
+	if isCanonical(raw) {
+		return raw, nil
+	}
+	return jsontext.AppendFormat(make([]byte, 0, len(raw)), raw)
+}
+
+// isCanonical reports whether raw, valid JSON, has no escape (so no
+// backslash anywhere: every quote then opens or closes a string) and no
+// white space outside its strings.
+func isCanonical(raw []byte) bool {
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		return false
+	}
+	for {
+		q := bytes.IndexByte(raw, '"')
+		if q < 0 {
+			return !bytes.ContainsAny(raw, " \t\r\n")
+		}
+		if bytes.ContainsAny(raw[:q], " \t\r\n") {
+			return false
+		}
+		end := bytes.IndexByte(raw[q+1:], '"')
+		if end < 0 {
+			return false // not valid JSON; cannot happen after the envelope's pass
+		}
+		raw = raw[q+1+end+1:]
+	}
+}
+
+// jsonProblem says more of what is wrong with a body where the general
+// "not valid JSON" would leave a client guessing: a name twice in one
+// object, which encoding/json took.
+func jsonProblem(err error) string {
+	if errors.Is(err, jsontext.ErrDuplicateName) {
+		return ": an object has the same name twice"
+	}
+	return ""
+}
