@@ -6,6 +6,7 @@ import (
 	"io"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -54,9 +55,19 @@ func toDoc(events []Event) *commitDoc {
 		Events: make([]eventDoc, len(events)),
 	}
 	for i, e := range events {
-		d.Events[i] = eventDoc{ID: e.ID, Type: e.Type, Data: string(e.Data), Metadata: string(e.Metadata), Hash: e.Hash}
+		d.Events[i] = eventDoc{ID: e.ID, Type: e.Type, Data: sharedString(e.Data), Metadata: sharedString(e.Metadata), Hash: e.Hash}
 	}
 	return d
+}
+
+// sharedString is b as a string that shares b's bytes instead of copying
+// them. toDoc's document lives only for the insert, which encodes it to
+// BSON, and an event's bytes are never written after prepare made them (the
+// image and every reader share them read-only), so the string stays
+// immutable as long as it is used: a 4 MiB event is not copied once more for
+// nothing.
+func sharedString(b []byte) string {
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 // load builds the memory image with one sequential read of the log, logging

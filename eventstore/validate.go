@@ -6,6 +6,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/google/uuid"
 )
 
@@ -147,18 +148,57 @@ func prepare(streamID string, events []NewEvent) ([]NewEvent, error) {
 	return out, nil
 }
 
+// compactJSON returns raw without white space outside its strings, in a
+// buffer of the store's own, or an error if raw is not one JSON value. It
+// is json.Compact's result (strings, numbers and names as sent; duplicate
+// names and invalid UTF-8 let through, as encoding/json does). Clients
+// mostly send compact JSON, and then the result is an exact copy made
+// after a check: for a 4 MiB event, one allocation of its size and two fast
+// passes (jsontext validates at about 3 GB/s), where json.Compact's buffer
+// grew by doubling and it and the json.Valid after it scanned at 0.4 GB/s
+// (cmd/abusebench: 32 of the 45 ms an append of 4 MiB cost the server).
 func compactJSON(raw json.RawMessage) (json.RawMessage, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, nil
 	}
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, raw); err != nil {
-		return nil, err
+	opts := []jsontext.Options{jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true), jsontext.PreserveRawStrings(true)}
+	if !spaceOutsideStrings(raw) {
+		if !jsontext.Value(raw).IsValid(opts...) {
+			return nil, invalid("not JSON")
+		}
+		return bytes.Clone(raw), nil
 	}
-	if !json.Valid(buf.Bytes()) {
-		return nil, invalid("not JSON")
+	return jsontext.AppendFormat(make([]byte, 0, len(raw)), raw, opts...)
+}
+
+// spaceOutsideStrings reports whether JSON text b has white space outside
+// its strings. It jumps from quote to quote: a quote preceded by an odd
+// number of backslashes is inside a string.
+func spaceOutsideStrings(b []byte) bool {
+	for {
+		open := bytes.IndexByte(b, '"')
+		if open < 0 {
+			return bytes.ContainsAny(b, " \t\r\n")
+		}
+		if bytes.ContainsAny(b[:open], " \t\r\n") {
+			return true
+		}
+		b = b[open+1:]
+		for {
+			end := bytes.IndexByte(b, '"')
+			if end < 0 {
+				return false // an unterminated string: invalid, as the check says
+			}
+			escapes := 0
+			for escapes < end && b[end-1-escapes] == '\\' {
+				escapes++
+			}
+			b = b[end+1:]
+			if escapes%2 == 0 {
+				break
+			}
+		}
 	}
-	return buf.Bytes(), nil
 }
 
 // trimInvalid drops the "invalid argument: " prefix when nesting messages.
