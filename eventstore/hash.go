@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"hash"
 	"strconv"
 	"time"
 )
@@ -31,26 +32,45 @@ import (
 //
 // The hex encoding (lowercase) of hash_v is what the API shows.
 func chainHash(prev string, streamID string, version int64, id, typ string, data, meta []byte, at time.Time) string {
-	h := sha256.New()
 	var p [32]byte
 	if prev != "" {
 		_, _ = hex.Decode(p[:], []byte(prev))
 	}
-	h.Write(p[:])
-	field := func(b []byte) {
-		var l [4]byte
-		binary.BigEndian.PutUint32(l[:], uint32(len(b)))
-		h.Write(l[:])
-		h.Write(b)
+	var c chainHasher
+	sum := c.sum(&p, []byte(streamID), version, []byte(id), []byte(typ), data, meta, at.UTC().AppendFormat(nil, time.RFC3339Nano))
+	return hex.EncodeToString(sum[:])
+}
+
+// chainHasher computes hash_v over and over without allocating: one digest,
+// reset for each event, and one scratch buffer for the length prefixes and
+// the version's digits. VerifyStream hashes every event of a stream with
+// one.
+type chainHasher struct {
+	h       hash.Hash
+	scratch []byte
+	digits  [20]byte
+}
+
+// sum returns hash_v of the fields; at is recordedAt as formatted above.
+func (c *chainHasher) sum(prev *[32]byte, stream []byte, version int64, id, typ, data, meta, at []byte) (sum [32]byte) {
+	if c.h == nil {
+		c.h = sha256.New()
 	}
-	field([]byte(streamID))
-	field([]byte(strconv.FormatInt(version, 10)))
-	field([]byte(id))
-	field([]byte(typ))
+	c.h.Reset()
+	c.h.Write(prev[:])
+	field := func(b []byte) {
+		c.scratch = binary.BigEndian.AppendUint32(c.scratch[:0], uint32(len(b)))
+		c.h.Write(c.scratch)
+		c.h.Write(b)
+	}
+	field(stream)
+	field(strconv.AppendInt(c.digits[:0], version, 10))
+	field(id)
+	field(typ)
 	field(data)
 	field(meta)
-	field([]byte(at.UTC().Format(time.RFC3339Nano)))
-	return hex.EncodeToString(h.Sum(nil))
+	field(at)
+	return [32]byte(c.h.Sum(c.scratch[:0]))
 }
 
 func eventHash(prev string, e *Event) string {

@@ -2,10 +2,7 @@ package eventstore
 
 import (
 	"context"
-	"io"
 	"time"
-
-	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
 // Head returns the head of a stream, or ErrStreamNotFound. It is served from
@@ -110,65 +107,3 @@ func (s *Store) PositionAt(t time.Time) int64 { return s.img.positionAt(t) }
 // image's skeleton (so even when its payload is evicted), and false when the
 // image does not hold p.
 func (s *Store) RecordedAt(p int64) (time.Time, bool) { return s.img.recordedAt(p) }
-
-// VerifyStream checks the stream's hash chain as stored. Unlike other reads
-// it reads the store, not the memory image: tampering happens in the store,
-// and the image was built from it at start. On MongoDB it is an indexed read
-// of the stream's commits; on FerretDB a scan. It streams the commits, with
-// replies bounded by bytes, and holds one commit at a time.
-func (s *Store) VerifyStream(ctx context.Context, streamID string) (Verification, error) {
-	cur, err := s.findCommits(ctx, bson.D{{Key: "stream", Value: streamID}}, streamID, 0, openEnded)
-	if err != nil {
-		return Verification{}, &Error{Op: "verify", StreamID: streamID, Err: err}
-	}
-	defer cur.close(ctx)
-	var c chainCheck
-	for {
-		d, err := cur.next(ctx)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return Verification{}, &Error{Op: "verify", StreamID: streamID, Err: err}
-		}
-		for _, e := range d.events() {
-			if v, ok := c.check(&e); !ok {
-				return v, nil
-			}
-		}
-	}
-	if c.n == 0 {
-		return Verification{}, &Error{Op: "verify", StreamID: streamID, Err: ErrStreamNotFound}
-	}
-	return Verification{OK: true, CheckedEvents: c.n}, nil
-}
-
-// chainCheck checks a stream's events, in the order stored, for versions
-// 1..n in order and every hash link.
-type chainCheck struct {
-	n       int
-	prev    string
-	lastPos int64
-}
-
-// check checks the next event; when it breaks the chain, ok is false and v
-// says where and why.
-func (c *chainCheck) check(e *Event) (v Verification, ok bool) {
-	want := int64(c.n + 1)
-	broken := func(reason string) (Verification, bool) {
-		return Verification{OK: false, CheckedEvents: c.n, FirstBrokenVersion: want, Reason: reason}, false
-	}
-	switch {
-	case e.Version > want:
-		return broken("event missing: version " + itoa(want) + " is not stored")
-	case e.Version < want:
-		return broken("duplicate or inserted event at version " + itoa(e.Version))
-	case e.Position <= c.lastPos:
-		return broken("event out of order: position " + itoa(e.Position) + " does not follow " + itoa(c.lastPos))
-	}
-	if h := eventHash(c.prev, e); h != e.Hash {
-		return broken("hash mismatch: the event or one before it was altered, removed, inserted or reordered")
-	}
-	c.n, c.prev, c.lastPos = c.n+1, e.Hash, e.Position
-	return Verification{}, true
-}
