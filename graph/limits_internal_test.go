@@ -105,6 +105,10 @@ func TestJSONDepth(t *testing.T) {
 		`{"a": [1, {"b": 2}]}`:   3,
 		`{"a": "[[[[{{{"}`:       1,
 		`{"a": "\"[[["}`:         1,
+		`["a\\", ["b"]]`:         2, // an escaped backslash ends before the quote
+		`["\\\"[", ["b"]]`:       2, // a backslash, then an escaped quote
+		`{"a": "[`:               1, // unterminated
+		`"[" [[ "]"`:             2,
 		`[[[]], []]`:             3,
 		strings.Repeat("[", 100): 100,
 	} {
