@@ -161,6 +161,24 @@ func (s *Store) findCommits(ctx context.Context, filter bson.D, stream string, a
 
 // next returns the next commit, or io.EOF after the last.
 func (c *commitCursor) next(ctx context.Context) (*commitDoc, error) {
+	raw, err := c.nextRaw(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var d commitDoc
+	if err := c.cur.Decode(&d); err != nil {
+		return nil, damaged(raw, err)
+	}
+	c.after = d.LastPosition
+	if c.stream != "" {
+		c.after = d.Version + int64(len(d.Events)) - 1
+	}
+	return &d, nil
+}
+
+// nextRaw returns the next commit as the driver holds it, valid until the
+// next call, or io.EOF after the last. The caller sets c.after.
+func (c *commitCursor) nextRaw(ctx context.Context) (bson.Raw, error) {
 	if c.cur.RemainingBatchLength() == 0 {
 		c.cur.SetBatchSize(c.img.replyBatch(c.stream, c.after, c.last))
 	}
@@ -170,19 +188,17 @@ func (c *commitCursor) next(ctx context.Context) (*commitDoc, error) {
 		}
 		return nil, io.EOF
 	}
-	var d commitDoc
-	if err := c.cur.Decode(&d); err != nil {
-		id := c.cur.Current.Lookup("_id").String() // as JSON, whatever its type
-		if n, ok := c.cur.Current.Lookup("_id").AsInt64OK(); ok {
-			id = itoa(n)
-		}
-		return nil, fmt.Errorf("%w: the commit document with _id %s cannot be read (%v)", ErrDamaged, id, err)
+	return c.cur.Current, nil
+}
+
+// damaged is ErrDamaged for the commit document raw, which err says cannot
+// be read.
+func damaged(raw bson.Raw, err error) error {
+	id := raw.Lookup("_id").String() // as JSON, whatever its type
+	if n, ok := raw.Lookup("_id").AsInt64OK(); ok {
+		id = itoa(n)
 	}
-	c.after = d.LastPosition
-	if c.stream != "" {
-		c.after = d.Version + int64(len(d.Events)) - 1
-	}
-	return &d, nil
+	return fmt.Errorf("%w: the commit document with _id %s cannot be read (%v)", ErrDamaged, id, err)
 }
 
 func (c *commitCursor) close(ctx context.Context) error { return c.cur.Close(ctx) }

@@ -54,21 +54,6 @@ func (s *Store) VerifyStream(ctx context.Context, streamID string) (Verification
 	return Verification{OK: true, CheckedEvents: c.n}, nil
 }
 
-// nextRaw returns the next commit as the driver holds it, valid until the
-// next call, or io.EOF after the last. The caller sets c.after.
-func (c *commitCursor) nextRaw(ctx context.Context) (bson.Raw, error) {
-	if c.cur.RemainingBatchLength() == 0 {
-		c.cur.SetBatchSize(c.img.replyBatch(c.stream, c.after, c.last))
-	}
-	if !c.cur.Next(ctx) {
-		if err := c.cur.Err(); err != nil {
-			return nil, classify(err)
-		}
-		return nil, io.EOF
-	}
-	return c.cur.Current, nil
-}
-
 // chainCheck checks a stream's events, in the order stored, for versions
 // 1..n in order and every hash link.
 type chainCheck struct {
@@ -220,13 +205,4 @@ func stringBytes(val bsoncore.Value) ([]byte, bool) {
 		return nil, false
 	}
 	return val.Data[4 : 4+n-1], true
-}
-
-// damaged is ErrDamaged for the commit document raw.
-func damaged(raw bson.Raw, err error) error {
-	id := raw.Lookup("_id").String() // as JSON, whatever its type
-	if n, ok := raw.Lookup("_id").AsInt64OK(); ok {
-		id = itoa(n)
-	}
-	return fmt.Errorf("%w: the commit document with _id %s cannot be read (%v)", ErrDamaged, id, err)
 }

@@ -65,15 +65,8 @@ type wireEnvelope struct {
 // Unknown members are validated and skipped.
 func decodeEnvelope(body []byte) (env wireEnvelope, err error) {
 	dec := jsontext.NewDecoder(bytes.NewBuffer(body))
-	if _, err := dec.ReadToken(); err != nil { // the '{' the caller saw
-		return env, err
-	}
-	for dec.PeekKind() != '}' {
-		name, err := dec.ReadToken()
-		if err != nil {
-			return env, err
-		}
-		switch name.String() { // read before the value: a token is void after the next read
+	err = eachMember(dec, func(name string) (err error) {
+		switch name {
 		case "query":
 			env.wire.Query, err = decodeAny(dec)
 		case "operationName":
@@ -88,14 +81,46 @@ func decodeEnvelope(body []byte) (env wireEnvelope, err error) {
 		default:
 			err = dec.SkipValue()
 		}
-		if err != nil {
-			return env, err
-		}
-	}
-	if _, err := dec.ReadToken(); err != nil {
+		return err
+	})
+	if err != nil {
 		return env, err
 	}
 	return env, atEnd(dec)
+}
+
+// eachMember reads an object, calling f with each member's name to read
+// its value. The name is a string already: a token is void after the next
+// read.
+func eachMember(dec *jsontext.Decoder, f func(name string) error) error {
+	if _, err := dec.ReadToken(); err != nil {
+		return err
+	}
+	for dec.PeekKind() != '}' { // 0 on an error, which the next read returns
+		name, err := dec.ReadToken()
+		if err != nil {
+			return err
+		}
+		if err := f(name.String()); err != nil {
+			return err
+		}
+	}
+	_, err := dec.ReadToken()
+	return err
+}
+
+// eachItem reads an array, calling f to read each item.
+func eachItem(dec *jsontext.Decoder, f func() error) error {
+	if _, err := dec.ReadToken(); err != nil {
+		return err
+	}
+	for dec.PeekKind() != ']' {
+		if err := f(); err != nil {
+			return err
+		}
+	}
+	_, err := dec.ReadToken()
+	return err
 }
 
 // atEnd reports an error unless dec's input has nothing after the value
@@ -132,26 +157,13 @@ func readRawVariables(dec *jsontext.Decoder, src []byte) (rawVariables, error) {
 	default:
 		return nil, errNotObject
 	}
-	if _, err := dec.ReadToken(); err != nil {
-		return nil, err
-	}
 	vars := rawVariables{}
-	for dec.PeekKind() != '}' {
-		name, err := dec.ReadToken()
-		if err != nil {
-			return nil, err
-		}
-		n := name.String() // a token is void after the next read
+	err := eachMember(dec, func(name string) error {
 		v, err := dec.ReadValue()
-		if err != nil {
-			return nil, err
-		}
-		vars[n] = span(dec, src, v)
-	}
-	if _, err := dec.ReadToken(); err != nil {
-		return nil, err
-	}
-	return vars, nil
+		vars[name] = span(dec, src, v)
+		return err
+	})
+	return vars, err
 }
 
 // span returns the bytes of src, dec's input, that hold v, the value dec
@@ -168,35 +180,19 @@ func span(dec *jsontext.Decoder, src []byte, v jsontext.Value) jsontext.Value {
 func decodeAny(dec *jsontext.Decoder) (any, error) {
 	switch dec.PeekKind() {
 	case '{':
-		if _, err := dec.ReadToken(); err != nil {
-			return nil, err
-		}
 		m := map[string]any{}
-		for dec.PeekKind() != '}' {
-			name, err := dec.ReadToken()
-			if err != nil {
-				return nil, err
-			}
-			n := name.String() // a token is void after the next read
-			if m[n], err = decodeAny(dec); err != nil {
-				return nil, err
-			}
-		}
-		_, err := dec.ReadToken()
+		err := eachMember(dec, func(name string) (err error) {
+			m[name], err = decodeAny(dec)
+			return err
+		})
 		return m, err
 	case '[':
-		if _, err := dec.ReadToken(); err != nil {
-			return nil, err
-		}
 		l := []any{}
-		for dec.PeekKind() != ']' {
+		err := eachItem(dec, func() error {
 			v, err := decodeAny(dec)
-			if err != nil {
-				return nil, err
-			}
 			l = append(l, v)
-		}
-		_, err := dec.ReadToken()
+			return err
+		})
 		return l, err
 	case '0':
 		v, err := dec.ReadValue()
@@ -257,18 +253,12 @@ func decodeTyped(schema *ast.Schema, dec *jsontext.Decoder, src []byte, typ *ast
 		if kind != '[' {
 			return decodeTyped(schema, dec, src, typ.Elem) // one value stands for a list of one
 		}
-		if _, err := dec.ReadToken(); err != nil {
-			return nil, err
-		}
 		l := []any{}
-		for dec.PeekKind() != ']' {
+		err := eachItem(dec, func() error {
 			v, err := decodeTyped(schema, dec, src, typ.Elem)
-			if err != nil {
-				return nil, err
-			}
 			l = append(l, v)
-		}
-		_, err := dec.ReadToken()
+			return err
+		})
 		return l, err
 	}
 	def := schema.Types[typ.NamedType]
@@ -281,26 +271,15 @@ func decodeTyped(schema *ast.Schema, dec *jsontext.Decoder, src []byte, typ *ast
 		}
 		return canonicalJSON(span(dec, src, v))
 	case def.Kind == ast.InputObject && kind == '{':
-		if _, err := dec.ReadToken(); err != nil {
-			return nil, err
-		}
 		m := map[string]any{}
-		for dec.PeekKind() != '}' {
-			name, err := dec.ReadToken()
-			if err != nil {
-				return nil, err
-			}
-			n := name.String()
-			if f := def.Fields.ForName(n); f != nil {
-				m[n], err = decodeTyped(schema, dec, src, f.Type)
+		err := eachMember(dec, func(name string) (err error) {
+			if f := def.Fields.ForName(name); f != nil {
+				m[name], err = decodeTyped(schema, dec, src, f.Type)
 			} else {
-				m[n], err = decodeAny(dec)
+				m[name], err = decodeAny(dec)
 			}
-			if err != nil {
-				return nil, err
-			}
-		}
-		_, err := dec.ReadToken()
+			return err
+		})
 		return m, err
 	}
 	return decodeAny(dec)
