@@ -26,8 +26,9 @@ import (
 //     variable the operation does not declare is validated but never
 //     materialised.
 //   - A value at a JSON scalar's position is not decoded into maps and
-//     re-encoded: scalar.UnmarshalJSON gets the bytes as sent
-//     (json.RawMessage).
+//     encoded again: scalar.UnmarshalJSON gets it as JSON text
+//     (json.RawMessage), the bytes of the body when they are already
+//     canonical (canonicalJSON), as a client's JSON.stringify writes them.
 //
 // jsontext refuses what RFC 7493 (I-JSON) refuses: invalid UTF-8 (which
 // CheckJSONText reports first, more precisely) and an object with the same

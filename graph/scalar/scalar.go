@@ -59,15 +59,15 @@ func MarshalJSON(v json.RawMessage) graphql.Marshaler {
 }
 
 // UnmarshalJSON accepts any JSON value. From the variables of a plain HTTP
-// request it arrives as JSON text, a json.RawMessage of valid JSON as the
-// client sent it (package graph checked it and keeps it as a view of the
-// request body, so that a 4 MiB event is neither decoded into maps nor
-// encoded again): it is returned as it is, white space and key order
-// included; the store and the projections compact what they keep into
-// their own buffers. Otherwise (a query literal, the variables of other
-// transports) it arrives decoded into Go values, numbers as json.Number so
-// that they keep their digits, and is encoded to compact JSON, object keys
-// sorted, because that is all Go's decoded maps can give.
+// request it arrives as JSON text, a json.RawMessage that package graph has
+// checked and made compact, strings with the fewest escapes, names in the
+// client's order (usually a view of the request body, so that a 4 MiB event
+// is neither decoded into maps nor encoded again): it is returned as it is;
+// the store and the projections copy what they keep into buffers of their
+// own. Otherwise (a query literal, the variables of other transports) it
+// arrives decoded into Go values, numbers as json.Number so that they keep
+// their digits, and is encoded to compact JSON, object keys sorted, because
+// that is all Go's decoded maps can give.
 func UnmarshalJSON(v any) (json.RawMessage, error) {
 	switch v := v.(type) {
 	case nil:
