@@ -93,15 +93,6 @@ func (s *Store) stopContending() {
 	}
 }
 
-// docsOf returns the commit documents of a batch, as written.
-func docsOf(docs []any) []*commitDoc {
-	out := make([]*commitDoc, len(docs))
-	for i, d := range docs {
-		out[i] = d.(*commitDoc)
-	}
-	return out
-}
-
 // probeInterval is how often a store found unreachable is pinged.
 const probeInterval = 250 * time.Millisecond
 

@@ -228,10 +228,12 @@ func (s *Store) commitBatch(batch []*appendReq, dirty bool) bool {
 			}
 			continue
 		}
+		commits := make([]*commitDoc, len(writes))
 		docs := make([]any, len(writes))
 		nEvents := 0
 		for i, w := range writes {
-			docs[i] = toDoc(w.events)
+			commits[i] = toDoc(w.events)
+			docs[i] = insertDoc(commits[i])
 			nEvents += len(w.events)
 		}
 		s.holdBack()
@@ -269,7 +271,7 @@ func (s *Store) commitBatch(batch []*appendReq, dirty bool) bool {
 		}
 		if inserted > 0 {
 			s.stats.batched.Add(uint64(inserted))
-			s.recent.add(docsOf(docs[:inserted]))
+			s.recent.add(commits[:inserted])
 			s.contending.Store(false) // the announce below withdraws it
 			if s.mustAnnounce() {
 				// Announce before acknowledging, so that a peer that

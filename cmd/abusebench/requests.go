@@ -115,6 +115,15 @@ func attacks() []attack {
 			map[string]any{"e": []any{map[string]any{"type": "Big", "data": map[string]any{"pad": strings.Repeat("x", mib<<20-1024)}}}})
 		out = append(out, attack{name: fmt.Sprintf("append of %d MiB", mib), want: "ok", write: true, query: r.query, vars: r.vars})
 	}
+	// The most events: 1,000 (the most an append holds) of 4 KiB of data
+	// each, together at the 4 MiB limit. Without ids, so that every request
+	// writes (the same ids again would be an idempotent retry).
+	evs := make([]any, 1000)
+	for i := range evs {
+		evs[i] = map[string]any{"type": "Many", "data": map[string]any{"n": i, "pad": strings.Repeat("y", 4<<10-100)}}
+	}
+	r := gql(`mutation($e: [NewEvent!]!) { appendToStream(streamId: "abuse-many", events: $e) { lastPosition } }`, map[string]any{"e": evs})
+	out = append(out, attack{name: "append of 1,000 events of 4 KiB", want: "ok", write: true, query: r.query, vars: r.vars})
 	// Refused before validation: the hostile test's B1 and B2.
 	add("refused: 1,105 × stream(id){id} (B1)", "BAD_USER_INPUT",
 		gql("{ "+times(1105, func(i int) string { return fmt.Sprintf(`stream(id:"s%d"){id}`, i) })+" }", nil))
