@@ -48,9 +48,12 @@ import (
 //     server's socket writes (on loopback that includes handing the bytes to
 //     the client's socket). The client process is not in it.
 //   - total-cpu-ns/delivery: the same plus the client process's CPU, server
-//     and clients together: what this benchmark reported as cpu-ns/delivery
-//     when the clients ran in the server's process (the 40 µs before issue
-//     16 was that figure).
+//     and clients together. It is not what this benchmark reported as
+//     cpu-ns/delivery while the clients ran in the server's process: there
+//     one runtime woke up per event, here two do, and the total came out
+//     about a quarter higher (29 µs against 23 µs at 1,000 subscribers, in
+//     one sitting). The "40 µs before" of issue 16 was that in-process
+//     figure with coder/websocket clients, whose reader costs more.
 //   - ns/delivery: wall time per delivery, which includes the wake-up
 //     window (an event appended soon after the previous one waits for its
 //     group's turn, see eventstore's wake.go), so it is not a cost.
