@@ -12,9 +12,7 @@ import (
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/vektah/gqlparser/v2/gqlerror"
-	"golang.org/x/sync/semaphore"
 )
 
 // Media types of GraphQL over HTTP responses.
@@ -39,7 +37,7 @@ const (
 //   - otherwise 200, field errors included.
 type httpTransport struct {
 	obs  Observer
-	lane *semaphore.Weighted // the heavy lane (lane.go)
+	lane *heavyLane // for decoding large bodies (lane.go)
 }
 
 var _ graphql.Transport = httpTransport{}
@@ -62,11 +60,11 @@ func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 	media := responseMedia(r.Header.Get("Accept"))
 	w.Header().Set("Content-Type", media+"; charset=utf-8")
 	start := graphql.Now()
-	ticket := &laneTicket{lane: t.lane}
-	defer ticket.leave()
-	ctx := withTicket(r.Context(), ticket)
-	if rb, ok := r.Body.(readBytes); ok && len(rb.b) > heavyBody {
-		enterLane(ctx) // decoding it is the heavy part
+	ctx := r.Context()
+	if rb, ok := r.Body.(readBytes); ok {
+		var leave func()
+		ctx, leave = t.lane.enterBodyLane(ctx, len(rb.b), nil) // decoding it is the heavy part
+		defer leave()
 	}
 	params, msg := requestParams(r)
 	if msg != "" {
@@ -93,9 +91,6 @@ func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 		writeResponse(w, status, refusal(resp.Errors))
 		observeRefusal(ctx, t.obs, graphql.GetStartTime(r.Context()))
 		return
-	}
-	if c := extension.GetComplexityStats(graphql.WithOperationContext(ctx, oc)); c != nil && c.Complexity >= heavyComplexity {
-		enterLane(ctx)
 	}
 	handler, ctx := exec.DispatchOperation(ctx, oc)
 	writeResponse(w, http.StatusOK, handler(ctx))

@@ -98,6 +98,7 @@ type documentGate struct {
 	cache  graphql.Cache[*ast.QueryDocument]
 	vars   strictVariables
 	reject func(ctx context.Context, reason string)
+	lane   *heavyLane
 }
 
 func (documentGate) ExtensionName() string                   { return "HindsightDocumentGate" }
@@ -117,7 +118,7 @@ func (g documentGate) MutateOperationParameters(ctx context.Context, params *gra
 			return refused
 		}
 		if cost.fields >= heavyFields {
-			enterLane(ctx) // before validation, the heavy part of such a document
+			g.lane.enterForValidation(ctx) // before validation, the heavy part of such a document
 		}
 	}
 	op := doc.Operations.ForName(params.OperationName)
