@@ -78,17 +78,7 @@ func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 	ctx = context.WithValue(ctx, plainHTTPKey{}, r.Method)
 	oc, errs := exec.CreateOperationContext(ctx, params)
 	if errs != nil {
-		status := refusalStatus(errs, media == mediaGraphQLResponse)
-		switch status {
-		case http.StatusUnauthorized:
-			w.Header().Set("WWW-Authenticate", `Bearer realm="hindsight"`)
-		case http.StatusTooManyRequests:
-			w.Header().Set("Retry-After", retryAfter(errs))
-		case http.StatusMethodNotAllowed:
-			w.Header().Set("Allow", "POST")
-		}
-		resp := exec.DispatchError(graphql.WithOperationContext(ctx, oc), errs)
-		writeResponse(w, status, refusal(resp.Errors))
+		writeRefusal(w, errs, exec.DispatchError(graphql.WithOperationContext(ctx, oc), errs), media == mediaGraphQLResponse)
 		observeRefusal(ctx, t.obs, graphql.GetStartTime(r.Context()))
 		return
 	}
@@ -220,6 +210,23 @@ func refusalStatus(errs gqlerror.List, graphqlResponse bool) int {
 		return http.StatusBadRequest
 	}
 	return http.StatusOK
+}
+
+// writeRefusal answers an operation refused before execution (errs, as
+// resp after gqlgen's error presenter and interceptors) with its status and
+// headers (README, "Status codes"). Plain POST and GET and both SSE modes
+// answer so.
+func writeRefusal(w http.ResponseWriter, errs gqlerror.List, resp *graphql.Response, graphqlResponse bool) {
+	status := refusalStatus(errs, graphqlResponse)
+	switch status {
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="hindsight"`)
+	case http.StatusTooManyRequests:
+		w.Header().Set("Retry-After", retryAfter(errs))
+	case http.StatusMethodNotAllowed:
+		w.Header().Set("Allow", "POST")
+	}
+	writeResponse(w, status, refusal(resp.Errors))
 }
 
 // retryAfter is the Retry-After header of a rate-limited request: whole
