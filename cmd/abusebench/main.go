@@ -39,7 +39,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -55,6 +54,8 @@ type config struct {
 	attackers int
 	exclude   string
 	keep      bool
+	trace     string // trace.go
+	debugBase string
 }
 
 func main() {
@@ -72,8 +73,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.requests, "requests", 20, "measured requests per catalogue entry, after a warm-up of 3")
 	fs.IntVar(&o.simple, "simple", 400, "{ headPosition } requests per contention measurement")
 	fs.IntVar(&o.attackers, "attackers", 8, "clients sending the catalogue's requests in a loop")
-	fs.StringVar(&o.exclude, "exclude", "", "leave catalogue entries whose name contains this out of the contention loop (e.g. verify), to see what the rest cost")
+	fs.StringVar(&o.exclude, "exclude", "", "leave catalogue entries whose name contains this (or any of these, comma-separated) out of the contention loop (e.g. verify), to see what the rest cost")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (store, logs)")
+	fs.StringVar(&o.trace, "trace", "", "save a runtime trace of the attacked { headPosition } measurement to this file (trace.go)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -117,7 +119,15 @@ func bench(ctx context.Context, o config, stdout, stderr io.Writer) (err error) 
 	}
 	sup := &benchserver.Supervisor{}
 	defer sup.StopAll()
-	srv, err := sup.StartServer(ctx, bin, []string{"HINDSIGHT_DATA_DIR=" + filepath.Join(dir, "data"), "HINDSIGHT_LOG_LEVEL=warn"},
+	env := []string{"HINDSIGHT_DATA_DIR=" + filepath.Join(dir, "data"), "HINDSIGHT_LOG_LEVEL=warn"}
+	if o.trace != "" {
+		var debug string
+		if debug, o.debugBase, err = debugEnv(); err != nil {
+			return err
+		}
+		env = append(env, debug)
+	}
+	srv, err := sup.StartServer(ctx, bin, env,
 		filepath.Join(dir, "server.log"), 2*time.Minute)
 	if err != nil {
 		return err
@@ -159,6 +169,9 @@ func bench(ctx context.Context, o config, stdout, stderr io.Writer) (err error) 
 	report(stdout, o, costs, idle, attack, rssBefore, peakRSS, attacked)
 	return nil
 }
+
+// attackLoad is the load average when the attacked measurement ended.
+var attackLoad string
 
 // seq numbers the requests, for their unique operation names.
 var seq atomic.Int64
@@ -284,7 +297,7 @@ func simpleP99(ctx context.Context, c *benchserver.Client, n int) (time.Duration
 func underAttack(ctx context.Context, c *benchserver.Client, srv *benchserver.Server, catalogue []attack, o config) (time.Duration, int64, int64, error) {
 	var loop []attack
 	for _, a := range catalogue {
-		if !a.write && (o.exclude == "" || !strings.Contains(a.name, o.exclude)) {
+		if !a.write && !excluded(a.name, o.exclude) {
 			loop = append(loop, a)
 		}
 	}
@@ -328,7 +341,17 @@ func underAttack(ctx context.Context, c *benchserver.Client, srv *benchserver.Se
 		}
 	}()
 	time.Sleep(2 * time.Second) // let the attack reach full strength
+	var traced func() error
+	if o.trace != "" {
+		traced = startTrace(ctx, o.debugBase, o.trace, 2*time.Second)
+	}
 	p99, err := simpleP99(ctx, c, o.simple)
+	attackLoad = loadAverage()
+	if traced != nil {
+		if terr := traced(); err == nil {
+			err = terr
+		}
+	}
 	cancel()
 	wg.Wait()
 	if err == nil {
@@ -369,6 +392,7 @@ func report(w io.Writer, o config, costs []cost, idle, attack time.Duration, rss
 	fmt.Fprintf(w, "| RSS before the attack | %s | | |\n", size(float64(rssBefore)))
 	fmt.Fprintf(w, "| peak RSS under attack | %s | < 512 MiB | %s |\n", size(float64(peakRSS)), verdict(peakRSS < 512<<20))
 	fmt.Fprintf(w, "| attack requests answered | %d | | |\n", attacked)
+	fmt.Fprintf(w, "| load average (1, 5, 15 min) after the attack | %s | | |\n", attackLoad)
 }
 
 func size(b float64) string {
