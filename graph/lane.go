@@ -20,8 +20,10 @@ import (
 // headPosition }` p99 from 4 ms to 204 ms (cmd/abusebench -exclude verify).
 //
 // A request is heavy when its body is over heavyBody bytes (decoding it),
-// its document has heavyFields fields or more (validating it), or its
-// complexity is heavyComplexity or more (executing it). Cheap requests never
+// its document is over heavyQuery bytes (parsing it: the 9,990-token list
+// argument of cmd/abusebench, 48 KiB, took 10 ms of CPU) or has heavyFields
+// fields or more (validating it), or its complexity is heavyComplexity or
+// more (executing it). Cheap requests never
 // touch the lane. The lane is entered after the rate limit and the linear
 // count, so a refused request never waits in it.
 //
@@ -34,6 +36,7 @@ import (
 // large body happens before gqlgen, in the transport (enterBodyLane).
 const (
 	heavyBody       = 64 << 10
+	heavyQuery      = 16 << 10
 	heavyFields     = 50
 	heavyComplexity = 1000
 )

@@ -30,6 +30,14 @@ var laneCases = []struct {
 }{
 	// 60 fields or more: validating it is heavy (heavyFields is 50).
 	{"heavy document", func(n int) string { return "{ " + strings.Repeat("__typename ", 60+n) + "}" }, `{"__typename":"Query"}`},
+	// over 16 KiB of document with 3 fields: parsing it is heavy (heavyQuery).
+	{"large document", func(n int) string {
+		types := make([]string, 2000+n)
+		for i := range types {
+			types[i] = fmt.Sprintf(`"type-%d"`, i)
+		}
+		return `{ events(first: 1, types: [` + strings.Join(types, " ") + `]) { edges { cursor } } }`
+	}, `{"events":{"edges":[]}}`},
 	// complexity 1 + (3 + 5) × (300 + n): executing it is heavy (heavyComplexity is 1,000).
 	{"heavy execution", func(n int) string { return fmt.Sprintf(`{ events(first: %d) { edges { node { id } } } }`, 300+n) }, `{"events":{"edges":[]}}`},
 }

@@ -107,6 +107,9 @@ func (documentGate) Validate(graphql.ExecutableSchema) error { return nil }
 func (g documentGate) MutateOperationParameters(ctx context.Context, params *graphql.RawParams) *gqlerror.Error {
 	doc, cached := g.cache.Get(ctx, params.Query)
 	if !cached {
+		if len(params.Query) > heavyQuery {
+			g.lane.enterForValidation(ctx) // parsing it (twice: here and in gqlgen) is heavy already
+		}
 		var err error
 		doc, err = parser.ParseQueryWithTokenLimit(&ast.Source{Input: params.Query}, g.limits.maxTokens)
 		if err != nil {
