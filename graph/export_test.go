@@ -22,3 +22,14 @@ func HeavyLaneFree(e *Endpoint) bool {
 	e.lane.sem.Release(e.lane.size)
 	return true
 }
+
+// BodyBudgetFree reports whether no body holds a share of e's body budget
+// (admission.go).
+func BodyBudgetFree(e *Endpoint) bool {
+	n := 2 * e.cfg.MaxBodyBytes
+	if !e.bodies.TryAcquire(n) {
+		return false
+	}
+	e.bodies.Release(n)
+	return true
+}

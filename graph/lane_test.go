@@ -347,3 +347,34 @@ func TestLaneSubscription(t *testing.T) {
 		})
 	}
 }
+
+// TestLaneLargeSSEBody: an SSE subscription whose body is large (2 MiB of
+// an unused variable) decodes it in the heavy lane and under the body
+// budget, and gives both up once decoded, not when its stream ends.
+func TestLaneLargeSSEBody(t *testing.T) {
+	h := newHarness(t)
+	body, _ := json.Marshal(map[string]any{"query": `subscription { events { position } }`,
+		"variables": map[string]any{"pad": strings.Repeat("x", 2<<20)}})
+	req := mustRequest(t, http.MethodPost, h.srv.URL+"/graphql", string(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	release := graph.HoldHeavyLane(h.endpoint)
+	done := sendAsync(h, req)
+	waitForLane(t, h)
+	notAnswered(t, done)
+	if graph.BodyBudgetFree(h.endpoint) {
+		t.Fatal("the waiting body holds no share of the body budget")
+	}
+	release()
+	resp := awaitResponse(t, done)
+	eventually(t, 10*time.Second, "the subscription", func() bool { return h.store.Stats().Subscribers >= backgroundSubscribers+1 })
+	if !graph.HeavyLaneFree(h.endpoint) || !graph.BodyBudgetFree(h.endpoint) {
+		t.Fatalf("a live subscription holds the lane (free: %v) or the body budget (free: %v)",
+			graph.HeavyLaneFree(h.endpoint), graph.BodyBudgetFree(h.endpoint))
+	}
+	ev := h.appendEvents("big-body", "X", 0, 1)[0]
+	s := &sseClient{t: t, resp: resp, r: bufio.NewReader(resp.Body), stop: func() {}}
+	if r := s.next(10 * time.Second); r.kind != "next" || string(r.data) != fmt.Sprintf(`{"events":{"position":"%d"}}`, ev.Position) {
+		t.Fatalf("got %+v", r)
+	}
+}
