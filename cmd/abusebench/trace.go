@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -30,13 +31,22 @@ func debugEnv() (env, base string, err error) {
 	return "HINDSIGHT_DEBUG_ADDR=" + addr, "http://" + addr, nil
 }
 
-// startTrace starts saving a trace of d to path; wait returns once it is
+// startTrace starts saving a trace of d to path, and what the server
+// allocated meanwhile (a delta allocs profile, for go tool pprof
+// -sample_index=alloc_space) to path.allocs; wait returns once both are
 // saved.
 func startTrace(ctx context.Context, base, path string, d time.Duration) (wait func() error) {
+	secs := max(1, int(d.Seconds()+0.5))
+	trace := save(ctx, fmt.Sprintf("%s/debug/pprof/trace?seconds=%d", base, secs), path)
+	allocs := save(ctx, fmt.Sprintf("%s/debug/pprof/allocs?seconds=%d", base, secs), path+".allocs")
+	return func() error { return errors.Join(trace(), allocs()) }
+}
+
+// save starts saving what url answers to path.
+func save(ctx context.Context, url, path string) (wait func() error) {
 	done := make(chan error, 1)
 	go func() {
 		done <- func() error {
-			url := fmt.Sprintf("%s/debug/pprof/trace?seconds=%d", base, max(1, int(d.Seconds()+0.5)))
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 			if err != nil {
 				return err
@@ -47,7 +57,7 @@ func startTrace(ctx context.Context, base, path string, d time.Duration) (wait f
 			}
 			defer resp.Body.Close()
 			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("trace: status %d", resp.StatusCode)
+				return fmt.Errorf("%s: status %d", url, resp.StatusCode)
 			}
 			f, err := os.Create(path)
 			if err != nil {
