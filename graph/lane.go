@@ -74,8 +74,9 @@ type laneTicket struct {
 	done func()
 }
 
-func (l *heavyLane) ticket(ctx context.Context) *laneTicket {
-	t := &laneTicket{lane: l}
+// ticket makes a ticket for ctx; done is its done (nil for none).
+func (l *heavyLane) ticket(ctx context.Context, done func()) *laneTicket {
+	t := &laneTicket{lane: l, done: done}
 	t.stop = context.AfterFunc(ctx, t.close)
 	return t
 }
@@ -155,8 +156,7 @@ func (l *heavyLane) enterBodyLane(ctx context.Context, n int, decoded func()) (c
 		}
 		return ctx, decoded
 	}
-	t := l.ticket(ctx)
-	t.done = decoded
+	t := l.ticket(ctx, decoded)
 	t.enter(ctx)
 	return context.WithValue(ctx, bodyLaneKey{}, t), t.release
 }
@@ -186,7 +186,7 @@ func (l *heavyLane) opTicket(ctx context.Context, create bool) *laneTicket {
 	if !create || l == nil {
 		return nil
 	}
-	t := l.ticket(ctx)
+	t := l.ticket(ctx, nil)
 	oc.Stats.SetExtension(laneStat, t)
 	return t
 }

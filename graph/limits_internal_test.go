@@ -173,14 +173,14 @@ func TestHideUnnamed(t *testing.T) {
 // context ended gives its place up and never enters again.
 func TestHeavyLane(t *testing.T) {
 	lane := &heavyLane{sem: semaphore.NewWeighted(1), size: 1}
-	first := lane.ticket(context.Background())
+	first := lane.ticket(context.Background(), nil)
 	first.enter(context.Background())
 	first.enter(context.Background()) // a second heavy part of the same operation
 	if !first.isHeld() {
 		t.Fatal("the first operation is not in the lane")
 	}
 	waiting, cancel := context.WithCancel(context.Background())
-	second := lane.ticket(waiting)
+	second := lane.ticket(waiting, nil)
 	entered := make(chan struct{})
 	go func() { second.enter(waiting); close(entered) }()
 	for lane.waiting.Load() != 1 {
@@ -193,7 +193,7 @@ func TestHeavyLane(t *testing.T) {
 	}
 	first.leave()
 	ended, end := context.WithCancel(context.Background())
-	third := lane.ticket(ended)
+	third := lane.ticket(ended, nil)
 	third.enter(ended)
 	if !third.isHeld() {
 		t.Fatal("the lane was not freed")
