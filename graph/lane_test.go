@@ -378,3 +378,28 @@ func TestLaneLargeSSEBody(t *testing.T) {
 		t.Fatalf("got %+v", r)
 	}
 }
+
+// TestLaneWebsocketMessage: a websocket message is decoded as a POST body
+// is: a large one (2 MiB of an unused variable) takes its share of the body
+// budget and waits for the heavy lane, and gives both up once decoded.
+func TestLaneWebsocketMessage(t *testing.T) {
+	h := newHarness(t)
+	w := mustDialWS(t, h.srv.URL, protoTransportWS)
+	release := graph.HoldHeavyLane(h.endpoint)
+	payload, _ := json.Marshal(map[string]any{"query": cheapQuery, "variables": map[string]any{"pad": strings.Repeat("x", 2<<20)}})
+	w.send(wsMessage{ID: "big", Type: "subscribe", Payload: payload})
+	waitForLane(t, h)
+	if graph.BodyBudgetFree(h.endpoint) {
+		t.Fatal("the waiting message holds no share of the body budget")
+	}
+	release()
+	if r := w.next(10 * time.Second); r.id != "big" || r.kind != "next" || string(r.data) != `{"headPosition":"0"}` {
+		t.Fatalf("got %+v", r)
+	}
+	if r := w.next(10 * time.Second); r.id != "big" || r.kind != "complete" {
+		t.Fatalf("got %+v, want complete", r)
+	}
+	if !graph.HeavyLaneFree(h.endpoint) || !graph.BodyBudgetFree(h.endpoint) {
+		t.Fatal("the decoded message still holds the lane or the body budget")
+	}
+}

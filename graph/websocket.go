@@ -41,6 +41,7 @@ func (e *Endpoint) websocketTransport() *wstransport.Transport {
 		Init:          e.authenticateWebsocket,
 		Acked:         acked,
 		CheckText:     CheckJSONText,
+		Admit:         e.admitMessage,
 		Log:           e.log,
 	})
 	return e.ws

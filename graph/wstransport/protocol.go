@@ -37,6 +37,13 @@ func (c *conn) handle(b []byte) {
 		c.invalid("Invalid message received: " + err.Error())
 		return
 	}
+	if c.t.cfg.Admit != nil {
+		release, ok := c.t.cfg.Admit(c.ctx, len(b))
+		if !ok {
+			return
+		}
+		defer release() // the message and its operation's parameters are decoded here
+	}
 	var m message
 	if err := json.Unmarshal(b, &m); err != nil {
 		c.invalid("Invalid message received: not a JSON message")
