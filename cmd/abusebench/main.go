@@ -56,6 +56,7 @@ type config struct {
 	keep      bool
 	trace     string // trace.go
 	debugBase string
+	transport string // wsattack.go
 }
 
 func main() {
@@ -75,6 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.attackers, "attackers", 8, "clients sending the catalogue's requests in a loop")
 	fs.StringVar(&o.exclude, "exclude", "", "leave catalogue entries whose name contains this (or any of these, comma-separated) out of the contention loop (e.g. verify), to see what the rest cost")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (store, logs)")
+	fs.StringVar(&o.transport, "transport", "post", "how the attackers send the catalogue: post, or ws (graphql-transport-ws, wsattack.go)")
 	fs.StringVar(&o.trace, "trace", "", "save a runtime trace of the attacked { headPosition } measurement to this file (trace.go)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -312,8 +314,13 @@ func underAttack(ctx context.Context, c *benchserver.Client, srv *benchserver.Se
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			send, err := attacker(actx, c, o.transport)
+			if err != nil {
+				errOnce.Do(func() { firstErr = err })
+				return
+			}
 			for i := w; actx.Err() == nil; i++ {
-				if _, err := post(actx, c, loop[i%len(loop)], next()); err != nil {
+				if err := send(loop[i%len(loop)], next()); err != nil {
 					if actx.Err() == nil {
 						errOnce.Do(func() { firstErr = err })
 					}
@@ -384,6 +391,7 @@ func report(w io.Writer, o config, costs []cost, idle, attack time.Duration, rss
 	if o.exclude != "" {
 		fmt.Fprintf(w, "Left out of the loop: the requests named with %q.\n\n", o.exclude)
 	}
+	fmt.Fprintf(w, "The attackers send over %s.\n\n", o.transport)
 	fmt.Fprintln(w, "| measure | value | target | |")
 	fmt.Fprintln(w, "|---|---|---|---|")
 	fmt.Fprintf(w, "| `{ headPosition }` p99, idle | %.2f ms | | |\n", float64(idle)/1e6)
