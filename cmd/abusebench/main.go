@@ -24,7 +24,11 @@
 // It prints a markdown report and exits 1 if a request got an answer other
 // than the catalogue's; the targets are reported, not enforced.
 //
-//	go run ./cmd/abusebench [-requests 20] [-simple 400] [-attackers 8] [-exclude verify]
+// -transport ws sends the attackers' requests over websockets instead
+// (wsattack.go); -trace saves a runtime trace and the allocations of the
+// attacked measurement (trace.go).
+//
+//	go run ./cmd/abusebench [-requests 20] [-simple 400] [-attackers 8] [-exclude verify] [-transport ws] [-trace FILE]
 package main
 
 import (

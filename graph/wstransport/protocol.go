@@ -33,16 +33,16 @@ import (
 
 // handle handles one complete text message. It runs in the reader.
 func (c *conn) handle(b []byte) {
-	if err := c.t.cfg.CheckText(b); err != nil {
-		c.invalid("Invalid message received: " + err.Error())
-		return
-	}
 	if c.t.cfg.Admit != nil {
 		release, ok := c.t.cfg.Admit(c.ctx, len(b))
 		if !ok {
 			return
 		}
-		defer release() // the message and its operation's parameters are decoded here
+		defer release() // the message is checked, and it and its operation's parameters decoded, here
+	}
+	if err := c.t.cfg.CheckText(b); err != nil {
+		c.invalid("Invalid message received: " + err.Error())
+		return
 	}
 	var m message
 	if err := json.Unmarshal(b, &m); err != nil {
