@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -155,6 +156,12 @@ var laneTransports = []laneTransport{
 			b, _ := io.ReadAll(resp.Body)
 			return payload(t, string(b))
 		}
+	}},
+	{"GET", func(t *testing.T, h *harness, q string) func() string {
+		done := sendAsync(h, mustRequest(t, http.MethodGet, h.srv.URL+"/graphql?query="+url.QueryEscape(q), ""))
+		waitForLane(t, h)
+		notAnswered(t, done)
+		return func() string { return payload(t, readAll(t, awaitResponse(t, done))) }
 	}},
 	{protoTransportWS, func(t *testing.T, h *harness, q string) func() string {
 		w := mustDialWS(t, h.srv.URL, protoTransportWS)
