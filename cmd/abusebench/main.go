@@ -24,8 +24,8 @@
 // It prints a markdown report and exits 1 if a request got an answer other
 // than the catalogue's; the targets are reported, not enforced.
 //
-// -transport ws sends the attackers' requests over websockets instead
-// (wsattack.go); -trace saves a runtime trace and the allocations of the
+// -transport ws or sse sends the attackers' requests over websockets or SSE
+// instead (wsattack.go, sseattack.go); -trace saves a runtime trace and the allocations of the
 // attacked measurement (trace.go).
 //
 //	go run ./cmd/abusebench [-requests 20] [-simple 400] [-attackers 8] [-exclude verify] [-transport ws] [-trace FILE]
@@ -80,7 +80,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.attackers, "attackers", 8, "clients sending the catalogue's requests in a loop")
 	fs.StringVar(&o.exclude, "exclude", "", "leave catalogue entries whose name contains this (or any of these, comma-separated) out of the contention loop (e.g. verify), to see what the rest cost")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (store, logs)")
-	fs.StringVar(&o.transport, "transport", "post", "how the attackers send the catalogue: post, or ws (graphql-transport-ws, wsattack.go)")
+	fs.StringVar(&o.transport, "transport", "post", "how the attackers send the catalogue: post, sse (sseattack.go) or ws (graphql-transport-ws, wsattack.go)")
 	fs.StringVar(&o.trace, "trace", "", "save a runtime trace of the attacked { headPosition } measurement to this file (trace.go)")
 	if err := fs.Parse(args); err != nil {
 		return 2

@@ -138,6 +138,8 @@ func attacker(ctx context.Context, c *benchserver.Client, transport string) (sen
 	switch transport {
 	case "post":
 		return func(a attack, n int) error { _, err := post(ctx, c, a, n); return err }, nil
+	case "sse":
+		return func(a attack, n int) error { return sseDo(ctx, c, a, n) }, nil
 	case "ws":
 		w, err := dialAttacker(ctx, c.Base)
 		if err != nil {
@@ -146,5 +148,5 @@ func attacker(ctx context.Context, c *benchserver.Client, transport string) (sen
 		context.AfterFunc(ctx, func() { w.c.CloseNow() })
 		return func(a attack, n int) error { return w.do(ctx, a, n) }, nil
 	}
-	return nil, fmt.Errorf("unknown -transport %q: post or ws", transport)
+	return nil, fmt.Errorf("unknown -transport %q: post, sse or ws", transport)
 }
