@@ -24,7 +24,11 @@
 // It prints a markdown report and exits 1 if a request got an answer other
 // than the catalogue's; the targets are reported, not enforced.
 //
-//	go run ./cmd/abusebench [-requests 20] [-simple 400] [-attackers 8] [-exclude verify]
+// -transport ws or sse sends the attackers' requests over websockets or SSE
+// instead (wsattack.go, sseattack.go); -trace saves a runtime trace and the allocations of the
+// attacked measurement (trace.go).
+//
+//	go run ./cmd/abusebench [-requests 20] [-simple 400] [-attackers 8] [-exclude verify] [-transport ws] [-trace FILE]
 package main
 
 import (
@@ -39,7 +43,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -55,6 +58,9 @@ type config struct {
 	attackers int
 	exclude   string
 	keep      bool
+	trace     string // trace.go
+	debugBase string
+	transport string // wsattack.go
 }
 
 func main() {
@@ -72,8 +78,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.requests, "requests", 20, "measured requests per catalogue entry, after a warm-up of 3")
 	fs.IntVar(&o.simple, "simple", 400, "{ headPosition } requests per contention measurement")
 	fs.IntVar(&o.attackers, "attackers", 8, "clients sending the catalogue's requests in a loop")
-	fs.StringVar(&o.exclude, "exclude", "", "leave catalogue entries whose name contains this out of the contention loop (e.g. verify), to see what the rest cost")
+	fs.StringVar(&o.exclude, "exclude", "", "leave catalogue entries whose name contains this (or any of these, comma-separated) out of the contention loop (e.g. verify), to see what the rest cost")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (store, logs)")
+	fs.StringVar(&o.transport, "transport", "post", "how the attackers send the catalogue: post, sse (sseattack.go) or ws (graphql-transport-ws, wsattack.go)")
+	fs.StringVar(&o.trace, "trace", "", "save a runtime trace of the attacked { headPosition } measurement to this file (trace.go)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -117,7 +125,15 @@ func bench(ctx context.Context, o config, stdout, stderr io.Writer) (err error) 
 	}
 	sup := &benchserver.Supervisor{}
 	defer sup.StopAll()
-	srv, err := sup.StartServer(ctx, bin, []string{"HINDSIGHT_DATA_DIR=" + filepath.Join(dir, "data"), "HINDSIGHT_LOG_LEVEL=warn"},
+	env := []string{"HINDSIGHT_DATA_DIR=" + filepath.Join(dir, "data"), "HINDSIGHT_LOG_LEVEL=warn"}
+	if o.trace != "" {
+		var debug string
+		if debug, o.debugBase, err = debugEnv(); err != nil {
+			return err
+		}
+		env = append(env, debug)
+	}
+	srv, err := sup.StartServer(ctx, bin, env,
 		filepath.Join(dir, "server.log"), 2*time.Minute)
 	if err != nil {
 		return err
@@ -159,6 +175,9 @@ func bench(ctx context.Context, o config, stdout, stderr io.Writer) (err error) 
 	report(stdout, o, costs, idle, attack, rssBefore, peakRSS, attacked)
 	return nil
 }
+
+// attackLoad is the load average when the attacked measurement ended.
+var attackLoad string
 
 // seq numbers the requests, for their unique operation names.
 var seq atomic.Int64
@@ -284,7 +303,7 @@ func simpleP99(ctx context.Context, c *benchserver.Client, n int) (time.Duration
 func underAttack(ctx context.Context, c *benchserver.Client, srv *benchserver.Server, catalogue []attack, o config) (time.Duration, int64, int64, error) {
 	var loop []attack
 	for _, a := range catalogue {
-		if !a.write && (o.exclude == "" || !strings.Contains(a.name, o.exclude)) {
+		if !a.write && !excluded(a.name, o.exclude) {
 			loop = append(loop, a)
 		}
 	}
@@ -299,8 +318,13 @@ func underAttack(ctx context.Context, c *benchserver.Client, srv *benchserver.Se
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			send, err := attacker(actx, c, o.transport)
+			if err != nil {
+				errOnce.Do(func() { firstErr = err })
+				return
+			}
 			for i := w; actx.Err() == nil; i++ {
-				if _, err := post(actx, c, loop[i%len(loop)], next()); err != nil {
+				if err := send(loop[i%len(loop)], next()); err != nil {
 					if actx.Err() == nil {
 						errOnce.Do(func() { firstErr = err })
 					}
@@ -328,7 +352,17 @@ func underAttack(ctx context.Context, c *benchserver.Client, srv *benchserver.Se
 		}
 	}()
 	time.Sleep(2 * time.Second) // let the attack reach full strength
+	var traced func() error
+	if o.trace != "" {
+		traced = startTrace(ctx, o.debugBase, o.trace, 2*time.Second)
+	}
 	p99, err := simpleP99(ctx, c, o.simple)
+	attackLoad = loadAverage()
+	if traced != nil {
+		if terr := traced(); err == nil {
+			err = terr
+		}
+	}
 	cancel()
 	wg.Wait()
 	if err == nil {
@@ -361,6 +395,7 @@ func report(w io.Writer, o config, costs []cost, idle, attack time.Duration, rss
 	if o.exclude != "" {
 		fmt.Fprintf(w, "Left out of the loop: the requests named with %q.\n\n", o.exclude)
 	}
+	fmt.Fprintf(w, "The attackers send over %s.\n\n", o.transport)
 	fmt.Fprintln(w, "| measure | value | target | |")
 	fmt.Fprintln(w, "|---|---|---|---|")
 	fmt.Fprintf(w, "| `{ headPosition }` p99, idle | %.2f ms | | |\n", float64(idle)/1e6)
@@ -369,6 +404,7 @@ func report(w io.Writer, o config, costs []cost, idle, attack time.Duration, rss
 	fmt.Fprintf(w, "| RSS before the attack | %s | | |\n", size(float64(rssBefore)))
 	fmt.Fprintf(w, "| peak RSS under attack | %s | < 512 MiB | %s |\n", size(float64(peakRSS)), verdict(peakRSS < 512<<20))
 	fmt.Fprintf(w, "| attack requests answered | %d | | |\n", attacked)
+	fmt.Fprintf(w, "| load average (1, 5, 15 min) after the attack | %s | | |\n", attackLoad)
 }
 
 func size(b float64) string {
