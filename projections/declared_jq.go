@@ -110,11 +110,12 @@ type stepError struct {
 const timeoutAttempts = 3
 
 // run runs code on input with the time limit and returns its first value.
-// A second value is an error: a reducer must be a function.
-func (p *program) run(code *gojq.Code, input any, what string) (any, *stepError) {
+// A second value is an error: a reducer must be a function. A time-out is
+// tried again, up to attempts times in all.
+func (p *program) run(code *gojq.Code, input any, what string, attempts int) (any, *stepError) {
 	for attempt := 1; ; attempt++ {
 		v, f := p.runOnce(code, input, what)
-		if f == nil || f.kind != FaultTimeout || attempt == timeoutAttempts {
+		if f == nil || f.kind != FaultTimeout || attempt >= attempts {
 			return v, f
 		}
 	}
@@ -154,6 +155,9 @@ func (p *program) runOnce(code *gojq.Code, input any, what string) (v any, f *st
 }
 
 func jqFault(ctx context.Context, err error, limit time.Duration) *stepError {
+	if err == nil {
+		return &stepError{kind: FaultRuntimeError, msg: "jq stopped without an error"}
+	}
 	// A timeout may surface as the context's error or as a jq error raised
 	// after the deadline; either way the deadline decides.
 	if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
@@ -167,10 +171,25 @@ func jqFault(ctx context.Context, err error, limit time.Duration) *stepError {
 // to scan and a fraction of the memory of the jq value, and readers get
 // JSON without encoding it.
 func (p *program) reduce(state any, event map[string]any) (any, json.RawMessage, *stepError) {
-	next, f := p.run(p.reducer, map[string]any{"state": state, "event": event}, "the reducer")
+	return p.reduceInput(reducerInput(state, event), timeoutAttempts)
+}
+
+// reducerInput is what the reducer reads: {state, event}.
+func reducerInput(state any, event map[string]any) map[string]any {
+	return map[string]any{"state": state, "event": event}
+}
+
+func (p *program) reduceInput(input any, attempts int) (any, json.RawMessage, *stepError) {
+	next, f := p.run(p.reducer, input, "the reducer", attempts)
 	if f != nil {
 		return nil, nil, f
 	}
+	return p.check(next)
+}
+
+// check takes a value the reducer gave: it must be an object, and its JSON
+// within the size limit.
+func (p *program) check(next any) (any, json.RawMessage, *stepError) {
 	if _, ok := next.(map[string]any); !ok {
 		return nil, nil, &stepError{kind: FaultNotAnObject, msg: fmt.Sprintf("the reducer gave %s, not an object", jqTypeOf(next))}
 	}
@@ -195,7 +214,7 @@ func (p *program) partitionKey(ev *eventstore.Event, event map[string]any) (stri
 	v, ok := followPath(event, p.keyPath)
 	var f *stepError
 	if !ok {
-		v, f = p.run(p.key, event, "partitionBy")
+		v, f = p.run(p.key, event, "partitionBy", timeoutAttempts)
 	}
 	if f != nil && f.empty {
 		v, f = nil, nil // no value is null: the stream's last partition
@@ -325,6 +344,10 @@ func (c *callClock) arm(d time.Duration) context.Context {
 	c.timer.Reset(d)
 	return clockCtx{c}
 }
+
+// context is the context every call of this clock runs under: a stream's
+// one gojq run sees each of its inputs' time limits through it.
+func (c *callClock) context() context.Context { return clockCtx{c} }
 
 func (c *callClock) disarm() {
 	c.timer.Stop()
