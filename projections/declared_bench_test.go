@@ -110,3 +110,26 @@ func (f *benchFeed) result(next any, _ json.RawMessage, sf *stepError) bool {
 	f.done++
 	return true
 }
+
+// BenchmarkJQDecode is an event's data as jq reads it, against
+// json.Unmarshal into any (which rounds large integers) in the same run.
+func BenchmarkJQDecode(b *testing.B) {
+	data := []byte(`{"sku":"S17","quantity":3,"unitPriceCents":117}`)
+	b.Run("jqDecode", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if jqDecode(data) == nil {
+				b.Fatal("nil")
+			}
+		}
+	})
+	b.Run("json.Unmarshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			var v any
+			if json.Unmarshal(data, &v) != nil {
+				b.Fatal("error")
+			}
+		}
+	})
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/big"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -64,7 +65,8 @@ func compile(d Definition, timeout time.Duration, maxState int) (*program, error
 			p.keyPath = plainPath(q)
 		}
 	}
-	if err := json.Unmarshal(d.InitialState, &p.initial); err != nil {
+	initial, err := decodeJQ(d.InitialState)
+	if p.initial, _ = initial.(map[string]any); err != nil || p.initial == nil {
 		return nil, invalidInput("the initial state must be a JSON object")
 	}
 	if len(d.InitialState) > maxState {
@@ -81,17 +83,6 @@ func eventValue(ev *eventstore.Event) map[string]any {
 		"id": ev.ID, "streamId": ev.StreamID, "version": int(ev.Version), "position": int(ev.Position),
 		"type": ev.Type, "recordedAt": ev.RecordedAt.UTC().Format(time.RFC3339Nano),
 		"data": jqDecode(ev.Data), "metadata": jqDecode(ev.Metadata),
-	}
-	return v
-}
-
-func jqDecode(b json.RawMessage) any {
-	if len(b) == 0 {
-		return nil
-	}
-	var v any
-	if err := json.Unmarshal(b, &v); err != nil {
-		return nil // the store holds valid JSON only
 	}
 	return v
 }
@@ -234,6 +225,8 @@ func (p *program) partitionKey(ev *eventstore.Event, event map[string]any) (stri
 		key = strconv.FormatFloat(k, 'f', -1, 64)
 	case *big.Int:
 		key = k.String()
+	case json.Number:
+		key = numberKey(k)
 	default:
 		return "", &stepError{kind: FaultPartitionKey, msg: fmt.Sprintf("partitionBy gave %s; a key is a string or a number", jqTypeOf(v))}
 	}
@@ -241,6 +234,20 @@ func (p *program) partitionKey(ev *eventstore.Event, event map[string]any) (stri
 		return "", &stepError{kind: FaultPartitionKey, msg: fmt.Sprintf("a partition key is 1 to %d bytes, got %d", MaxPartitionKeyLength, len(key))}
 	}
 	return key, nil
+}
+
+// numberKey is the key of a number read from JSON, written as the number
+// gojq makes of it (its parseNumber) would be: 7.0 is "7", a large integer
+// all its digits, -0 "0".
+func numberKey(n json.Number) string {
+	s := string(n)
+	if !strings.ContainsAny(s, ".eE") {
+		if b, ok := new(big.Int).SetString(s, 10); ok {
+			return b.String()
+		}
+	}
+	f, _ := n.Float64() // out of range: an infinity, as gojq
+	return strconv.FormatFloat(f, 'f', -1, 64)
 }
 
 func jqTypeOf(v any) string {
