@@ -14,7 +14,7 @@ import (
 
 // snapshotDoc is a stored snapshot. Its _id makes saving idempotent.
 type snapshotDoc struct {
-	ID            string    `bson:"_id"` // stream|projection|schemaVersion|version
+	ID            string    `bson:"_id"` // snapshotID
 	Stream        string    `bson:"stream"`
 	Projection    string    `bson:"projection"`
 	SchemaVersion int       `bson:"schemaVersion"`
@@ -65,6 +65,16 @@ func (x *snapshotIndex) latest(k snapKey, maxVersion int64) (Snapshot, bool) {
 	return list[i-1], true
 }
 
+// snapshotID is a snapshot's _id: stream, projection, schema version and
+// version, with the two strings prefixed by their length. Joined with "|"
+// alone, a stream id or projection holding a "|" (a declarative
+// projection's partition key can be anything) could spell another
+// snapshot's _id, and saving it was then a no-op, as a duplicate. Snapshots
+// saved with the old form keep it; loading reads the fields, not the _id.
+func snapshotID(sn Snapshot) string {
+	return fmt.Sprintf("%d:%s|%d:%s|%d|%d", len(sn.StreamID), sn.StreamID, len(sn.Projection), sn.Projection, sn.SchemaVersion, sn.Version)
+}
+
 // MaxSnapshotBytes bounds the state of a snapshot, so that reading the
 // snapshots at start keeps every reply of the store bounded (see reads.go).
 // A projection whose state is larger goes without snapshots: it folds from
@@ -81,7 +91,7 @@ func (s *Store) SaveSnapshot(ctx context.Context, sn Snapshot) error {
 		return &Error{Op: "save snapshot", StreamID: sn.StreamID, Err: invalid("snapshot state is %d bytes; the limit is %d", len(sn.State), MaxSnapshotBytes)}
 	}
 	d := snapshotDoc{
-		ID:     fmt.Sprintf("%s|%s|%d|%d", sn.StreamID, sn.Projection, sn.SchemaVersion, sn.Version),
+		ID:     snapshotID(sn),
 		Stream: sn.StreamID, Projection: sn.Projection, SchemaVersion: sn.SchemaVersion, Version: sn.Version,
 		Position: sn.Position, RecordedAt: sn.RecordedAt.Truncate(time.Millisecond), RecordedAtNs: sn.RecordedAt.UnixNano(),
 		State: string(sn.State),
