@@ -346,6 +346,7 @@ func (r *runner) status(st ProjectionStatus) DefinitionVersion {
 	}
 	r.mu.RUnlock()
 	v.StateBytes = r.stateBytes.Load()
+	v.Refolds, v.RestoredEvents, v.RefilledStates = r.refolds.Load(), r.restored.Load(), r.refilled.Load()
 	if f := r.fault.Load(); f != nil {
 		v.Status, v.Fault = StatusFaulted, f
 	}
