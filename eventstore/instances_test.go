@@ -251,3 +251,41 @@ func TestSnapshotIDsDoNotCollide(t *testing.T) {
 		}
 	}
 }
+
+// TestDeleteSnapshots: deleting by a projection prefix and schema version
+// removes exactly those snapshots, from memory and from the store (a new
+// instance does not load them), and leaves the others.
+func TestDeleteSnapshots(t *testing.T) {
+	s, client, db := openStore(t)
+	ctx := ctxT(t)
+	all := []eventstore.Snapshot{
+		{StreamID: "k1", Projection: "declared:p:h@100", SchemaVersion: 1, Version: 100}, // deleted
+		{StreamID: "k2", Projection: "declared:p:h@200", SchemaVersion: 1, Version: 200}, // deleted
+		{StreamID: "def", Projection: "declared:p:h", SchemaVersion: 1, Version: 7},      // deleted
+		{StreamID: "k1", Projection: "declared:p:h@100", SchemaVersion: 2, Version: 100}, // another version
+		{StreamID: "k1", Projection: "declared:q:h@100", SchemaVersion: 1, Version: 100}, // another projection
+		{StreamID: "k1", Projection: "declared:p", SchemaVersion: 1, Version: 1},         // shorter than the prefix
+	}
+	for i := range all {
+		all[i].State = json.RawMessage(`{}`)
+		if err := s.SaveSnapshot(ctx, all[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := s.DeleteSnapshots(ctx, eventstore.SnapshotDelete{Projection: "declared:p:h", Prefix: true, SchemaVersion: 1})
+	if err != nil || n != 3 {
+		t.Fatalf("deleted %d, %v; want 3", n, err)
+	}
+	if _, err := s.DeleteSnapshots(ctx, eventstore.SnapshotDelete{}); !errors.Is(err, eventstore.ErrInvalidArgument) {
+		t.Fatalf("no projection: %v", err)
+	}
+	for _, st := range []*eventstore.Store{s, openOn(t, client, db)} {
+		for i, sn := range all {
+			_, err := st.LoadSnapshot(ctx, eventstore.SnapshotQuery{StreamID: sn.StreamID, Projection: sn.Projection,
+				SchemaVersion: sn.SchemaVersion, At: eventstore.Now()})
+			if gone := errors.Is(err, eventstore.ErrSnapshotNotFound); gone != (i < 3) || (!gone && err != nil) {
+				t.Fatalf("snapshot %d (%s, schema %d): %v", i, sn.Projection, sn.SchemaVersion, err)
+			}
+		}
+	}
+}

@@ -3,7 +3,9 @@ package eventstore
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -73,6 +75,57 @@ func (x *snapshotIndex) latest(k snapKey, maxVersion int64) (Snapshot, bool) {
 // saved with the old form keep it; loading reads the fields, not the _id.
 func snapshotID(sn Snapshot) string {
 	return fmt.Sprintf("%d:%s|%d:%s|%d|%d", len(sn.StreamID), sn.StreamID, len(sn.Projection), sn.Projection, sn.SchemaVersion, sn.Version)
+}
+
+// SnapshotDelete selects the snapshots DeleteSnapshots deletes: those of
+// SchemaVersion whose projection is Projection or, with Prefix, begins with
+// it.
+type SnapshotDelete struct {
+	Projection    string
+	Prefix        bool
+	SchemaVersion int
+}
+
+func (q SnapshotDelete) matches(projection string, schema int) bool {
+	if schema != q.SchemaVersion {
+		return false
+	}
+	if q.Prefix {
+		return strings.HasPrefix(projection, q.Projection)
+	}
+	return projection == q.Projection
+}
+
+// DeleteSnapshots deletes the snapshots q selects from the store and from
+// this instance's memory, and returns how many the store held. Other
+// instances keep theirs in memory until they start again; a snapshot is
+// only a shortcut, so one they no longer find costs them a fold.
+func (s *Store) DeleteSnapshots(ctx context.Context, q SnapshotDelete) (int64, error) {
+	if q.Projection == "" {
+		return 0, &Error{Op: "delete snapshots", Err: invalid("deleting snapshots needs a projection")}
+	}
+	var name any = q.Projection
+	if q.Prefix {
+		name = bson.D{{Key: "$regex", Value: "^" + regexp.QuoteMeta(q.Projection)}}
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
+	defer cancel()
+	res, err := s.snaps.DeleteMany(ctx, bson.D{{Key: "projection", Value: name}, {Key: "schemaVersion", Value: q.SchemaVersion}})
+	if err != nil {
+		return 0, &Error{Op: "delete snapshots", Err: classify(err)}
+	}
+	s.snapI.drop(q)
+	return res.DeletedCount, nil
+}
+
+func (x *snapshotIndex) drop(q SnapshotDelete) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for k := range x.m {
+		if q.matches(k.projection, k.schema) {
+			delete(x.m, k)
+		}
+	}
 }
 
 // MaxSnapshotBytes bounds the state of a snapshot, so that reading the

@@ -52,6 +52,7 @@ type runner struct {
 	started    time.Time
 
 	cancel   context.CancelFunc
+	life     context.Context // the service's: retire's clean-up runs under it
 	stopped  chan struct{} // closed when run returns
 	released chan struct{} // closed once retire has given the states' memory back
 	memory   atomic.Int64  // this runner's share of Declarative.used
@@ -83,13 +84,36 @@ func (r *runner) retire() {
 	go func() {
 		<-r.stopped
 		r.mu.Lock()
-		defer r.mu.Unlock()
 		r.retired = true
 		r.retiredCounts = [2]int{len(r.parts.created), r.parts.states}
 		r.parts, r.changes, r.latest, r.sticky = newPartitionSet[json.RawMessage](), nil, nil, nil
 		r.d.used.Add(-r.memory.Swap(0))
 		close(r.released)
+		r.mu.Unlock()
+		r.dropSnapshots()
 	}()
+}
+
+// dropSnapshots deletes the retired version's snapshots and marker: no
+// instance restores a version that a newer one replaced (each takes in
+// every definition at start, and the newest supersedes the others, which
+// land here again, so what a failed or late write left is deleted then).
+func (r *runner) dropSnapshots() {
+	ctx := r.life
+	if ctx == nil || ctx.Err() != nil {
+		return
+	}
+	n, err := r.d.s.store.DeleteSnapshots(ctx, eventstore.SnapshotDelete{Projection: r.markerName(), Prefix: true,
+		SchemaVersion: int(r.info.Version)})
+	switch {
+	case ctx.Err() != nil: // closing
+	case err != nil:
+		r.d.s.log.Warn("cannot delete the snapshots of a replaced declarative projection version; its next start tries again",
+			"projection", r.info.Name, "definitionVersion", r.info.Version, "err", err)
+	case n > 0:
+		r.d.s.log.Info("deleted the snapshots of a replaced declarative projection version",
+			"projection", r.info.Name, "definitionVersion", r.info.Version, "snapshots", n)
+	}
 }
 
 // change is one state recorded: tl.states[index], valid from pos.
