@@ -53,9 +53,9 @@ type runner struct {
 
 	cancel   context.CancelFunc
 	life     context.Context // the service's: retire's clean-up runs under it
-	stopped  chan struct{} // closed when run returns
-	released chan struct{} // closed once retire has given the states' memory back
-	memory   atomic.Int64  // this runner's share of Declarative.used
+	stopped  chan struct{}   // closed when run returns
+	released chan struct{}   // closed once retire has given the states' memory back
+	memory   atomic.Int64    // this runner's share of Declarative.used
 
 	// Eviction (declared_evict.go): hand and evictedStates under mu.
 	hand          int
