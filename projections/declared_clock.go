@@ -60,10 +60,13 @@ func (c *callClock) arm(d time.Duration) context.Context {
 	return clockCtx{c}
 }
 
+// disarm ends the call: until the next arm, the context is not done (a
+// reducerStream's run goes on between its inputs).
 func (c *callClock) disarm() {
 	c.timer.Stop()
 	c.mu.Lock()
 	c.running = false
+	c.fired.Store(false)
 	c.mu.Unlock()
 }
 

@@ -37,6 +37,7 @@ type reducerStream struct {
 	out   any  // the reducer's first value for cur
 	outs  int  // how many values it gave
 	inSrc bool // src is running (its panics are not jq's)
+	ended bool // src said there is no more
 }
 
 // A reduction is what a reducerStream folds: it supplies the inputs and
@@ -102,9 +103,13 @@ func (s *reducerStream) runOnce() (again bool) {
 		}
 	}()
 	ctx := s.clock.context()
+	s.ended = false
 	v, ok := s.code.RunWithContext(ctx, nil).Next()
-	if !ok || !s.busy { // feed ended it
+	switch {
+	case !ok || s.ended: // feed ended it
 		return false
+	case !s.busy: // stopped between inputs: only the clock could, and it no longer does
+		return true
 	}
 	err, _ := v.(error) // emit yields nothing: what comes out is an error
 	f := jqFault(ctx, err, s.p.timeout)
@@ -138,6 +143,7 @@ func (s *reducerStream) Next() (any, bool) {
 	in, ok := s.src.input()
 	s.inSrc = false
 	if !ok {
+		s.ended = true
 		return nil, false
 	}
 	s.cur, s.busy, s.out, s.outs = in, true, nil, 0
