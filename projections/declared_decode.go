@@ -144,18 +144,12 @@ func (d *jqDecoder) object(depth int) (any, error) {
 			return nil, err
 		}
 		m[k.(string)] = v // a repeated name: the last one, as encoding/json
-		if d.space(); d.i >= len(d.b) {
-			return nil, errJSONSyntax
+		done, err := d.after('}')
+		if err != nil {
+			return nil, err
 		}
-		switch d.b[d.i] {
-		case ',':
-			d.i++
-			d.space()
-		case '}':
-			d.i++
+		if done {
 			return m, nil
-		default:
-			return nil, errJSONSyntax
 		}
 	}
 }
@@ -173,20 +167,32 @@ func (d *jqDecoder) array(depth int) (any, error) {
 			return nil, err
 		}
 		a = append(a, v)
-		if d.space(); d.i >= len(d.b) {
-			return nil, errJSONSyntax
+		done, err := d.after(']')
+		if err != nil {
+			return nil, err
 		}
-		switch d.b[d.i] {
-		case ',':
-			d.i++
-			d.space()
-		case ']':
-			d.i++
+		if done {
 			return a, nil
-		default:
-			return nil, errJSONSyntax
 		}
 	}
+}
+
+// after reads what follows a member or an element: a comma (false) or
+// the closing bracket (true).
+func (d *jqDecoder) after(closing byte) (bool, error) {
+	if d.space(); d.i >= len(d.b) {
+		return false, errJSONSyntax
+	}
+	switch d.b[d.i] {
+	case ',':
+		d.i++
+		d.space()
+		return false, nil
+	case closing:
+		d.i++
+		return true, nil
+	}
+	return false, errJSONSyntax
 }
 
 // string reads a string; an escape or a byte past ASCII sends it to
