@@ -11,8 +11,10 @@ import (
 
 // BenchmarkDeclaredStep is one event through a jq-keyed projection's step,
 // without a store: the event as jq sees it, its partition key, the reducer
-// and the state's encoding (what cmd/projbench's by-customer build does per
-// event). It isolates the cost around gojq from reading the log.
+// and the state's encoding, with one gojq run per event (program.reduce: the
+// dry run, and folds of evicted states). It isolates the cost around gojq
+// from reading the log; BenchmarkDeclaredStream is the same through a
+// reducerStream, as cmd/projbench's by-customer build folds.
 func BenchmarkDeclaredStep(b *testing.B) {
 	prog, events := benchProgram(b)
 	latest := map[string]any{}
