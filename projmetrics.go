@@ -4,6 +4,8 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hindsight-dev/hindsight/projections"
 )
 
 // declaredCollector exports, at scrape time, where each running version of a
@@ -18,6 +20,15 @@ var (
 	descDeclaredParts   = prometheus.NewDesc("hindsight_declared_projection_partitions", "Partitions of a declarative projection version.", declaredLabels, nil)
 	descDeclaredFaulted = prometheus.NewDesc("hindsight_declared_projection_faulted", "1 when a declarative projection version stopped on a reducer fault.", declaredLabels, nil)
 	descDeclaredMemory  = prometheus.NewDesc("hindsight_declared_projection_memory_bytes", "Estimated memory of all declarative projections' states.", nil, nil)
+
+	// Eviction under the memory budget, and restoring from snapshots at a
+	// restart: what they saved and what they cost.
+	descDeclaredEvicted   = prometheus.NewDesc("hindsight_declared_projection_evicted_states_total", "States of a declarative projection version whose JSON the memory budget evicted.", declaredLabels, nil)
+	descDeclaredRefolds   = prometheus.NewDesc("hindsight_declared_projection_refolds_total", "Reads that folded an evicted or restored state of a declarative projection version again.", declaredLabels, nil)
+	descDeclaredSnapReads = prometheus.NewDesc("hindsight_declared_projection_snapshot_reads_total", "Folds of evicted or restored states that started from a snapshot in the store.", declaredLabels, nil)
+	descDeclaredRestored  = prometheus.NewDesc("hindsight_declared_projection_restored_events_total", "Events of a declarative projection version restored from snapshots at start instead of folded.", declaredLabels, nil)
+	descDeclaredRefilled  = prometheus.NewDesc("hindsight_declared_projection_refilled_states_total", "Restored states of a declarative projection version folded again in the background.", declaredLabels, nil)
+	descDeclaredRestoreTo = prometheus.NewDesc("hindsight_declared_projection_restored_position", "Position up to which this instance restored a declarative projection version from snapshots (0: folded from the log).", declaredLabels, nil)
 )
 
 // projectionBudget maps the setting (0 = unlimited) to projections.Options
@@ -30,7 +41,8 @@ func projectionBudget(n int64) int64 {
 }
 
 func (declaredCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDeclaredCkpt, descDeclaredProg, descDeclaredParts, descDeclaredFaulted, descDeclaredMemory} {
+	for _, d := range []*prometheus.Desc{descDeclaredCkpt, descDeclaredProg, descDeclaredParts, descDeclaredFaulted, descDeclaredMemory,
+		descDeclaredEvicted, descDeclaredRefolds, descDeclaredSnapReads, descDeclaredRestored, descDeclaredRefilled, descDeclaredRestoreTo} {
 		ch <- d
 	}
 }
@@ -41,16 +53,25 @@ func (c declaredCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	used, _ := comp.proj.Declarative().Memory()
+	collectDeclared(ch, used, comp.proj.Declarative().Running())
+}
+
+// collectDeclared writes the metrics of the running versions.
+func collectDeclared(ch chan<- prometheus.Metric, used int64, running []projections.DefinitionVersion) {
 	ch <- prometheus.MustNewConstMetric(descDeclaredMemory, prometheus.GaugeValue, float64(used))
-	for _, v := range comp.proj.Declarative().Running() {
+	for _, v := range running {
 		labels := []string{v.Name, strconv.FormatInt(v.Version, 10), string(v.Status)}
 		faulted := 0.0
 		if v.Fault != nil {
 			faulted = 1
 		}
 		for d, x := range map[*prometheus.Desc]float64{descDeclaredCkpt: float64(v.Checkpoint), descDeclaredProg: v.Progress,
-			descDeclaredParts: float64(v.Partitions), descDeclaredFaulted: faulted} {
+			descDeclaredParts: float64(v.Partitions), descDeclaredFaulted: faulted, descDeclaredRestoreTo: float64(v.RestoredFrom)} {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, x, labels...)
+		}
+		for d, x := range map[*prometheus.Desc]float64{descDeclaredEvicted: float64(v.EvictedStates), descDeclaredRefolds: float64(v.Refolds),
+			descDeclaredSnapReads: float64(v.SnapshotsRead), descDeclaredRestored: float64(v.RestoredEvents), descDeclaredRefilled: float64(v.RefilledStates)} {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, x, labels...)
 		}
 	}
 }

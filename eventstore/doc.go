@@ -31,7 +31,12 @@
 //     boundary argument.
 //   - lastPosition, named "last_position": range reads of the global log on
 //     MongoDB (position > P) are index scans.
-//   - snapshots: (stream, projection, schemaVersion, version).
+//   - snapshots: (stream, projection, schemaVersion, version), as the _id
+//     "len:stream|len:projection|schemaVersion|version" (the two strings
+//     length-prefixed, so no stream id or projection spells another's _id;
+//     snapshots saved before that used the fields joined with "|" and keep
+//     it). DeleteSnapshots removes one schema version of a projection, or of
+//     every projection with a prefix.
 //
 // On a duplicate-key error the writer reads the new commits (see pull) and
 // checks the appends again against the fresh state, so an expected-version

@@ -16,7 +16,9 @@ import (
 //     body costs about six times its size to read and decode (the buffer,
 //     the JSON decoder's buffer, the decoded strings), and at most two
 //     bodies of the limit are in flight. Smaller bodies, nearly every
-//     request, never wait.
+//     request, never wait. The budget covers the bodies of plain POSTs and
+//     SSE POSTs, and websocket messages (admitMessage) while they are
+//     decoded.
 //   - Stream.verify reads a whole stream from the store (hundreds of MiB
 //     for a long one on FerretDB): one at a time per process.
 const largeBody = 1 << 20
@@ -28,13 +30,30 @@ func (e *Endpoint) admitBody(r *http.Request) (release func(), ok bool) {
 	if n < 0 || n > e.cfg.MaxBodyBytes {
 		n = e.cfg.MaxBodyBytes // chunked: the most it can be; over the limit: refused after admission
 	}
+	return e.admitBytes(r.Context(), n)
+}
+
+func (e *Endpoint) admitBytes(ctx context.Context, n int64) (release func(), ok bool) {
 	if n <= largeBody {
 		return func() {}, true
 	}
-	if err := e.bodies.Acquire(r.Context(), n); err != nil {
+	if err := e.bodies.Acquire(ctx, n); err != nil {
 		return nil, false
 	}
 	return func() { e.bodies.Release(n) }, true
+}
+
+// admitMessage admits the decoding of a websocket message of n bytes (read
+// whole, at most MaxBodyBytes) as a POST body is admitted: its share of the
+// body budget, and the heavy lane if it is heavy. Both are given up once it
+// is decoded; its operation then goes through the lane's gates like any.
+func (e *Endpoint) admitMessage(ctx context.Context, n int) (release func(), ok bool) {
+	budget, ok := e.admitBytes(ctx, int64(n))
+	if !ok {
+		return nil, false
+	}
+	_, leave := e.lane.enterBodyLane(ctx, n, nil)
+	return func() { leave(); budget() }, true
 }
 
 // acquireVerify takes the process's verification slot; it returns ctx's

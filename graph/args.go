@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"context"
 	"encoding/base64"
 	"strconv"
 	"strings"
@@ -199,4 +200,19 @@ func orderConnection(p projections.OrderPage) *model.OrderConnection {
 		c.PageInfo.EndCursor = &end
 	}
 	return c
+}
+
+// orderCommand is the scaffolding every command on an existing order
+// shares: the caller must be allowed the order's stream, the optional
+// expected version is checked and converted, and the order comes back as a
+// pointer. run makes the one call on projections.
+func orderCommand(ctx context.Context, orderID string, expectedVersion *int, run func(ev *int64) (projections.Order, error)) (*projections.Order, error) {
+	if err := allowOrder(ctx, orderID); err != nil {
+		return nil, err
+	}
+	ev, err := optionalVersion(expectedVersion)
+	if err != nil {
+		return nil, err
+	}
+	return orderResult(run(ev))
 }

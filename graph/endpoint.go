@@ -135,6 +135,7 @@ type Endpoint struct {
 	log     *slog.Logger
 	present graphql.ErrorPresenterFunc
 	bodies  *semaphore.Weighted // admission of large bodies (admission.go)
+	lane    *heavyLane          // the heavy lane (lane.go)
 }
 
 // NewEndpoint builds the endpoint: gqlgen's handler.New with explicit
@@ -150,6 +151,7 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 	cfg.Resolver.streams = e.hub.count
 	cfg.Resolver.verifySlot = semaphore.NewWeighted(1)
 	e.bodies = semaphore.NewWeighted(2 * cfg.MaxBodyBytes)
+	e.lane = newHeavyLane()
 
 	es := generated.NewExecutableSchema(generated.Config{Resolvers: cfg.Resolver, Complexity: complexity(cfg.MaxComplexity)})
 	srv := handler.New(es)
@@ -159,7 +161,7 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 	srv.AddTransport(e.websocketTransport())
 	srv.AddTransport(e.sseTransport())
 	srv.AddTransport(transport.Options{AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodOptions}})
-	srv.AddTransport(httpTransport{obs: cfg.Resolver.Observer, lane: newHeavyLane()}) // POST and GET, with our status codes
+	srv.AddTransport(httpTransport{obs: cfg.Resolver.Observer, lane: e.lane}) // POST and GET, with our status codes
 
 	// The limits, cheapest first (limits.go): the rate limit before parsing,
 	// the linear count of the document before validation, capped errors.
@@ -172,7 +174,7 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 	srv.SetRecoverFunc(recoverFunc(cfg.Log))
 	srv.Use(rateGate{limiter: cfg.RateLimiter, reject: reject})
 	srv.Use(persistedQueries()) // apq.go
-	srv.Use(documentGate{cache: cache, reject: reject, vars: strictVariables{schema: es.Schema()}, limits: docLimits{
+	srv.Use(documentGate{cache: cache, reject: reject, lane: e.lane, vars: strictVariables{schema: es.Schema()}, limits: docLimits{
 		maxTokens: cfg.MaxTokens, maxFields: cfg.MaxFields, maxDepth: cfg.MaxDepth, maxAliases: cfg.MaxAliases,
 		maxDirectives: cfg.MaxDirectives, noIntrospection: cfg.DisableIntrospection}})
 	if cfg.DisableIntrospection {
@@ -184,6 +186,7 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 	srv.Use(operationObserver{obs: cfg.Resolver.Observer})
 	srv.Use(errorCap{})
 	srv.Use(subscriptionGuard{present: e.present, fanout: newFanout(), lim: e.lim})
+	srv.Use(e.lane) // the last context mutator, after the complexity limit (lane.go)
 	e.gql = srv
 	return e
 }

@@ -13,9 +13,7 @@ import (
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/vektah/gqlparser/v2/gqlerror"
-	"golang.org/x/sync/semaphore"
 )
 
 // Media types of GraphQL over HTTP responses.
@@ -40,7 +38,7 @@ const (
 //   - otherwise 200, field errors included.
 type httpTransport struct {
 	obs  Observer
-	lane *semaphore.Weighted // the heavy lane (lane.go)
+	lane *heavyLane // for decoding large bodies (lane.go)
 }
 
 var _ graphql.Transport = httpTransport{}
@@ -63,11 +61,11 @@ func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 	media := responseMedia(r.Header.Get("Accept"))
 	w.Header().Set("Content-Type", media+"; charset=utf-8")
 	start := graphql.Now()
-	ticket := &laneTicket{lane: t.lane}
-	defer ticket.leave()
-	ctx := withTicket(r.Context(), ticket)
-	if rb, ok := r.Body.(readBytes); ok && len(rb.b) > heavyBody {
-		enterLane(ctx) // decoding it is the heavy part
+	ctx := r.Context()
+	if rb, ok := r.Body.(readBytes); ok {
+		var leave func()
+		ctx, leave = t.lane.enterBodyLane(ctx, len(rb.b), nil) // decoding it is the heavy part
+		defer leave()
 	}
 	params, vars, msg := requestParams(r)
 	if msg != "" {
@@ -84,22 +82,9 @@ func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 	}
 	oc, errs := exec.CreateOperationContext(ctx, params)
 	if errs != nil {
-		status := refusalStatus(errs, media == mediaGraphQLResponse)
-		switch status {
-		case http.StatusUnauthorized:
-			w.Header().Set("WWW-Authenticate", `Bearer realm="hindsight"`)
-		case http.StatusTooManyRequests:
-			w.Header().Set("Retry-After", retryAfter(errs))
-		case http.StatusMethodNotAllowed:
-			w.Header().Set("Allow", "POST")
-		}
-		resp := exec.DispatchError(graphql.WithOperationContext(ctx, oc), errs)
-		writeResponse(w, status, refusal(resp.Errors))
+		writeRefusal(w, errs, exec.DispatchError(graphql.WithOperationContext(ctx, oc), errs), media == mediaGraphQLResponse)
 		observeRefusal(ctx, t.obs, graphql.GetStartTime(r.Context()))
 		return
-	}
-	if c := extension.GetComplexityStats(graphql.WithOperationContext(ctx, oc)); c != nil && c.Complexity >= heavyComplexity {
-		enterLane(ctx)
 	}
 	handler, ctx := exec.DispatchOperation(ctx, oc)
 	writeResponse(w, http.StatusOK, handler(ctx))
@@ -236,6 +221,23 @@ func refusalStatus(errs gqlerror.List, graphqlResponse bool) int {
 		return http.StatusBadRequest
 	}
 	return http.StatusOK
+}
+
+// writeRefusal answers an operation refused before execution (errs, as
+// resp after gqlgen's error presenter and interceptors) with its status and
+// headers (README, "Status codes"). Plain POST and GET and both SSE modes
+// answer so.
+func writeRefusal(w http.ResponseWriter, errs gqlerror.List, resp *graphql.Response, graphqlResponse bool) {
+	status := refusalStatus(errs, graphqlResponse)
+	switch status {
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="hindsight"`)
+	case http.StatusTooManyRequests:
+		w.Header().Set("Retry-After", retryAfter(errs))
+	case http.StatusMethodNotAllowed:
+		w.Header().Set("Allow", "POST")
+	}
+	writeResponse(w, status, refusal(resp.Errors))
 }
 
 // retryAfter is the Retry-After header of a rate-limited request: whole

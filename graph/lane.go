@@ -3,7 +3,13 @@ package graph
 import (
 	"context"
 	"runtime"
+	"sync"
+	"sync/atomic"
 
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 	"golang.org/x/sync/semaphore"
 )
 
@@ -12,49 +18,251 @@ import (
 // them, cheap requests always find a free core. Without it, eight clients
 // looping over the most expensive requests the limits allow took a `{
 // headPosition }` p99 from 4 ms to 204 ms (cmd/abusebench -exclude verify).
+//
 // A request is heavy when its body is over heavyBody bytes (decoding it),
-// its document has heavyFields fields or more (validating it), or its
-// complexity is heavyComplexity or more (executing it). Cheap requests never
+// its document is over heavyQuery bytes (parsing it: the 9,990-token list
+// argument of cmd/abusebench, 48 KiB, took 10 ms of CPU) or has heavyFields
+// fields or more (validating it), or its complexity is heavyComplexity or
+// more (executing it). Cheap requests never
 // touch the lane. The lane is entered after the rate limit and the linear
 // count, so a refused request never waits in it.
+//
+// The lane is one gqlgen extension (heavyLane) plus the document gate that
+// measures a document, so it holds for every transport alike: plain POST and
+// GET, websockets and both modes of SSE. An operation holds it while its
+// document is validated and while a query or mutation executes, and never
+// for the lifetime of a subscription: a subscription leaves the lane once its
+// document is validated, and its events never enter it. Only decoding a
+// large body happens before gqlgen, in the transport (enterBodyLane).
 const (
 	heavyBody       = 64 << 10
+	heavyQuery      = 16 << 10
 	heavyFields     = 50
 	heavyComplexity = 1000
 )
 
-func newHeavyLane() *semaphore.Weighted {
-	return semaphore.NewWeighted(int64(max(1, runtime.GOMAXPROCS(0)/2)))
+// heavyLane is the lane and the extension that admits operations to it.
+type heavyLane struct {
+	sem  *semaphore.Weighted
+	size int64
+	// waiting counts the operations waiting for the lane (tests observe
+	// that an operation waits instead of timing it).
+	waiting atomic.Int64
 }
 
-// laneTicket is one request's place in the lane, carried in its context
-// from the transport (which leaves the lane when the response is written) to
-// the gates that find the request heavy.
+func newHeavyLane() *heavyLane {
+	n := int64(max(1, runtime.GOMAXPROCS(0)/2))
+	return &heavyLane{sem: semaphore.NewWeighted(n), size: n}
+}
+
+// laneTicket is one operation's (or one body's) place in the lane. It is
+// given up when the heavy part is done, and at the latest when the context
+// it was made for ends, so that no path, a transport's refusal included,
+// can keep a place.
 type laneTicket struct {
-	lane *semaphore.Weighted
-	held bool
+	lane *heavyLane
+	stop func() bool
+
+	mu     sync.Mutex
+	held   bool
+	closed bool // its context ended: it never enters again
+	// execute: the operation is a query or mutation whose execution is
+	// heavy (set once it is validated).
+	execute bool
+	// done runs once, when the ticket is first left or closed: a body's
+	// admission (admission.go) ends with its decoding.
+	done func()
 }
 
-type laneKey struct{}
-
-func withTicket(ctx context.Context, t *laneTicket) context.Context {
-	return context.WithValue(ctx, laneKey{}, t)
+// ticket makes a ticket for ctx; done is its done (nil for none).
+func (l *heavyLane) ticket(ctx context.Context, done func()) *laneTicket {
+	t := &laneTicket{lane: l, done: done}
+	t.stop = context.AfterFunc(ctx, t.close)
+	return t
 }
 
-// enterLane waits for the lane if ctx carries a ticket not yet in it. If
-// the client gives up first the request goes on outside the lane: its
-// context is done, so it stops at the next check anyway.
-func enterLane(ctx context.Context) {
-	t, _ := ctx.Value(laneKey{}).(*laneTicket)
-	if t == nil || t.held {
+// enter waits for the lane unless t is in it. If ctx ends first, the
+// operation goes on outside the lane: it stops at its next check anyway.
+func (t *laneTicket) enter(ctx context.Context) {
+	t.mu.Lock()
+	skip := t.held || t.closed
+	t.mu.Unlock()
+	if skip {
 		return
 	}
-	t.held = t.lane.Acquire(ctx, 1) == nil
+	t.lane.waiting.Add(1)
+	err := t.lane.sem.Acquire(ctx, 1)
+	t.lane.waiting.Add(-1)
+	if err != nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.held || t.closed {
+		t.lane.sem.Release(1)
+		return
+	}
+	t.held = true
+}
+
+func (t *laneTicket) isHeld() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.held
 }
 
 func (t *laneTicket) leave() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if t.held {
-		t.lane.Release(1)
+		t.lane.sem.Release(1)
 		t.held = false
 	}
+	if t.done != nil {
+		t.done()
+		t.done = nil
+	}
+}
+
+// close gives the place up for good: its context ended.
+func (t *laneTicket) close() {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	t.leave()
+}
+
+// release is close for the transport that made the ticket, which also
+// drops the context's hook.
+func (t *laneTicket) release() {
+	t.close()
+	t.stop()
+}
+
+// The body's ticket rides in the request's context, from the transport that
+// decodes the body to the gates that run on the decoded request.
+type bodyLaneKey struct{}
+
+// enterBodyLane enters the lane before a transport decodes a body of n
+// bytes, if that is heavy. It returns the context to go on with and the
+// ticket's release, which the transport defers. decoded, if not nil, runs
+// once the body is decoded (when the operation leaves the lane) or at
+// release, whichever comes first: a stream's body admission ends there,
+// not when the stream does.
+func (l *heavyLane) enterBodyLane(ctx context.Context, n int, decoded func()) (context.Context, func()) {
+	if l == nil || n <= heavyBody {
+		if decoded == nil {
+			decoded = func() {}
+		}
+		return ctx, decoded
+	}
+	t := l.ticket(ctx, decoded)
+	t.enter(ctx)
+	return context.WithValue(ctx, bodyLaneKey{}, t), t.release
+}
+
+func bodyTicket(ctx context.Context) *laneTicket {
+	t, _ := ctx.Value(bodyLaneKey{}).(*laneTicket)
+	return t
+}
+
+// subscribed marks a subscription that passed validation: its events do
+// not look at the lane.
+var subscribed = &laneTicket{}
+
+// laneStat names the operation's ticket among its OperationContext's
+// extension stats, the per-operation state gqlgen gives extensions.
+const laneStat = "HindsightHeavyLane"
+
+// opTicket returns the operation's ticket, made if create and none exists.
+func (l *heavyLane) opTicket(ctx context.Context, create bool) *laneTicket {
+	if !graphql.HasOperationContext(ctx) {
+		return nil
+	}
+	oc := graphql.GetOperationContext(ctx)
+	if t, ok := oc.Stats.GetExtension(laneStat).(*laneTicket); ok {
+		return t
+	}
+	if !create || l == nil {
+		return nil
+	}
+	t := l.ticket(ctx, nil)
+	oc.Stats.SetExtension(laneStat, t)
+	return t
+}
+
+// enterForValidation is the document gate's: a document of heavyFields
+// fields or more waits for the lane before gqlgen validates it, unless its
+// body's ticket already holds a place.
+func (l *heavyLane) enterForValidation(ctx context.Context) {
+	if l == nil {
+		return
+	}
+	if bt := bodyTicket(ctx); bt != nil && bt.isHeld() {
+		return
+	}
+	if t := l.opTicket(ctx, true); t != nil {
+		t.enter(ctx)
+	}
+}
+
+// leaveAll gives up the operation's and its body's places.
+func (l *heavyLane) leaveAll(ctx context.Context) {
+	if t := bodyTicket(ctx); t != nil {
+		t.leave()
+	}
+	if t := l.opTicket(ctx, false); t != nil && t != subscribed {
+		t.leave()
+	}
+}
+
+func (*heavyLane) ExtensionName() string                   { return "HindsightHeavyLane" }
+func (*heavyLane) Validate(graphql.ExecutableSchema) error { return nil }
+
+// MutateOperationContext runs once the document is validated and measured
+// (it is the last context mutator, after the complexity limit): decoding and
+// validation are done, so the operation leaves the lane, and a query or
+// mutation whose complexity is heavy is marked to execute in it. A
+// subscription is never marked: its events would hold the lane for as long
+// as it lives.
+func (l *heavyLane) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	l.leaveAll(ctx)
+	if oc.Operation == nil {
+		return nil
+	}
+	if oc.Operation.Operation == ast.Subscription {
+		oc.Stats.SetExtension(laneStat, subscribed)
+		return nil
+	}
+	if c := extension.GetComplexityStats(ctx); c != nil && c.Complexity >= heavyComplexity {
+		t := l.opTicket(ctx, true)
+		t.mu.Lock()
+		t.execute = true
+		t.mu.Unlock()
+	}
+	return nil
+}
+
+// InterceptResponse executes a marked operation in the lane (gqlgen
+// executes a query or mutation when its first response is asked for, in
+// whatever goroutine asks: for graphql-sse's single connection mode, once
+// its stream is open) and leaves the lane after every response, refusals
+// included (DispatchError runs the interceptors too).
+func (l *heavyLane) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+	t := l.opTicket(ctx, false)
+	if t == subscribed {
+		return next(ctx) // an event: nothing to hold or give up
+	}
+	if t != nil {
+		t.mu.Lock()
+		execute := t.execute
+		t.execute = false
+		t.mu.Unlock()
+		if execute {
+			t.enter(ctx)
+		}
+	}
+	resp := next(ctx)
+	l.leaveAll(ctx)
+	return resp
 }

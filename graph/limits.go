@@ -98,6 +98,7 @@ type documentGate struct {
 	cache  graphql.Cache[*ast.QueryDocument]
 	vars   strictVariables
 	reject func(ctx context.Context, reason string)
+	lane   *heavyLane
 }
 
 func (documentGate) ExtensionName() string                   { return "HindsightDocumentGate" }
@@ -106,6 +107,9 @@ func (documentGate) Validate(graphql.ExecutableSchema) error { return nil }
 func (g documentGate) MutateOperationParameters(ctx context.Context, params *graphql.RawParams) *gqlerror.Error {
 	doc, cached := g.cache.Get(ctx, params.Query)
 	if !cached {
+		if len(params.Query) > heavyQuery {
+			g.lane.enterForValidation(ctx) // parsing it (twice: here and in gqlgen) is heavy already
+		}
 		var err error
 		doc, err = parser.ParseQueryWithTokenLimit(&ast.Source{Input: params.Query}, g.limits.maxTokens)
 		if err != nil {
@@ -117,7 +121,7 @@ func (g documentGate) MutateOperationParameters(ctx context.Context, params *gra
 			return refused
 		}
 		if cost.fields >= heavyFields {
-			enterLane(ctx) // before validation, the heavy part of such a document
+			g.lane.enterForValidation(ctx) // before validation, the heavy part of such a document
 		}
 	}
 	op := doc.Operations.ForName(params.OperationName)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -171,38 +172,43 @@ func TestHideUnnamed(t *testing.T) {
 	}
 }
 
-// TestHeavyLane: a request enters the lane once, at most the lane's size
-// are in it, a request that gives up waiting goes on outside it, and one
-// without a ticket (a websocket operation) never waits.
+// TestHeavyLane: a ticket enters the lane once, at most the lane's size
+// are in it, one that gives up waiting goes on outside it, and one whose
+// context ended gives its place up and never enters again.
 func TestHeavyLane(t *testing.T) {
-	lane := semaphore.NewWeighted(1)
-	first := &laneTicket{lane: lane}
-	ctx := withTicket(context.Background(), first)
-	enterLane(ctx)
-	enterLane(ctx) // a second heavy part of the same request
-	if !first.held {
-		t.Fatal("the first request is not in the lane")
+	lane := &heavyLane{sem: semaphore.NewWeighted(1), size: 1}
+	first := lane.ticket(context.Background(), nil)
+	first.enter(context.Background())
+	first.enter(context.Background()) // a second heavy part of the same operation
+	if !first.isHeld() {
+		t.Fatal("the first operation is not in the lane")
 	}
-	second := &laneTicket{lane: lane}
-	waiting, cancel := context.WithCancel(withTicket(context.Background(), second))
+	waiting, cancel := context.WithCancel(context.Background())
+	second := lane.ticket(waiting, nil)
 	entered := make(chan struct{})
-	go func() { enterLane(waiting); close(entered) }()
-	select {
-	case <-entered:
-		t.Fatal("a second request entered a full lane")
-	default:
+	go func() { second.enter(waiting); close(entered) }()
+	for lane.waiting.Load() != 1 {
+		runtime.Gosched()
 	}
 	cancel()
 	<-entered
-	if second.held {
-		t.Fatal("a request that gave up is in the lane")
+	if second.isHeld() {
+		t.Fatal("an operation that gave up is in the lane")
 	}
-	enterLane(context.Background()) // no ticket: no wait, even with the lane full
 	first.leave()
-	third := &laneTicket{lane: lane}
-	enterLane(withTicket(context.Background(), third))
-	if !third.held {
+	ended, end := context.WithCancel(context.Background())
+	third := lane.ticket(ended, nil)
+	third.enter(ended)
+	if !third.isHeld() {
 		t.Fatal("the lane was not freed")
 	}
-	third.leave()
+	end() // the operation's context ends without it leaving: the lane is freed all the same
+	for !lane.sem.TryAcquire(1) {
+		runtime.Gosched()
+	}
+	lane.sem.Release(1)
+	third.enter(context.Background())
+	if third.isHeld() {
+		t.Fatal("a ticket whose context ended entered again")
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hindsight-dev/hindsight/graph"
 )
@@ -143,20 +142,18 @@ func TestStrictBuiltinScalars(t *testing.T) {
 }
 
 // TestStrictScalarsOverSSE checks the streaming transport: a wrong-typed
-// variable ends the subscription before it starts, with a coded error.
+// variable refuses the subscription before any stream opens, with a coded
+// error and the status of a refusal (400, as TestSSERefusals).
 func TestStrictScalarsOverSSE(t *testing.T) {
 	h := newHarness(t)
-	s := subscribeSSE(t, h.srv.Client(), h.srv.URL,
-		`subscription($p: String) { events(afterPosition: "0", streamPrefix: $p) { position } }`, map[string]any{"p": 5})
-	r := s.next(10 * time.Second)
-	if r.kind != "next" {
-		t.Fatalf("got %s, want an error event", r.kind)
+	body, _ := json.Marshal(map[string]any{"query": `subscription($p: String) { events(afterPosition: "0", streamPrefix: $p) { position } }`,
+		"variables": map[string]any{"p": 5}})
+	r := h.postRaw(string(body), "Accept", "text/event-stream")
+	if r.status != http.StatusBadRequest || r.hasData {
+		t.Fatalf("status %d, body %.300s; want 400 without data", r.status, r.body)
 	}
-	if e := wantCode(t, r.errors, graph.CodeBadUserInput); joinPath(e.Path) != "variable.p" {
+	if e := wantCode(t, r.errs, graph.CodeBadUserInput); joinPath(e.Path) != "variable.p" {
 		t.Errorf("path %v, want variable.p", e.Path)
-	}
-	if r := s.next(10 * time.Second); r.kind != "complete" {
-		t.Errorf("got %s after the error, want complete", r.kind)
 	}
 }
 

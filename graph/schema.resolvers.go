@@ -49,69 +49,39 @@ func (r *mutationResolver) CreateOrder(ctx context.Context, customerID string, i
 }
 
 func (r *mutationResolver) AddOrderItem(ctx context.Context, orderID string, item projections.OrderItem, expectedVersion *int) (*projections.Order, error) {
-	if err := allowOrder(ctx, orderID); err != nil {
-		return nil, err
-	}
-	ev, err := optionalVersion(expectedVersion)
-	if err != nil {
-		return nil, err
-	}
-	return orderResult(r.Projections.AddOrderItem(ctx, orderID, item, ev))
+	return orderCommand(ctx, orderID, expectedVersion, func(ev *int64) (projections.Order, error) {
+		return r.Projections.AddOrderItem(ctx, orderID, item, ev)
+	})
 }
 
 func (r *mutationResolver) RemoveOrderItem(ctx context.Context, orderID string, sku string, expectedVersion *int) (*projections.Order, error) {
-	if err := allowOrder(ctx, orderID); err != nil {
-		return nil, err
-	}
-	ev, err := optionalVersion(expectedVersion)
-	if err != nil {
-		return nil, err
-	}
-	return orderResult(r.Projections.RemoveOrderItem(ctx, orderID, sku, ev))
+	return orderCommand(ctx, orderID, expectedVersion, func(ev *int64) (projections.Order, error) {
+		return r.Projections.RemoveOrderItem(ctx, orderID, sku, ev)
+	})
 }
 
 func (r *mutationResolver) PlaceOrder(ctx context.Context, orderID string, expectedVersion *int) (*projections.Order, error) {
-	if err := allowOrder(ctx, orderID); err != nil {
-		return nil, err
-	}
-	ev, err := optionalVersion(expectedVersion)
-	if err != nil {
-		return nil, err
-	}
-	return orderResult(r.Projections.PlaceOrder(ctx, orderID, ev))
+	return orderCommand(ctx, orderID, expectedVersion, func(ev *int64) (projections.Order, error) {
+		return r.Projections.PlaceOrder(ctx, orderID, ev)
+	})
 }
 
 func (r *mutationResolver) PayOrder(ctx context.Context, orderID string, amountCents int, expectedVersion *int) (*projections.Order, error) {
-	if err := allowOrder(ctx, orderID); err != nil {
-		return nil, err
-	}
-	ev, err := optionalVersion(expectedVersion)
-	if err != nil {
-		return nil, err
-	}
-	return orderResult(r.Projections.PayOrder(ctx, orderID, int64(amountCents), ev))
+	return orderCommand(ctx, orderID, expectedVersion, func(ev *int64) (projections.Order, error) {
+		return r.Projections.PayOrder(ctx, orderID, int64(amountCents), ev)
+	})
 }
 
 func (r *mutationResolver) ShipOrder(ctx context.Context, orderID string, trackingNumber string, expectedVersion *int) (*projections.Order, error) {
-	if err := allowOrder(ctx, orderID); err != nil {
-		return nil, err
-	}
-	ev, err := optionalVersion(expectedVersion)
-	if err != nil {
-		return nil, err
-	}
-	return orderResult(r.Projections.ShipOrder(ctx, orderID, trackingNumber, ev))
+	return orderCommand(ctx, orderID, expectedVersion, func(ev *int64) (projections.Order, error) {
+		return r.Projections.ShipOrder(ctx, orderID, trackingNumber, ev)
+	})
 }
 
 func (r *mutationResolver) CancelOrder(ctx context.Context, orderID string, reason string, expectedVersion *int) (*projections.Order, error) {
-	if err := allowOrder(ctx, orderID); err != nil {
-		return nil, err
-	}
-	ev, err := optionalVersion(expectedVersion)
-	if err != nil {
-		return nil, err
-	}
-	return orderResult(r.Projections.CancelOrder(ctx, orderID, reason, ev))
+	return orderCommand(ctx, orderID, expectedVersion, func(ev *int64) (projections.Order, error) {
+		return r.Projections.CancelOrder(ctx, orderID, reason, ev)
+	})
 }
 
 func (r *queryResolver) Stream(ctx context.Context, id string) (*eventstore.StreamHead, error) {

@@ -12,9 +12,29 @@ import (
 // body is read here, under the server's read timeout; the SSE transport
 // (ssetransport) then registers the stream (openStream), which clears the
 // connection's deadlines, since a stream lives as long as the client wants.
+//
+// A POST goes through the same admission as a plain one: a large body waits
+// for its share of the body budget, and decoding a heavy one waits for the
+// heavy lane (admission.go, lane.go).
 func (e *Endpoint) serveSSE(w http.ResponseWriter, r *http.Request) {
-	if r.Method == http.MethodPost && (!e.jsonBody(w, r) || !e.readBody(w, r) || !e.singleOperation(w, r)) {
-		return
+	if r.Method == http.MethodPost {
+		if !e.jsonBody(w, r) {
+			return
+		}
+		admitted, ok := e.admitBody(r)
+		if !ok {
+			return // the client is gone
+		}
+		if !e.readBody(w, r) || !e.singleOperation(w, r) {
+			admitted()
+			return
+		}
+		// The body's admission ends once it is decoded, not with the
+		// stream, which may live for hours.
+		rb, _ := r.Body.(readBytes)
+		ctx, release := e.lane.enterBodyLane(r.Context(), len(rb.b), sync.OnceFunc(admitted))
+		defer release()
+		r = r.WithContext(ctx)
 	}
 	e.gql.ServeHTTP(w, r)
 }

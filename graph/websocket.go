@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
@@ -40,6 +41,7 @@ func (e *Endpoint) websocketTransport() *wstransport.Transport {
 		Init:          e.authenticateWebsocket,
 		Acked:         acked,
 		CheckText:     CheckJSONText,
+		Admit:         e.admitMessage,
 		Log:           e.log,
 	})
 	return e.ws
@@ -86,8 +88,20 @@ func (e *Endpoint) sseTransport() *ssetransport.Transport {
 		},
 		MaxOperations: e.cfg.MaxSubscriptionsPerConn,
 		TooMany:       e.tooManySubscriptions,
+		Refuse:        e.refuseSSE,
 	})
 	return e.sse
+}
+
+// refuseSSE answers an SSE operation refused before execution as POST would
+// (README, "Status codes"), with the statuses of
+// application/graphql-response+json: its client asked for an event stream,
+// not for application/json, and graphql-sse answers a document that does not
+// validate with 400.
+func (e *Endpoint) refuseSSE(w http.ResponseWriter, r *http.Request, errs gqlerror.List, resp *graphql.Response) {
+	w.Header().Set("Content-Type", mediaJSON+"; charset=utf-8")
+	writeRefusal(w, errs, resp, true)
+	observeRefusal(r.Context(), e.cfg.Resolver.Observer, graphql.GetStartTime(r.Context()))
 }
 
 func (e *Endpoint) tooManySubscriptions(ctx context.Context) *gqlerror.Error {

@@ -145,7 +145,7 @@ func (s *Service) execute(ctx context.Context, orderID string, expected *int64, 
 			// miss a write just taken by another instance. Before
 			// confirming it, let the image catch up once.
 			caughtUp = true
-			if s.catchUp(ctx, errors.Is(err, ErrNotFound)) {
+			if s.syncWithLog(ctx) {
 				continue
 			}
 		}
@@ -215,35 +215,14 @@ func (s *Service) decideAndAppend(ctx context.Context, orderID, stream string, c
 	return cloneOrder(f.state), nil
 }
 
-// syncer is an optional capability of the store, found by type assertion:
-// read the log now and return once the memory image holds every commit made
-// before the call.
-type syncer interface {
-	Sync(ctx context.Context) error
-}
-
-// notFoundWait bounds how long a command on an order this instance does not
-// know waits for the order to arrive from the log, when the store cannot
-// sync. It is about twice the eventstore tailer's idle poll interval.
-const notFoundWait = 500 * time.Millisecond
-
-// catchUp brings the memory image up to date with the log and reports
-// whether it moved. A store with Sync is asked to read the log. Otherwise
-// only an unknown order is waited for, up to notFoundWait, for any new
-// position: the likeliest cause is a create just taken by another instance,
-// and an unknown id is rare enough in normal use that the wait costs little.
-// Other rejections are confirmed on the image as it is.
-func (s *Service) catchUp(ctx context.Context, notFound bool) bool {
+// syncWithLog brings the memory image up to date with the log and reports
+// whether it moved, so that a command rejected on a stale image (another
+// instance just wrote the order) is tried again on fresh state. Sync learns
+// other instances' commits from their beacons and reads the log only when
+// those cannot account for everything.
+func (s *Service) syncWithLog(ctx context.Context) bool {
 	head := s.store.HeadPosition()
-	if sy, ok := any(s.store).(syncer); ok {
-		return sy.Sync(ctx) == nil && s.store.HeadPosition() > head
-	}
-	if !notFound {
-		return false
-	}
-	wctx, cancel := context.WithTimeout(ctx, min(notFoundWait, s.opts.LagWait))
-	defer cancel()
-	return s.store.WaitForPosition(wctx, head+1) == nil
+	return s.store.Sync(ctx) == nil && s.store.HeadPosition() > head
 }
 
 // waitStreamVersion waits up to LagWait for the stream to reach version v in

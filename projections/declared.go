@@ -223,7 +223,14 @@ type DefinitionVersion struct {
 	// SnapshotsRead counts folds of restored or evicted states that started
 	// from a snapshot in the store.
 	SnapshotsRead uint64
-	Fault         *Fault // set when FAULTED
+	// Refolds counts reads that folded an evicted or restored state again
+	// from the kept state before it.
+	Refolds uint64
+	// RestoredEvents counts events this instance restored from snapshots
+	// (their partitions recorded, the reducer not run), and RefilledStates
+	// the restored states it has folded again since, in the background.
+	RestoredEvents, RefilledStates uint64
+	Fault                          *Fault // set when FAULTED
 }
 
 // DryRun is what a definition produced on the most recent matching events,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand"
 	"testing"
+	"time"
 
 	"github.com/hindsight-dev/hindsight/eventstore"
 	"github.com/hindsight-dev/hindsight/projections"
@@ -256,5 +257,60 @@ func TestDeclaredRestoreReadsOnlyItsVersion(t *testing.T) {
 	}
 	if info, _ := decl.Projection("counts"); info.Versions[1].SnapshotsRead == 0 {
 		t.Fatalf("no read started from a snapshot: %+v", info.Versions[1])
+	}
+}
+
+// TestDeclaredDropsReplacedSnapshots: once a new version has replaced the
+// old one, the old one's snapshots and marker are deleted from the store;
+// the new one's stay.
+func TestDeclaredDropsReplacedSnapshots(t *testing.T) {
+	store, _, _ := openStore(t)
+	ctx := ctxT(t)
+	svc := openService(t, store, projections.Options{SnapshotEvery: 4, LagWait: 10 * time.Millisecond, Logger: quietLog})
+	for i := 0; i < 24; i++ {
+		if _, err := store.Append(ctx, fmt.Sprintf("r-%d", i%2), eventstore.Any{},
+			eventstore.NewEvent{Type: "T", Data: json.RawMessage(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defs := []projections.Definition{
+		{Name: "counts", StreamPrefix: "r-", Reducer: `.state.n += 1 | .state`},
+		{Name: "counts", StreamPrefix: "r-", Reducer: `.state.n += 10 | .state`},
+	}
+	// have says whether version v's marker and its partition r-0's 8th
+	// state (a kept one) are in the store.
+	have := func(v int) (marker, kept bool) {
+		name := projections.SnapshotName(defs[v-1])
+		_, err := store.LoadSnapshot(ctx, eventstore.SnapshotQuery{StreamID: projections.DefinitionStreamID("counts"),
+			Projection: name, SchemaVersion: v, At: eventstore.Now()})
+		marker = err == nil
+		_, err = store.LoadSnapshot(ctx, eventstore.SnapshotQuery{StreamID: "r-0", Projection: name + "@8", SchemaVersion: v, At: eventstore.Now()})
+		return marker, err == nil
+	}
+	for v := 1; v <= 2; v++ {
+		define(t, svc, defs[v-1])
+		waitFor(t, fmt.Sprintf("version %d built and marked", v), func() bool {
+			info, _ := svc.Declarative().Projection("counts")
+			return info.ActiveVersion == int64(v) && info.Versions[v-1].SnapshotsUpTo > 0
+		})
+		if marker, kept := have(v); !marker || !kept {
+			t.Fatalf("version %d: marker saved %v, kept state saved %v", v, marker, kept)
+		}
+	}
+	waitFor(t, "version 1's snapshots deleted", func() bool {
+		marker, kept := have(1)
+		return !marker && !kept
+	})
+	// Another instance on the store loads its snapshots from the store.
+	again := openService(t, store, projections.Options{SnapshotEvery: 4, Logger: quietLog})
+	waitFor(t, "version 2 restored", func() bool {
+		info, _ := again.Declarative().Projection("counts")
+		return info.ActiveVersion == 2
+	})
+	if info, _ := again.Declarative().Projection("counts"); info.Versions[1].RestoredFrom == 0 {
+		t.Fatalf("version 2 was folded, not restored: %+v", info.Versions[1])
+	}
+	if marker, kept := have(2); !marker || !kept {
+		t.Fatalf("version 2's snapshots: marker %v, kept state %v", marker, kept)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/big"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -64,7 +65,8 @@ func compile(d Definition, timeout time.Duration, maxState int) (*program, error
 			p.keyPath = plainPath(q)
 		}
 	}
-	if err := json.Unmarshal(d.InitialState, &p.initial); err != nil {
+	initial, err := decodeJQ(d.InitialState)
+	if p.initial, _ = initial.(map[string]any); err != nil || p.initial == nil {
 		return nil, invalidInput("the initial state must be a JSON object")
 	}
 	if len(d.InitialState) > maxState {
@@ -85,17 +87,6 @@ func eventValue(ev *eventstore.Event) map[string]any {
 	return v
 }
 
-func jqDecode(b json.RawMessage) any {
-	if len(b) == 0 {
-		return nil
-	}
-	var v any
-	if err := json.Unmarshal(b, &v); err != nil {
-		return nil // the store holds valid JSON only
-	}
-	return v
-}
-
 // stepError is a reducer fault without its event.
 type stepError struct {
 	kind  FaultKind
@@ -110,11 +101,12 @@ type stepError struct {
 const timeoutAttempts = 3
 
 // run runs code on input with the time limit and returns its first value.
-// A second value is an error: a reducer must be a function.
-func (p *program) run(code *gojq.Code, input any, what string) (any, *stepError) {
+// A second value is an error: a reducer must be a function. A time-out is
+// tried again, up to attempts times in all.
+func (p *program) run(code *gojq.Code, input any, what string, attempts int) (any, *stepError) {
 	for attempt := 1; ; attempt++ {
 		v, f := p.runOnce(code, input, what)
-		if f == nil || f.kind != FaultTimeout || attempt == timeoutAttempts {
+		if f == nil || f.kind != FaultTimeout || attempt >= attempts {
 			return v, f
 		}
 	}
@@ -154,6 +146,9 @@ func (p *program) runOnce(code *gojq.Code, input any, what string) (v any, f *st
 }
 
 func jqFault(ctx context.Context, err error, limit time.Duration) *stepError {
+	if err == nil {
+		return &stepError{kind: FaultRuntimeError, msg: "jq stopped without an error"}
+	}
 	// A timeout may surface as the context's error or as a jq error raised
 	// after the deadline; either way the deadline decides.
 	if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
@@ -167,10 +162,25 @@ func jqFault(ctx context.Context, err error, limit time.Duration) *stepError {
 // to scan and a fraction of the memory of the jq value, and readers get
 // JSON without encoding it.
 func (p *program) reduce(state any, event map[string]any) (any, json.RawMessage, *stepError) {
-	next, f := p.run(p.reducer, map[string]any{"state": state, "event": event}, "the reducer")
+	return p.reduceInput(reducerInput(state, event), timeoutAttempts)
+}
+
+// reducerInput is what the reducer reads: {state, event}.
+func reducerInput(state any, event map[string]any) map[string]any {
+	return map[string]any{"state": state, "event": event}
+}
+
+func (p *program) reduceInput(input any, attempts int) (any, json.RawMessage, *stepError) {
+	next, f := p.run(p.reducer, input, "the reducer", attempts)
 	if f != nil {
 		return nil, nil, f
 	}
+	return p.check(next)
+}
+
+// check takes a value the reducer gave: it must be an object, and its JSON
+// within the size limit.
+func (p *program) check(next any) (any, json.RawMessage, *stepError) {
 	if _, ok := next.(map[string]any); !ok {
 		return nil, nil, &stepError{kind: FaultNotAnObject, msg: fmt.Sprintf("the reducer gave %s, not an object", jqTypeOf(next))}
 	}
@@ -195,7 +205,7 @@ func (p *program) partitionKey(ev *eventstore.Event, event map[string]any) (stri
 	v, ok := followPath(event, p.keyPath)
 	var f *stepError
 	if !ok {
-		v, f = p.run(p.key, event, "partitionBy")
+		v, f = p.run(p.key, event, "partitionBy", timeoutAttempts)
 	}
 	if f != nil && f.empty {
 		v, f = nil, nil // no value is null: the stream's last partition
@@ -215,6 +225,8 @@ func (p *program) partitionKey(ev *eventstore.Event, event map[string]any) (stri
 		key = strconv.FormatFloat(k, 'f', -1, 64)
 	case *big.Int:
 		key = k.String()
+	case json.Number:
+		key = numberKey(k)
 	default:
 		return "", &stepError{kind: FaultPartitionKey, msg: fmt.Sprintf("partitionBy gave %s; a key is a string or a number", jqTypeOf(v))}
 	}
@@ -222,6 +234,20 @@ func (p *program) partitionKey(ev *eventstore.Event, event map[string]any) (stri
 		return "", &stepError{kind: FaultPartitionKey, msg: fmt.Sprintf("a partition key is 1 to %d bytes, got %d", MaxPartitionKeyLength, len(key))}
 	}
 	return key, nil
+}
+
+// numberKey is the key of a number read from JSON, written as the number
+// gojq makes of it (its parseNumber) would be: 7.0 is "7", a large integer
+// all its digits, -0 "0".
+func numberKey(n json.Number) string {
+	s := string(n)
+	if !strings.ContainsAny(s, ".eE") {
+		if b, ok := new(big.Int).SetString(s, 10); ok {
+			return b.String()
+		}
+	}
+	f, _ := n.Float64() // out of range: an infinity, as gojq
+	return strconv.FormatFloat(f, 'f', -1, 64)
 }
 
 func jqTypeOf(v any) string {
@@ -281,73 +307,4 @@ func followPath(v any, path []string) (any, bool) {
 		}
 	}
 	return v, true
-}
-
-// callClock is the time limit of a program's calls: one context and one
-// timer reused by every call, because a context.WithTimeout per call (a
-// timer, a cancel tree, allocations) cost about a twentieth of a simple
-// reducer's fold. gojq checks Done between instructions.
-//
-// A timer that fired just as a call ended can, rarely, end the next call
-// early; run tries a timed-out call again, so that costs only time.
-type callClock struct {
-	mu      sync.Mutex
-	done    chan struct{} // replaced, by the calling goroutine, only after it was closed
-	fired   bool
-	running bool
-	timer   *time.Timer
-}
-
-func newCallClock() *callClock {
-	c := &callClock{done: make(chan struct{})}
-	c.timer = time.AfterFunc(time.Hour, c.fire)
-	c.timer.Stop()
-	return c
-}
-
-func (c *callClock) fire() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.running && !c.fired {
-		c.fired = true
-		close(c.done)
-	}
-}
-
-// arm starts a call with limit d and returns its context.
-func (c *callClock) arm(d time.Duration) context.Context {
-	c.mu.Lock()
-	if c.fired {
-		c.done, c.fired = make(chan struct{}), false
-	}
-	c.running = true
-	c.mu.Unlock()
-	c.timer.Reset(d)
-	return clockCtx{c}
-}
-
-func (c *callClock) disarm() {
-	c.timer.Stop()
-	c.mu.Lock()
-	c.running = false
-	c.mu.Unlock()
-}
-
-// clockCtx is the context of the call in progress.
-type clockCtx struct{ c *callClock }
-
-func (clockCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
-func (clockCtx) Value(any) any               { return nil }
-
-// Done is read by the calling goroutine only, which is the one that replaces
-// the channel, so it needs no lock (it runs once per jq instruction).
-func (x clockCtx) Done() <-chan struct{} { return x.c.done }
-
-func (x clockCtx) Err() error {
-	x.c.mu.Lock()
-	defer x.c.mu.Unlock()
-	if x.c.fired {
-		return context.DeadlineExceeded
-	}
-	return nil
 }

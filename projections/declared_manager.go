@@ -121,6 +121,7 @@ func (d *Declarative) add(ctx context.Context, ev eventstore.Event) {
 	} else {
 		v.info.Definition = prog.def
 		v.run = newRunner(d, v.info, prog)
+		v.run.life = ctx
 	}
 	d.mu.Lock()
 	p := d.byName[name]

@@ -41,6 +41,10 @@ import (
 // for a fold. Kept states of live events are offered to the snapshotter,
 // which may drop them (snapshot.go): a missing snapshot only makes a fold
 // longer, and the fold offers it again.
+//
+// A version that a newer one replaced deletes its snapshots and marker when
+// it is retired (dropSnapshots), so the store holds those of current
+// versions only.
 
 // definitionDigest identifies a definition's content.
 func definitionDigest(def Definition) string {

@@ -29,6 +29,8 @@ type runner struct {
 	d    *Declarative
 	info DefinitionVersion // the static part: definition, version, position, recordedAt
 	prog *program
+	// stream runs the reducer for the runner's goroutine (follow).
+	stream *reducerStream
 
 	mu      sync.RWMutex
 	parts   partitionSet[json.RawMessage] // every state, encoded (see program.reduce)
@@ -50,9 +52,10 @@ type runner struct {
 	started    time.Time
 
 	cancel   context.CancelFunc
-	stopped  chan struct{} // closed when run returns
-	released chan struct{} // closed once retire has given the states' memory back
-	memory   atomic.Int64  // this runner's share of Declarative.used
+	life     context.Context // the service's: retire's clean-up runs under it
+	stopped  chan struct{}   // closed when run returns
+	released chan struct{}   // closed once retire has given the states' memory back
+	memory   atomic.Int64    // this runner's share of Declarative.used
 
 	// Eviction (declared_evict.go): hand and evictedStates under mu.
 	hand          int
@@ -81,13 +84,36 @@ func (r *runner) retire() {
 	go func() {
 		<-r.stopped
 		r.mu.Lock()
-		defer r.mu.Unlock()
 		r.retired = true
 		r.retiredCounts = [2]int{len(r.parts.created), r.parts.states}
 		r.parts, r.changes, r.latest, r.sticky = newPartitionSet[json.RawMessage](), nil, nil, nil
 		r.d.used.Add(-r.memory.Swap(0))
 		close(r.released)
+		r.mu.Unlock()
+		r.dropSnapshots()
 	}()
+}
+
+// dropSnapshots deletes the retired version's snapshots and marker: no
+// instance restores a version that a newer one replaced (each takes in
+// every definition at start, and the newest supersedes the others, which
+// land here again, so what a failed or late write left is deleted then).
+func (r *runner) dropSnapshots() {
+	ctx := r.life
+	if ctx == nil || ctx.Err() != nil {
+		return
+	}
+	n, err := r.d.s.store.DeleteSnapshots(ctx, eventstore.SnapshotDelete{Projection: r.markerName(), Prefix: true,
+		SchemaVersion: int(r.info.Version)})
+	switch {
+	case ctx.Err() != nil: // closing
+	case err != nil:
+		r.d.s.log.Warn("cannot delete the snapshots of a replaced declarative projection version; its next start tries again",
+			"projection", r.info.Name, "definitionVersion", r.info.Version, "err", err)
+	case n > 0:
+		r.d.s.log.Info("deleted the snapshots of a replaced declarative projection version",
+			"projection", r.info.Name, "definitionVersion", r.info.Version, "snapshots", n)
+	}
 }
 
 // change is one state recorded: tl.states[index], valid from pos.
@@ -161,78 +187,144 @@ func (r *runner) run(ctx context.Context) {
 }
 
 func (r *runner) follow(ctx context.Context, sub *eventstore.Subscription, log *slog.Logger, lastLog *time.Time) error {
-	store := r.d.s.store
+	if r.stream == nil {
+		stream, err := newReducerStream(r.prog)
+		if err != nil { // it compiled when it was defined
+			return r.stopAt(&Fault{Projection: r.info.Name, DefinitionVersion: r.info.Version, Kind: FaultRuntimeError,
+				Message: "the reducer does not compile: " + err.Error(), Position: r.checkpoint.Load() + 1}, log)
+		}
+		r.stream = stream
+	}
+	feed := &runnerFeed{r: r, ctx: ctx, sub: sub, log: log, lastLog: lastLog}
+	r.stream.run(feed)
+	return feed.err
+}
+
+// runnerFeed reads the log for the runner's reducerStream: it hands out
+// the matching events that need the reducer, as {state, event}, and
+// records each one's next state before it reads on.
+type runnerFeed struct {
+	r       *runner
+	ctx     context.Context
+	sub     *eventstore.Subscription
+	log     *slog.Logger
+	lastLog *time.Time
+
+	ev  eventstore.Event // the event being reduced
+	key string           // its partition
+	err error            // why the feed ended
+}
+
+func (f *runnerFeed) input() (any, bool) {
+	r := f.r
 	for {
-		ev, err := sub.Recv(ctx)
+		ev, err := f.sub.Recv(f.ctx)
 		if err != nil {
-			return err
+			f.err = err
+			return nil, false
 		}
-		if r.prog.def.matches(&ev) {
-			// A fault stops this runner where it is: it keeps answering up
-			// to the event (if it is the active version) until a new
-			// version replaces it.
-			if f := r.apply(&ev); f != nil {
-				r.fault.Store(f)
-				close(r.faulted)
-				log.Error("declarative projection faulted; it stopped before the event",
-					"position", f.Position, "stream", f.StreamID, "type", f.EventType, "kind", f.Kind, "err", f.Message)
-				return &FaultError{Fault: *f}
-			}
-		} else {
+		if !r.prog.def.matches(&ev) {
 			r.advance(ev.Position)
-		}
-		if r.caughtUp.Load() {
+			r.passed(f.ctx, ev.Position, f.log, f.lastLog)
 			continue
 		}
-		if store.HeadPosition()-ev.Position <= caughtUpLag {
-			r.caughtUp.Store(true)
-			pos := ev.Position
-			r.d.s.goTracked(func() { r.sweep(ctx, pos) })
-			if to := r.resumeTo.Load(); to > 0 && !r.d.s.opts.noRefill {
-				r.d.s.goTracked(func() { r.refill(ctx, to) })
-			}
-			log.Info("declarative projection built", "position", ev.Position, "events", r.folded.Load(), "restored", r.restored.Load(),
-				"partitions", r.partitionCount(), "took", time.Since(r.started).Round(time.Millisecond))
-			r.d.promote(r)
-		} else if time.Since(*lastLog) >= time.Second {
-			*lastLog = time.Now()
-			t := max(1, r.target.Load())
-			log.Info("building declarative projection", "position", ev.Position, "of", t,
-				"percent", min(100, ev.Position*100/t), "events_per_sec", int(float64(ev.Position)/time.Since(r.started).Seconds()))
+		input, key, fault := r.prepare(&ev)
+		if fault != nil {
+			f.err = r.stopAt(fault, f.log)
+			return nil, false
 		}
+		if input == nil { // nothing to reduce
+			r.passed(f.ctx, ev.Position, f.log, f.lastLog)
+			continue
+		}
+		f.ev, f.key = ev, key
+		return input, true
 	}
 }
 
-// apply folds one matching event into its partition and advances the
-// checkpoint; it returns a fault instead when the reducer fails, leaving
-// the checkpoint just before the event.
-func (r *runner) apply(ev *eventstore.Event) *Fault {
+func (f *runnerFeed) result(next any, encoded json.RawMessage, sf *stepError) bool {
+	r := f.r
+	fault := (*Fault)(nil)
+	if sf != nil {
+		fault = r.faultAt(&f.ev, sf)
+	} else {
+		fault = r.commit(&f.ev, f.key, next, encoded)
+	}
+	if fault != nil {
+		f.err = r.stopAt(fault, f.log)
+		return false
+	}
+	r.passed(f.ctx, f.ev.Position, f.log, f.lastLog)
+	return true
+}
+
+// stopAt faults the runner. A fault stops it where it is: it keeps
+// answering up to the event (if it is the active version) until a new
+// version replaces it.
+func (r *runner) stopAt(f *Fault, log *slog.Logger) error {
+	r.fault.Store(f)
+	close(r.faulted)
+	log.Error("declarative projection faulted; it stopped before the event",
+		"position", f.Position, "stream", f.StreamID, "type", f.EventType, "kind", f.Kind, "err", f.Message)
+	return &FaultError{Fault: *f}
+}
+
+// passed is called once the runner is done with the event at pos: it
+// notices the build catching up with the head, and logs its progress.
+func (r *runner) passed(ctx context.Context, pos int64, log *slog.Logger, lastLog *time.Time) {
+	if r.caughtUp.Load() {
+		return
+	}
+	if r.d.s.store.HeadPosition()-pos <= caughtUpLag {
+		r.caughtUp.Store(true)
+		r.d.s.goTracked(func() { r.sweep(ctx, pos) })
+		if to := r.resumeTo.Load(); to > 0 && !r.d.s.opts.noRefill {
+			r.d.s.goTracked(func() { r.refill(ctx, to) })
+		}
+		log.Info("declarative projection built", "position", pos, "events", r.folded.Load(), "restored", r.restored.Load(),
+			"partitions", r.partitionCount(), "took", time.Since(r.started).Round(time.Millisecond))
+		r.d.promote(r)
+	} else if time.Since(*lastLog) >= time.Second {
+		*lastLog = time.Now()
+		t := max(1, r.target.Load())
+		log.Info("building declarative projection", "position", pos, "of", t,
+			"percent", min(100, pos*100/t), "events_per_sec", int(float64(pos)/time.Since(r.started).Seconds()))
+	}
+}
+
+// prepare finds a matching event's partition and returns the reducer's
+// input for it; a nil input means there is nothing to reduce (the event
+// was restored from a snapshot, or has no partition) and the checkpoint
+// has moved past it. A fault leaves the checkpoint just before the event.
+func (r *runner) prepare(ev *eventstore.Event) (input any, key string, fault *Fault) {
 	event := eventValue(ev)
 	key, f := r.prog.partitionKey(ev, event)
 	if f != nil {
-		return r.faultAt(ev, f)
+		return nil, "", r.faultAt(ev, f)
 	}
 	if key == "" { // partitionBy gave null: the stream's last partition
 		key = r.sticky[ev.StreamID]
 		if key == "" {
 			r.advance(ev.Position)
-			return nil
+			return nil, "", nil
 		}
 	} else if r.prog.key != nil {
 		r.sticky[ev.StreamID] = key
 	}
 	if ev.Position <= r.resumeTo.Load() {
 		r.restore(key, ev.Position)
-		return nil
+		return nil, "", nil
 	}
 	prev, f := r.previous(key)
 	if f != nil {
-		return r.faultAt(ev, f)
+		return nil, "", r.faultAt(ev, f)
 	}
-	next, encoded, f := r.prog.reduce(prev, event)
-	if f != nil {
-		return r.faultAt(ev, f)
-	}
+	return reducerInput(prev, event), key, nil
+}
+
+// commit records the next state of the event's partition and advances the
+// checkpoint, unless the memory budget is full.
+func (r *runner) commit(ev *eventstore.Event, key string, next any, encoded json.RawMessage) *Fault {
 	cost := int64(len(encoded) + stateOverhead)
 	if budget := r.d.s.opts.ProjectionMemoryBudget; budget > 0 && !r.makeRoom(cost, budget) {
 		return r.faultAt(ev, &stepError{kind: FaultMemoryBudget, msg: fmt.Sprintf(
@@ -278,6 +370,7 @@ func (r *runner) status(st ProjectionStatus) DefinitionVersion {
 	}
 	r.mu.RUnlock()
 	v.StateBytes = r.stateBytes.Load()
+	v.Refolds, v.RestoredEvents, v.RefilledStates = r.refolds.Load(), r.restored.Load(), r.refilled.Load()
 	if f := r.fault.Load(); f != nil {
 		v.Status, v.Fault = StatusFaulted, f
 	}

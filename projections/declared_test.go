@@ -317,12 +317,15 @@ func TestDeclaredFaultsAreContained(t *testing.T) {
 		name, reducer, partitionBy string
 		trigger                    string // the data of the event that makes it fail
 		kind                       projections.FaultKind
+		message                    string // what the fault says
 	}{
-		{"timeout", `if .event.data.spin then (last(range(1e12))) as $x | .state else .state end`, "", `{"spin":true}`, projections.FaultTimeout},
-		{"too-large", `.state.blob = ([range(.event.data.grow // 0)] | map("xxxxxxxxxx") | join("")) | .state`, "", `{"grow":200}`, projections.FaultStateTooLarge},
-		{"runtime", `.state.n += (.event.data.bad // 0 | if . == 1 then error("bad event") else . end) | .state`, "", `{"bad":1}`, projections.FaultRuntimeError},
-		{"not-object", `if .event.data.list then [1] else .state end`, "", `{"list":true}`, projections.FaultNotAnObject},
-		{"bad-key", `.state`, `.data.key // "k"`, `{"key":[1]}`, projections.FaultPartitionKey},
+		{"timeout", `if .event.data.spin then (last(range(1e12))) as $x | .state else .state end`, "", `{"spin":true}`, projections.FaultTimeout, "took longer than the limit of 50ms"},
+		{"too-large", `.state.blob = ([range(.event.data.grow // 0)] | map("xxxxxxxxxx") | join("")) | .state`, "", `{"grow":200}`, projections.FaultStateTooLarge, "the limit is 1000"},
+		{"runtime", `.state.n += (.event.data.bad // 0 | if . == 1 then error("bad event") else . end) | .state`, "", `{"bad":1}`, projections.FaultRuntimeError, "bad event"},
+		{"not-object", `if .event.data.list then [1] else .state end`, "", `{"list":true}`, projections.FaultNotAnObject, "the reducer gave an array, not an object"},
+		{"no-value", `if .event.data.none then empty else .state end`, "", `{"none":true}`, projections.FaultRuntimeError, "the reducer gave no value"},
+		{"two-values", `if .event.data.two then (.state, .state) else .state end`, "", `{"two":true}`, projections.FaultRuntimeError, "the reducer gave more than one value"},
+		{"bad-key", `.state`, `.data.key // "k"`, `{"key":[1]}`, projections.FaultPartitionKey, "partitionBy gave an array"},
 	}
 	for _, c := range cases {
 		define(t, svc, projections.Definition{Name: c.name, StreamPrefix: "f-", PartitionBy: c.partitionBy, Reducer: c.reducer})
@@ -343,8 +346,8 @@ func TestDeclaredFaultsAreContained(t *testing.T) {
 			v := info.Versions[0]
 			f := v.Fault
 			if v.Status != projections.StatusFaulted || f.Kind != c.kind || f.Position != at[i] || f.StreamID != "f-1" ||
-				f.EventType != "Trigger" || v.Checkpoint != at[i]-1 {
-				t.Fatalf("status %s checkpoint %d fault %+v; want %s at %d", v.Status, v.Checkpoint, f, c.kind, at[i])
+				f.EventType != "Trigger" || v.Checkpoint != at[i]-1 || !strings.Contains(f.Message, c.message) {
+				t.Fatalf("status %s checkpoint %d fault %+v; want %s at %d saying %q", v.Status, v.Checkpoint, f, c.kind, at[i], c.message)
 			}
 			// Before the fault it answers; at or after it, and now, it reports the fault.
 			if _, err := decl.State(ctx, c.name, "f-1", eventstore.AtPosition(at[i]-1), nil); err != nil && c.partitionBy == "" {

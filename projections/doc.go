@@ -216,9 +216,20 @@
 // runner once and reads only from it, so no answer mixes versions; the old
 // runner follows the log a little longer for queries already waiting on it.
 // A version defined while another is still being built supersedes it.
+// A replaced version deletes its snapshots.
+//
+// A runner folds through one gojq run for all its events
+// (declared_stream.go): the compiled expression is "feed | REDUCER | emit",
+// where feed asks the runner for the next {state, event} only once the
+// reducer is done with the previous one and emit hands each value back, so
+// each event keeps the per-event contract (one value, an object, its own
+// time limit) without paying for a new gojq machine per event. Event data
+// and states are decoded for jq by declared_decode.go: numbers keep their
+// digits (json.Number, as gojq's fromjson), so large integers stay exact.
 //
 // Faults are contained per version. Each reducer call runs under a context
-// with Options.ReducerTimeout (gojq checks it between instructions), and the
+// with Options.ReducerTimeout (gojq checks it between instructions;
+// declared_clock.go makes that check free until the limit passes), and the
 // state's JSON size is estimated and checked against Options.MaxStateBytes.
 // A time-out (three in a row: the limit is wall-clock time, which a starved
 // process can use up), a state too large, a jq error, a non-object result, a

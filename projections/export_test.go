@@ -7,3 +7,13 @@ func WithoutRefill(o Options) Options {
 	o.noRefill = true
 	return o
 }
+
+// SnapshotName is the projection name of a definition's snapshot marker;
+// its kept states are SnapshotName(d)+"@N".
+func SnapshotName(d Definition) string {
+	n, err := d.normalize()
+	if err != nil {
+		panic(err)
+	}
+	return "declared:" + n.Name + ":" + definitionDigest(n)
+}

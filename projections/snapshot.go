@@ -21,7 +21,7 @@ const snapshotQueueSize = 1024
 // goroutine, off the command's path; that is safe because states are never
 // modified once made.
 type snapshotJob struct {
-	key    string
+	key    snapshotID
 	meta   eventstore.Snapshot // everything but State
 	encode func() (json.RawMessage, error)
 }
@@ -34,18 +34,32 @@ type snapshotter struct {
 	q     chan snapshotJob
 
 	mu      sync.Mutex
-	pending map[string]struct{} // queued or being written
+	pending map[snapshotID]struct{} // queued or being written
 
 	saved, dropped, failed atomic.Uint64
 }
 
 func newSnapshotter(store *eventstore.Store, log *slog.Logger) *snapshotter {
 	return &snapshotter{store: store, log: log, q: make(chan snapshotJob, snapshotQueueSize),
-		pending: map[string]struct{}{}}
+		pending: map[snapshotID]struct{}{}}
 }
 
-func snapshotKey(streamID, projection string, schema int, version int64) string {
-	return fmt.Sprintf("%s|%s|%d|%d", streamID, projection, schema, version)
+// snapshotID names a snapshot in the writer's queue. It is a struct, not
+// the fields joined into a string: a stream id or a jq partition key may
+// hold any separator, so a joined form let two snapshots share a name and
+// the second be dropped as already queued.
+type snapshotID struct {
+	stream, projection string
+	schema             int
+	version            int64
+}
+
+func (id snapshotID) String() string {
+	return fmt.Sprintf("%q of %q (schema %d) at version %d", id.stream, id.projection, id.schema, id.version)
+}
+
+func snapshotKey(streamID, projection string, schema int, version int64) snapshotID {
+	return snapshotID{stream: streamID, projection: projection, schema: schema, version: version}
 }
 
 // offer queues a snapshot unless the same one is already queued, or drops it
@@ -64,7 +78,7 @@ func (w *snapshotter) offer(job snapshotJob) {
 	}
 }
 
-func (w *snapshotter) done(key string) {
+func (w *snapshotter) done(key snapshotID) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	delete(w.pending, key)
@@ -88,7 +102,7 @@ func (w *snapshotter) write(ctx context.Context, job snapshotJob) {
 	state, err := job.encode()
 	if err != nil {
 		w.failed.Add(1)
-		w.log.Error("cannot encode snapshot state", "snapshot", job.key, "err", err)
+		w.log.Error("cannot encode snapshot state", "snapshot", job.key.String(), "err", err)
 		return
 	}
 	sn := job.meta
@@ -98,7 +112,7 @@ func (w *snapshotter) write(ctx context.Context, job snapshotJob) {
 	if err := w.store.SaveSnapshot(ctx, sn); err != nil {
 		w.failed.Add(1)
 		if ctx.Err() == nil {
-			w.log.Warn("cannot save snapshot", "snapshot", job.key, "err", err)
+			w.log.Warn("cannot save snapshot", "snapshot", job.key.String(), "err", err)
 		}
 		return
 	}

@@ -44,7 +44,12 @@
 // It prints a markdown report and exits 1 if a request got an answer other
 // than the catalogue's; the targets are reported, not enforced.
 //
-//	go run ./cmd/abusebench [-store both] [-baseline BIN] [-requests 20] [-simple 400] [-attackers 8] [-exclude verify] [-only NAME] [-contention embedded|separate|off]
+// -transport ws or sse sends the attackers' requests over websockets or SSE
+// instead (wsattack.go, sseattack.go); -trace saves a runtime trace and the
+// allocations of the attacked measurement (trace.go).
+//
+//	go run ./cmd/abusebench [-store both] [-baseline BIN] [-requests 20] [-only NAME] [-contention embedded|separate|off]
+//	                        [-simple 400] [-attackers 8] [-exclude verify] [-transport ws] [-trace FILE]
 package main
 
 import (
@@ -60,7 +65,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -80,6 +84,9 @@ type config struct {
 	only       string
 	contention string
 	keep       bool
+	trace      string // trace.go
+	debugBase  string
+	transport  string // wsattack.go
 }
 
 // storeMode is where the store runs in a measurement.
@@ -112,10 +119,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.requests, "requests", 20, "measured requests per catalogue entry, after a warm-up of 3")
 	fs.IntVar(&o.simple, "simple", 400, "{ headPosition } requests per contention measurement")
 	fs.IntVar(&o.attackers, "attackers", 8, "clients sending the catalogue's requests in a loop")
-	fs.StringVar(&o.exclude, "exclude", "", "leave catalogue entries whose name contains this out of the contention loop (e.g. verify), to see what the rest cost")
+	fs.StringVar(&o.exclude, "exclude", "", "leave catalogue entries whose name contains this (or any of these, comma-separated) out of the contention loop (e.g. verify), to see what the rest cost")
 	fs.StringVar(&o.only, "only", "", "measure the cost of only the catalogue entries whose name matches this regular expression")
 	fs.StringVar(&o.contention, "contention", "embedded", "the store to measure the contention on, with -bin: embedded (as go run . runs), separate, or off")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (store, logs)")
+	fs.StringVar(&o.transport, "transport", "post", "how the attackers send the catalogue: post, sse (sseattack.go) or ws (graphql-transport-ws, wsattack.go)")
+	fs.StringVar(&o.trace, "trace", "", "save a runtime trace of the attacked { headPosition } measurement to this file (trace.go)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -213,7 +222,15 @@ func bench(ctx context.Context, o config, stdout, stderr io.Writer) (err error) 
 			err := func() error {
 				sup := &benchserver.Supervisor{}
 				defer sup.StopAll()
-				t, err := startTarget(ctx, sup, b.path, mode, filepath.Join(dir, fmt.Sprintf("run%d%d", i, j)), o.attackers+2, stderr)
+				var env []string
+				if contend && o.trace != "" {
+					debug, base, err := debugEnv()
+					if err != nil {
+						return err
+					}
+					env, o.debugBase = append(env, debug), base
+				}
+				t, err := startTarget(ctx, sup, b.path, mode, filepath.Join(dir, fmt.Sprintf("run%d%d", i, j)), o.attackers+2, env, stderr)
 				if err != nil {
 					return err
 				}
@@ -248,13 +265,13 @@ func bench(ctx context.Context, o config, stdout, stderr io.Writer) (err error) 
 }
 
 // startTarget starts a server (and, for storeSeparate, its store) in dir,
-// seeds the catalogue's stream and measures its idle rate.
-func startTarget(ctx context.Context, sup *benchserver.Supervisor, bin string, mode storeMode, dir string, conns int, stderr io.Writer) (*target, error) {
+// with extraEnv, seeds the catalogue's stream and measures its idle rate.
+func startTarget(ctx context.Context, sup *benchserver.Supervisor, bin string, mode storeMode, dir string, conns int, extraEnv []string, stderr io.Writer) (*target, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	t := &target{bin: bin, store: mode}
-	env := []string{"HINDSIGHT_DATA_DIR=" + filepath.Join(dir, "data"), "HINDSIGHT_LOG_LEVEL=warn"}
+	env := append([]string{"HINDSIGHT_DATA_DIR=" + filepath.Join(dir, "data"), "HINDSIGHT_LOG_LEVEL=warn"}, extraEnv...)
 	if mode == storeSeparate {
 		p, uri, err := sup.StartDevDB(ctx, bin, filepath.Join(dir, "store"), filepath.Join(dir, "devdb.log"))
 		if err != nil {
@@ -300,6 +317,9 @@ func measureContention(ctx context.Context, t *target, catalogue []attack, o con
 	c.attack, c.peakRSS, c.got, err = underAttack(ctx, t.c, t.srv, catalogue, o)
 	return c, err
 }
+
+// attackLoad is the load average when the attacked measurement ended.
+var attackLoad string
 
 // seq numbers the requests, for their unique operation names.
 var seq atomic.Int64
@@ -367,7 +387,7 @@ func simpleP99(ctx context.Context, c *benchserver.Client, n int) (time.Duration
 func underAttack(ctx context.Context, c *benchserver.Client, srv *benchserver.Server, catalogue []attack, o config) (time.Duration, int64, int64, error) {
 	var loop []attack
 	for _, a := range catalogue {
-		if !a.write && (o.exclude == "" || !strings.Contains(a.name, o.exclude)) {
+		if !a.write && !excluded(a.name, o.exclude) {
 			loop = append(loop, a)
 		}
 	}
@@ -382,8 +402,13 @@ func underAttack(ctx context.Context, c *benchserver.Client, srv *benchserver.Se
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			send, err := attacker(actx, c, o.transport)
+			if err != nil {
+				errOnce.Do(func() { firstErr = err })
+				return
+			}
 			for i := w; actx.Err() == nil; i++ {
-				if _, err := post(actx, c, loop[i%len(loop)], next()); err != nil {
+				if err := send(loop[i%len(loop)], next()); err != nil {
 					if actx.Err() == nil {
 						errOnce.Do(func() { firstErr = err })
 					}
@@ -411,7 +436,17 @@ func underAttack(ctx context.Context, c *benchserver.Client, srv *benchserver.Se
 		}
 	}()
 	time.Sleep(2 * time.Second) // let the attack reach full strength
+	var traced func() error
+	if o.trace != "" {
+		traced = startTrace(ctx, o.debugBase, o.trace, 2*time.Second)
+	}
 	p99, err := simpleP99(ctx, c, o.simple)
+	attackLoad = loadAverage()
+	if traced != nil {
+		if terr := traced(); err == nil {
+			err = terr
+		}
+	}
 	cancel()
 	wg.Wait()
 	if err == nil {

@@ -127,6 +127,7 @@ func contended(w io.Writer, o config, c *contention) {
 	if o.exclude != "" {
 		fmt.Fprintf(w, "Left out of the loop: the requests named with %q.\n\n", o.exclude)
 	}
+	fmt.Fprintf(w, "The attackers send over %s.\n\n", o.transport)
 	fmt.Fprintln(w, "| measure | value | target | |")
 	fmt.Fprintln(w, "|---|---|---|---|")
 	fmt.Fprintf(w, "| `{ headPosition }` p99, idle | %.2f ms | | |\n", float64(c.idle)/1e6)
@@ -135,6 +136,7 @@ func contended(w io.Writer, o config, c *contention) {
 	fmt.Fprintf(w, "| RSS before the attack | %s | | |\n", size(float64(c.rssBefore)))
 	fmt.Fprintf(w, "| peak RSS under attack | %s | < 512 MiB | %s |\n", size(float64(c.peakRSS)), verdict(c.peakRSS < 512<<20))
 	fmt.Fprintf(w, "| attack requests answered | %d | | |\n", c.got)
+	fmt.Fprintf(w, "| load average (1, 5, 15 min) after the attack | %s | | |\n", attackLoad)
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/1e6) }

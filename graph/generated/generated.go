@@ -12130,7 +12130,7 @@ func (ec *executionContext) marshalNEvent2githubᚗcomᚋhindsightᚑdevᚋhinds
 }
 
 func (ec *executionContext) marshalNEvent2ᚕgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋeventstoreᚐEventᚄ(ctx context.Context, sel ast.SelectionSet, v []eventstore.Event) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 1, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNEvent2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋeventstoreᚐEvent(ctx, sel, v[i])
@@ -12166,7 +12166,7 @@ func (ec *executionContext) marshalNEventEdge2githubᚗcomᚋhindsightᚑdevᚋh
 }
 
 func (ec *executionContext) marshalNEventEdge2ᚕgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐEventEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []model.EventEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 1, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNEventEdge2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐEventEdge(ctx, sel, v[i])
@@ -12307,7 +12307,7 @@ func (ec *executionContext) marshalNOrderEdge2githubᚗcomᚋhindsightᚑdevᚋh
 }
 
 func (ec *executionContext) marshalNOrderEdge2ᚕgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐOrderEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []model.OrderEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 1, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNOrderEdge2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐOrderEdge(ctx, sel, v[i])
@@ -12327,7 +12327,7 @@ func (ec *executionContext) marshalNOrderItem2githubᚗcomᚋhindsightᚑdevᚋh
 }
 
 func (ec *executionContext) marshalNOrderItem2ᚕgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐOrderItemᚄ(ctx context.Context, sel ast.SelectionSet, v []projections.OrderItem) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 1, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNOrderItem2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐOrderItem(ctx, sel, v[i])
@@ -12352,7 +12352,7 @@ func (ec *executionContext) marshalNOrderRevision2githubᚗcomᚋhindsightᚑdev
 }
 
 func (ec *executionContext) marshalNOrderRevision2ᚕgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐOrderRevisionᚄ(ctx context.Context, sel ast.SelectionSet, v []projections.OrderRevision) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 1, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNOrderRevision2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐOrderRevision(ctx, sel, v[i])
@@ -12380,7 +12380,7 @@ func (ec *executionContext) marshalNOrderStats2githubᚗcomᚋhindsightᚑdevᚋ
 }
 
 func (ec *executionContext) marshalNOrderStats2ᚕgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐOrderStatsᚄ(ctx context.Context, sel ast.SelectionSet, v []projections.OrderStats) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 1, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNOrderStats2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐOrderStats(ctx, sel, v[i])
@@ -12462,7 +12462,7 @@ func (ec *executionContext) marshalNProjection2githubᚗcomᚋhindsightᚑdevᚋ
 }
 
 func (ec *executionContext) marshalNProjection2ᚕgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐProjectionInfoᚄ(ctx context.Context, sel ast.SelectionSet, v []projections.ProjectionInfo) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 1, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNProjection2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐProjectionInfo(ctx, sel, v[i])
@@ -12482,7 +12482,7 @@ func (ec *executionContext) marshalNProjectionDefinition2githubᚗcomᚋhindsigh
 }
 
 func (ec *executionContext) marshalNProjectionDefinition2ᚕgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐDefinitionVersionᚄ(ctx context.Context, sel ast.SelectionSet, v []projections.DefinitionVersion) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 1, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNProjectionDefinition2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐDefinitionVersion(ctx, sel, v[i])
@@ -12559,7 +12559,7 @@ func (ec *executionContext) marshalNProjectionPartition2githubᚗcomᚋhindsight
 }
 
 func (ec *executionContext) marshalNProjectionPartition2ᚕgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐPartitionStateᚄ(ctx context.Context, sel ast.SelectionSet, v []projections.PartitionState) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 1, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNProjectionPartition2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐPartitionState(ctx, sel, v[i])
@@ -12595,7 +12595,7 @@ func (ec *executionContext) marshalNProjectionPartitionEdge2githubᚗcomᚋhinds
 }
 
 func (ec *executionContext) marshalNProjectionPartitionEdge2ᚕgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐProjectionPartitionEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []model.ProjectionPartitionEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 1, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNProjectionPartitionEdge2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐProjectionPartitionEdge(ctx, sel, v[i])
@@ -12645,7 +12645,7 @@ func (ec *executionContext) marshalNProjectorCheckpoint2githubᚗcomᚋhindsight
 }
 
 func (ec *executionContext) marshalNProjectorCheckpoint2ᚕgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐProjectorCheckpointᚄ(ctx context.Context, sel ast.SelectionSet, v []model.ProjectorCheckpoint) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 1, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNProjectorCheckpoint2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋgraphᚋmodelᚐProjectorCheckpoint(ctx, sel, v[i])
@@ -12665,7 +12665,7 @@ func (ec *executionContext) marshalNStatusCount2githubᚗcomᚋhindsightᚑdev�
 }
 
 func (ec *executionContext) marshalNStatusCount2ᚕgithubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐStatusCountᚄ(ctx context.Context, sel ast.SelectionSet, v []projections.StatusCount) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 1, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNStatusCount2githubᚗcomᚋhindsightᚑdevᚋhindsightᚋprojectionsᚐStatusCount(ctx, sel, v[i])
@@ -12750,7 +12750,7 @@ func (ec *executionContext) marshalN__Directive2githubᚗcomᚋ99designsᚋgqlge
 }
 
 func (ec *executionContext) marshalN__Directive2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirectiveᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.Directive) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 1, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__Directive2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirective(ctx, sel, v[i])
@@ -12794,7 +12794,7 @@ func (ec *executionContext) unmarshalN__DirectiveLocation2ᚕstringᚄ(ctx conte
 }
 
 func (ec *executionContext) marshalN__DirectiveLocation2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 1, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__DirectiveLocation2string(ctx, sel, v[i])
@@ -12822,7 +12822,7 @@ func (ec *executionContext) marshalN__InputValue2githubᚗcomᚋ99designsᚋgqlg
 }
 
 func (ec *executionContext) marshalN__InputValue2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐInputValueᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.InputValue) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 1, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__InputValue2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐInputValue(ctx, sel, v[i])
@@ -12850,7 +12850,7 @@ func (ec *executionContext) marshalN__Type2githubᚗcomᚋ99designsᚋgqlgenᚋg
 }
 
 func (ec *executionContext) marshalN__Type2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐTypeᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.Type) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 1, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__Type2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐType(ctx, sel, v[i])
@@ -13183,7 +13183,7 @@ func (ec *executionContext) marshalO__EnumValue2ᚕgithubᚗcomᚋ99designsᚋgq
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 1, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__EnumValue2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐEnumValue(ctx, sel, v[i])
@@ -13202,7 +13202,7 @@ func (ec *executionContext) marshalO__Field2ᚕgithubᚗcomᚋ99designsᚋgqlgen
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 1, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__Field2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐField(ctx, sel, v[i])
@@ -13221,7 +13221,7 @@ func (ec *executionContext) marshalO__InputValue2ᚕgithubᚗcomᚋ99designsᚋg
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 1, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__InputValue2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐInputValue(ctx, sel, v[i])
@@ -13240,7 +13240,7 @@ func (ec *executionContext) marshalO__Type2ᚕgithubᚗcomᚋ99designsᚋgqlgen�
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 1, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__Type2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐType(ctx, sel, v[i])

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
 
@@ -28,9 +27,10 @@ import (
 //   - POST with the token runs an operation whose extensions carry an
 //     operationId: 202, and its results come over the stream as
 //     {"id": operationId, "payload": result} "next" events and a
-//     {"id": operationId} "complete". A request that does not parse or
-//     validate gets its errors as an ordinary JSON response (400), as in
-//     GraphQL over HTTP; a missing operationId 400, one that runs 409.
+//     {"id": operationId} "complete". A request refused before execution
+//     gets its errors as an ordinary JSON response with the status of
+//     Config.Refuse (400 for one that does not parse or validate); a
+//     missing operationId 400, one that runs 409.
 //   - DELETE with the token and ?operationId= stops that operation: 200.
 //
 // A reservation belongs to the principal that made it: requests of another
@@ -211,15 +211,9 @@ func (t *Transport) operation(w http.ResponseWriter, r *http.Request, res *reser
 	stop := context.AfterFunc(res.ctx, cancel)
 	rc, errs := exec.CreateOperationContext(ctx, &params)
 	if errs != nil {
+		t.refuse(w, r, errs, exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs))
 		stop()
 		cancel()
-		status := http.StatusOK
-		if errcode.GetErrorKind(errs) == errcode.KindProtocol {
-			status = http.StatusBadRequest
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		_ = json.NewEncoder(w).Encode(exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs))
 		return
 	}
 	res.mu.Lock()

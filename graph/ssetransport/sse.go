@@ -14,7 +14,10 @@
 //
 // Operations run through gqlgen's executor (CreateOperationContext,
 // DispatchOperation), so validation, complexity, extensions and response
-// interceptors behave as over POST. A response that is only data (every event
+// interceptors behave as over POST. An operation refused before execution
+// (access, rate limit, parse, validation, limits) gets a status and a JSON
+// body (Config.Refuse), not a stream: only what happens after execution
+// started comes as events. A response that is only data (every event
 // of a subscription, shared encodings included) is written as it is, without
 // being encoded again.
 package ssetransport
@@ -53,6 +56,11 @@ type Config struct {
 	Owner          func(ctx context.Context) string
 	MaxOperations  int
 	TooMany        func(ctx context.Context) *gqlerror.Error
+
+	// Refuse answers an operation refused before execution (errs; resp is
+	// what gqlgen's DispatchError made of them) with a status and a JSON
+	// body, before any stream opens. Nil answers 400 with resp.
+	Refuse func(w http.ResponseWriter, r *http.Request, errs gqlerror.List, resp *graphql.Response)
 }
 
 // Transport is the SSE transport.
@@ -98,15 +106,14 @@ func (t *Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Grap
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
 	params.Headers = r.Header
 	rc, errs := exec.CreateOperationContext(ctx, &params)
+	if errs != nil {
+		// Refused before anything is streamed: a status, as for POST.
+		t.refuse(w, r, errs, exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs))
+		return
+	}
 
 	s := t.startStream(w)
 	defer s.close()
-
-	if errs != nil {
-		s.next(exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs))
-		s.complete()
-		return
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	responses, ctx := exec.DispatchOperation(ctx, rc)
@@ -120,6 +127,16 @@ func (t *Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Grap
 		}
 	}
 	s.complete()
+}
+
+func (t *Transport) refuse(w http.ResponseWriter, r *http.Request, errs gqlerror.List, resp *graphql.Response) {
+	if t.cfg.Refuse != nil {
+		t.cfg.Refuse(w, r, errs, resp)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusBadRequest)
+	_ = json.NewEncoder(w).Encode(resp)
 }
 
 // startStream answers with an event stream and starts its keep-alive.

@@ -33,6 +33,13 @@ import (
 
 // handle handles one complete text message. It runs in the reader.
 func (c *conn) handle(b []byte) {
+	if c.t.cfg.Admit != nil {
+		release, ok := c.t.cfg.Admit(c.ctx, len(b))
+		if !ok {
+			return
+		}
+		defer release() // the message is checked, and it and its operation's parameters decoded, here
+	}
 	if err := c.t.cfg.CheckText(b); err != nil {
 		c.invalid("Invalid message received: " + err.Error())
 		return

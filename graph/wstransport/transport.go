@@ -67,6 +67,11 @@ type Config struct {
 	// CheckText checks a client's text message before it is decoded (after
 	// the UTF-8 check of RFC 6455); an error refuses the message as invalid.
 	CheckText func([]byte) error
+	// Admit, if set, admits the checking and decoding of a client message
+	// of n bytes as the endpoint admits a request body (its turn in a
+	// memory budget, a CPU lane); release is called once the message is
+	// decoded. If !ok (ctx ended first) the message is dropped.
+	Admit func(ctx context.Context, n int) (release func(), ok bool)
 
 	Log *slog.Logger
 }
