@@ -78,7 +78,7 @@ func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 
 	ctx = context.WithValue(ctx, plainHTTPKey{}, r.Method)
 	if vars != nil {
-		ctx = withRawVariables(ctx, vars)
+		ctx = withRawVariables(ctx, vars, false) // the operation ends with the request
 	}
 	oc, errs := exec.CreateOperationContext(ctx, params)
 	if errs != nil {

@@ -141,8 +141,8 @@ func (g documentGate) MutateOperationParameters(ctx context.Context, params *gra
 		return &gqlerror.Error{Message: fmt.Sprintf("%ss need the %s role", op.Operation, need),
 			Extensions: map[string]any{"code": CodeForbidden}}
 	}
-	if raw := rawVariablesFrom(ctx); raw != nil { // plain HTTP: decode what op declares (wirejson.go)
-		vars, err := raw.variablesFor(g.vars.schema, op)
+	if raw, outlives := takeRawVariables(ctx); raw != nil { // plain HTTP and SSE: decode what op declares (wirejson.go)
+		vars, err := raw.variablesFor(g.vars.schema, op, outlives)
 		if err != nil {
 			return &gqlerror.Error{Message: "the variables are not valid JSON", Extensions: map[string]any{"code": CodeBadUserInput}}
 		}

@@ -89,8 +89,21 @@ func (e *Endpoint) sseTransport() *ssetransport.Transport {
 		MaxOperations: e.cfg.MaxSubscriptionsPerConn,
 		TooMany:       e.tooManySubscriptions,
 		Refuse:        e.refuseSSE,
+		Decode:        decodeSSE,
 	})
 	return e.sse
+}
+
+// decodeSSE reads an SSE operation's body as a plain POST's is read
+// (requestParams, wirejson.go), so that an 8 MiB body costs what it costs
+// over POST. The operation may outlive the request, so its JSON values are
+// copied out of the body.
+func decodeSSE(r *http.Request) (*graphql.RawParams, func(context.Context) context.Context, string) {
+	params, vars, msg := requestParams(r)
+	if msg != "" || vars == nil {
+		return params, nil, msg
+	}
+	return params, func(ctx context.Context) context.Context { return withRawVariables(ctx, vars, true) }, ""
 }
 
 // refuseSSE answers an SSE operation refused before execution as POST would

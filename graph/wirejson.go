@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -40,13 +41,32 @@ type rawVariables map[string]jsontext.Value
 
 type rawVariablesKey struct{}
 
-func withRawVariables(ctx context.Context, v rawVariables) context.Context {
-	return context.WithValue(ctx, rawVariablesKey{}, v)
+// bodyVariables carries a request's rawVariables in its context to
+// documentGate, which takes them (takeRawVariables): the context of a
+// subscription lives on, the body need not.
+type bodyVariables struct {
+	mu  sync.Mutex
+	raw rawVariables
+	// outlives: the operation may outlive the request (an SSE stream), so
+	// its JSON values are copied out of the body instead of viewing it.
+	outlives bool
 }
 
-func rawVariablesFrom(ctx context.Context) rawVariables {
-	v, _ := ctx.Value(rawVariablesKey{}).(rawVariables)
-	return v
+func withRawVariables(ctx context.Context, v rawVariables, outlives bool) context.Context {
+	return context.WithValue(ctx, rawVariablesKey{}, &bodyVariables{raw: v, outlives: outlives})
+}
+
+// takeRawVariables returns the request's rawVariables, once, or nil.
+func takeRawVariables(ctx context.Context) (rawVariables, bool) {
+	b, _ := ctx.Value(rawVariablesKey{}).(*bodyVariables)
+	if b == nil {
+		return nil, false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	raw := b.raw
+	b.raw = nil
+	return raw, b.outlives
 }
 
 // errNotObject is a parameter (variables, extensions) that is not an
@@ -216,7 +236,10 @@ func decodeAny(dec *jsontext.Decoder) (any, error) {
 
 // variablesFor decodes the variables the operation declares, each along
 // its declared type (decodeTyped); the others stay undecoded.
-func (rv rawVariables) variablesFor(schema *ast.Schema, op *ast.OperationDefinition) (map[string]any, error) {
+//
+// A JSON value is a view of the body unless copy: then it has its own
+// bytes.
+func (rv rawVariables) variablesFor(schema *ast.Schema, op *ast.OperationDefinition, copy bool) (map[string]any, error) {
 	vars := make(map[string]any, len(op.VariableDefinitions))
 	for _, def := range op.VariableDefinitions {
 		raw, ok := rv[def.Variable]
@@ -229,7 +252,7 @@ func (rv rawVariables) variablesFor(schema *ast.Schema, op *ast.OperationDefinit
 		if schema == nil {
 			v, err = decodeAny(dec)
 		} else {
-			v, err = decodeTyped(schema, dec, raw, def.Type)
+			v, err = decodeTyped(schema, dec, raw, def.Type, copy)
 		}
 		if err != nil {
 			return nil, err
@@ -248,15 +271,15 @@ var rawScalars = map[string]bool{"JSON": true}
 // a value at a JSON scalar's position stays JSON text; a value whose shape
 // does not fit its type is decoded as it is, for gqlparser's validation of
 // variables to report.
-func decodeTyped(schema *ast.Schema, dec *jsontext.Decoder, src []byte, typ *ast.Type) (any, error) {
+func decodeTyped(schema *ast.Schema, dec *jsontext.Decoder, src []byte, typ *ast.Type, copy bool) (any, error) {
 	kind := dec.PeekKind()
 	if typ.Elem != nil {
 		if kind != '[' {
-			return decodeTyped(schema, dec, src, typ.Elem) // one value stands for a list of one
+			return decodeTyped(schema, dec, src, typ.Elem, copy) // one value stands for a list of one
 		}
 		l := []any{}
 		err := eachItem(dec, func() error {
-			v, err := decodeTyped(schema, dec, src, typ.Elem)
+			v, err := decodeTyped(schema, dec, src, typ.Elem, copy)
 			l = append(l, v)
 			return err
 		})
@@ -270,12 +293,12 @@ func decodeTyped(schema *ast.Schema, dec *jsontext.Decoder, src []byte, typ *ast
 		if err != nil {
 			return nil, err
 		}
-		return canonicalJSON(span(dec, src, v))
+		return canonicalJSON(span(dec, src, v), copy)
 	case def.Kind == ast.InputObject && kind == '{':
 		m := map[string]any{}
 		err := eachMember(dec, func(name string) (err error) {
 			if f := def.Fields.ForName(name); f != nil {
-				m[name], err = decodeTyped(schema, dec, src, f.Type)
+				m[name], err = decodeTyped(schema, dec, src, f.Type, copy)
 			} else {
 				m[name], err = decodeAny(dec)
 			}
@@ -289,13 +312,16 @@ func decodeTyped(schema *ast.Schema, dec *jsontext.Decoder, src []byte, typ *ast
 // canonicalJSON returns raw, a valid JSON value, as encoding would write
 // it: compact, strings with the fewest escapes (as the scalar's decode and
 // encode did before, so that "a\ud83d\ude00b" is stored as "a😀b"). The
-// usual value, already so, is returned as it is, a view of the body; only
-// one with escapes or white space is written anew.
-func canonicalJSON(raw []byte) (json.RawMessage, error) {
-	if isCanonical(raw) {
-		return raw, nil
+// usual value, already so, is returned as it is, a view of the body (a copy
+// if copy); only one with escapes or white space is written anew.
+func canonicalJSON(raw []byte, copy bool) (json.RawMessage, error) {
+	switch {
+	case !isCanonical(raw):
+		return jsontext.AppendFormat(make([]byte, 0, len(raw)), raw)
+	case copy:
+		return bytes.Clone(raw), nil
 	}
-	return jsontext.AppendFormat(make([]byte, 0, len(raw)), raw)
+	return raw, nil
 }
 
 // isCanonical reports whether raw, valid JSON, has no escape (so no

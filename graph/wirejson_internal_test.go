@@ -92,7 +92,7 @@ func TestVariablesFor(t *testing.T) {
 	if perr != nil {
 		t.Fatal(perr)
 	}
-	got, err := env.vars.variablesFor(wireSchema, doc.Operations[0])
+	got, err := env.vars.variablesFor(wireSchema, doc.Operations[0], false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,6 +115,19 @@ func TestVariablesFor(t *testing.T) {
 	if within(got["j"].(json.RawMessage), body) {
 		t.Fatal(`{"k": 1} is not canonical, yet was not written anew`)
 	}
+
+	// For an operation that outlives its request (an SSE stream), no
+	// value views the body.
+	kept, err := env.vars.variablesFor(wireSchema, doc.Operations[0], true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(kept, want) {
+		t.Fatalf("copied variables\n%#v\nwant\n%#v", kept, want)
+	}
+	if data := kept["e"].([]any)[0].(map[string]any)["data"].(json.RawMessage); within(data, body) {
+		t.Fatal("an operation that outlives its request keeps a view of the body")
+	}
 }
 
 func TestCanonicalJSON(t *testing.T) {
@@ -126,7 +139,7 @@ func TestCanonicalJSON(t *testing.T) {
 		{`"\/"`, `"/"`},
 		{`12.50`, `12.50`},
 	} {
-		got, err := canonicalJSON([]byte(c.in))
+		got, err := canonicalJSON([]byte(c.in), false)
 		if err != nil || string(got) != c.want {
 			t.Errorf("canonicalJSON(%s) = %s, %v; want %s", c.in, got, err, c.want)
 		}

@@ -190,12 +190,10 @@ func (t *Transport) serveStream(w http.ResponseWriter, r *http.Request, res *res
 
 // operation runs a POST of single connection mode.
 func (t *Transport) operation(w http.ResponseWriter, r *http.Request, res *reservation, exec graphql.GraphExecutor) {
-	var params graphql.RawParams
-	dec := json.NewDecoder(r.Body)
-	dec.UseNumber()
 	start := graphql.Now()
-	if err := dec.Decode(&params); err != nil {
-		writeJSONError(w, http.StatusBadRequest, "BAD_USER_INPUT", "the request body is not a JSON object of a GraphQL request")
+	params, with, msg := t.decode(r)
+	if msg != "" {
+		writeJSONError(w, http.StatusBadRequest, "BAD_USER_INPUT", msg)
 		return
 	}
 	id, _ := params.Extensions["operationId"].(string)
@@ -209,7 +207,10 @@ func (t *Transport) operation(w http.ResponseWriter, r *http.Request, res *reser
 	// values (principal, request id) and ends with the stream.
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	stop := context.AfterFunc(res.ctx, cancel)
-	rc, errs := exec.CreateOperationContext(ctx, &params)
+	if with != nil {
+		ctx = with(ctx)
+	}
+	rc, errs := exec.CreateOperationContext(ctx, params)
 	if errs != nil {
 		t.refuse(w, r, errs, exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs))
 		stop()

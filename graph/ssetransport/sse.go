@@ -57,6 +57,12 @@ type Config struct {
 	MaxOperations  int
 	TooMany        func(ctx context.Context) *gqlerror.Error
 
+	// Decode reads the GraphQL parameters of a POST's body, in both modes;
+	// with, if not nil, adds to the operation's context what the operation
+	// needs of the body; msg, when not empty, is why the body is refused
+	// (400, BAD_USER_INPUT). Nil decodes the body with encoding/json.
+	Decode func(r *http.Request) (params *graphql.RawParams, with func(context.Context) context.Context, msg string)
+
 	// Refuse answers an operation refused before execution (errs; resp is
 	// what gqlgen's DispatchError made of them) with a status and a JSON
 	// body, before any stream opens. Nil answers 400 with resp.
@@ -91,21 +97,21 @@ func (t *Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Grap
 		return
 	}
 	defer release()
-	var params graphql.RawParams
-	dec := json.NewDecoder(r.Body)
-	dec.UseNumber()
 	start := graphql.Now()
-	if err := dec.Decode(&params); err != nil {
+	params, with, msg := t.decode(r)
+	if msg != "" {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusBadRequest)
-		resp := exec.DispatchError(ctx, gqlerror.List{{Message: "the request body is not a JSON object of a GraphQL request",
-			Extensions: map[string]any{"code": "BAD_USER_INPUT"}}})
+		resp := exec.DispatchError(ctx, gqlerror.List{{Message: msg, Extensions: map[string]any{"code": "BAD_USER_INPUT"}}})
 		_ = json.NewEncoder(w).Encode(resp)
 		return
 	}
+	if with != nil {
+		ctx = with(ctx)
+	}
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
 	params.Headers = r.Header
-	rc, errs := exec.CreateOperationContext(ctx, &params)
+	rc, errs := exec.CreateOperationContext(ctx, params)
 	if errs != nil {
 		// Refused before anything is streamed: a status, as for POST.
 		t.refuse(w, r, errs, exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs))
@@ -236,4 +242,19 @@ func (s *stream) close() {
 	defer s.mu.Unlock()
 	s.closed = true
 	s.ka.Stop()
+}
+
+// decode reads an operation's parameters from a POST's body, with
+// cfg.Decode or else encoding/json.
+func (t *Transport) decode(r *http.Request) (*graphql.RawParams, func(context.Context) context.Context, string) {
+	if t.cfg.Decode != nil {
+		return t.cfg.Decode(r)
+	}
+	var params graphql.RawParams
+	dec := json.NewDecoder(r.Body)
+	dec.UseNumber()
+	if err := dec.Decode(&params); err != nil {
+		return nil, nil, "the request body is not a JSON object of a GraphQL request"
+	}
+	return &params, nil, ""
 }
