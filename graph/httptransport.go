@@ -161,11 +161,20 @@ func requestParams(r *http.Request) (params *graphql.RawParams, vars rawVariable
 			return nil, nil, "the request body is not valid JSON" + jsonProblem(err)
 		}
 	}
+	if params, msg = paramsOf(env); msg != "" {
+		return nil, nil, msg
+	}
+	return params, env.vars, ""
+}
+
+// paramsOf checks the types of the decoded parameters (the variables stay
+// spans, in env.vars), or says in msg what is wrong.
+func paramsOf(env wireEnvelope) (params *graphql.RawParams, msg string) {
 	params = &graphql.RawParams{}
 	wire := env.wire
 	var ok bool
 	if params.Extensions, ok = wire.Extensions.(map[string]any); !ok && wire.Extensions != nil {
-		return nil, nil, "extensions must be an object"
+		return nil, "extensions must be an object"
 	}
 	_, persisted := params.Extensions["persistedQuery"]
 	switch q := wire.Query.(type) {
@@ -173,18 +182,18 @@ func requestParams(r *http.Request) (params *graphql.RawParams, vars rawVariable
 		params.Query = q
 	case nil:
 		if !persisted { // automatic persisted queries: a hash alone stands for the query
-			return nil, nil, "the query parameter is missing"
+			return nil, "the query parameter is missing"
 		}
 	default:
-		return nil, nil, "query must be a string"
+		return nil, "query must be a string"
 	}
 	if params.OperationName, ok = wire.OperationName.(string); !ok && wire.OperationName != nil {
-		return nil, nil, "operationName must be a string"
+		return nil, "operationName must be a string"
 	}
 	if env.varsNotObject {
-		return nil, nil, "variables must be an object"
+		return nil, "variables must be an object"
 	}
-	return params, env.vars, ""
+	return params, ""
 }
 
 // decodeJSON decodes with numbers kept as json.Number, as gqlgen expects.

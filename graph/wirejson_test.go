@@ -2,10 +2,12 @@ package graph_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hindsight-dev/hindsight/eventstore"
 	"github.com/hindsight-dev/hindsight/graph"
@@ -54,6 +56,45 @@ func TestBodyDecodedAlikeOverPOSTAndSSE(t *testing.T) {
 			}
 			if after := h.store.HeadPosition(); after != before+1 {
 				t.Fatalf("head moved from %d to %d, want one event", before, after)
+			}
+		})
+	}
+}
+
+// A websocket subscribe (or start) payload is read as a POST body is: the
+// same JSON data is stored the same way, over both subprotocols, and a
+// message with a name twice is invalid and writes nothing.
+func TestWebsocketPayloadDecodedAsPOST(t *testing.T) {
+	h := newHarness(t)
+	const mutation = `mutation($e: [NewEvent!]!) { appendToStream(streamId: "alike-ws", events: $e) { lastPosition } }`
+	for i, proto := range []string{protoTransportWS, protoGraphQLWS} {
+		t.Run(proto, func(t *testing.T) {
+			w := mustDialWS(t, h.srv.URL, proto)
+			typ := map[string]string{protoTransportWS: "subscribe", protoGraphQLWS: "start"}[proto]
+			payload := `{"query":` + mustJSON(mutation) + `,"variables":{"unused":"` + strings.Repeat("x", 1<<20) +
+				`","e":[{"type":"T","data":{ "z" : [1, 2.50], "a":"\u00e9" }}]}}`
+			w.send(wsMessage{ID: "1", Type: typ, Payload: json.RawMessage(payload)})
+			if r := w.next(10 * time.Second); r.kind != "next" || len(r.errors) > 0 {
+				t.Fatalf("got %+v", r)
+			}
+			if r := w.next(10 * time.Second); r.kind != "complete" {
+				t.Fatalf("got %+v, want complete", r)
+			}
+			evs, err := h.store.ReadStream(context.Background(), "alike-ws", eventstore.ReadStreamOptions{})
+			if err != nil || len(evs) != i+1 || string(evs[i].Data) != `{"z":[1,2.50],"a":"é"}` {
+				t.Fatalf("stored %d events (%v)", len(evs), err)
+			}
+			w.send(wsMessage{ID: "2", Type: typ, Payload: json.RawMessage(`{"query":` + mustJSON(mutation) + `,"variables":{"e":[{"type":"T","data":1,"data":2}]}}`)})
+			// An invalid message: graphql-transport-ws closes (4400),
+			// graphql-ws answers connection_error and stays.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			m, err := w.read(ctx)
+			cancel()
+			if proto == protoTransportWS && err == nil || proto == protoGraphQLWS && m.Type != "connection_error" {
+				t.Fatalf("a name twice: got %+v, %v", m, err)
+			}
+			if evs, _ := h.store.ReadStream(context.Background(), "alike-ws", eventstore.ReadStreamOptions{}); len(evs) != i+1 {
+				t.Fatalf("%d events after the refused payload, want %d", len(evs), i+1)
 			}
 		})
 	}

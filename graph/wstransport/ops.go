@@ -49,7 +49,7 @@ func (c *conn) running(id string) bool {
 // operation's goroutine parses, validates and runs it. That keeps the deep
 // work (gqlparser's validation, execution) off the reader's stack, which
 // stays small while it waits for the next message.
-func (c *conn) start(id string, params *graphql.RawParams) {
+func (c *conn) start(id string, params *graphql.RawParams, with func(context.Context) context.Context) {
 	c.mu.Lock()
 	if len(c.ops) >= c.t.cfg.MaxOperations {
 		c.mu.Unlock()
@@ -66,6 +66,9 @@ func (c *conn) start(id string, params *graphql.RawParams) {
 	o := c.newOperation(id, cancel)
 	c.ops[id] = o
 	c.mu.Unlock()
+	if with != nil {
+		ctx = with(ctx)
+	}
 	go c.run(context.WithValue(ctx, opKey{}, o), o, params, graphql.Now())
 }
 

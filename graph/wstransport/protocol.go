@@ -2,6 +2,7 @@ package wstransport
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"time"
@@ -44,8 +45,8 @@ func (c *conn) handle(b []byte) {
 		c.invalid("Invalid message received: " + err.Error())
 		return
 	}
-	var m message
-	if err := json.Unmarshal(b, &m); err != nil {
+	m, err := decodeMessage(b)
+	if err != nil {
 		c.invalid("Invalid message received: not a JSON message")
 		return
 	}
@@ -103,7 +104,7 @@ func (c *conn) handleTransportWS(m *message) {
 			c.invalid("Invalid message received: subscribe needs an id")
 			return
 		}
-		params, ok := decodeParams(m.Payload)
+		params, with, ok := c.decodeParams(m.Payload)
 		if !ok {
 			c.invalid("Invalid message received: subscribe needs a payload with a query")
 			return
@@ -112,7 +113,7 @@ func (c *conn) handleTransportWS(m *message) {
 			c.closeWith(CloseDuplicateID, "Subscriber for "+*m.ID+" already exists")
 			return
 		}
-		c.start(*m.ID, params)
+		c.start(*m.ID, params, with)
 	case "complete":
 		if m.ID == nil || *m.ID == "" {
 			c.invalid("Invalid message received: complete needs an id")
@@ -146,13 +147,13 @@ func (c *conn) handleLegacy(m *message) {
 			c.connectionError("start needs an id")
 			return
 		}
-		params, ok := decodeParams(m.Payload)
+		params, with, ok := c.decodeParams(m.Payload)
 		if !ok {
 			c.writeErrorMessage(*m.ID, errorPayload("start needs a payload with a query"))
 			return
 		}
 		c.stop(*m.ID, true) // a running operation with this id is replaced
-		c.start(*m.ID, params)
+		c.start(*m.ID, params, with)
 	case "stop":
 		if m.ID != nil {
 			c.stop(*m.ID, false)
@@ -235,7 +236,19 @@ func (c *conn) connectionError(msg string) {
 }
 
 // decodeParams decodes a subscribe/start payload: an object with a query
-// string, and optionally operationName, variables and extensions.
+// string, and optionally operationName, variables and extensions; with
+// Config.Params if set.
+func (c *conn) decodeParams(raw json.RawMessage) (*graphql.RawParams, func(context.Context) context.Context, bool) {
+	if !present(raw) {
+		return nil, nil, false
+	}
+	if c.t.cfg.Params != nil {
+		return c.t.cfg.Params(raw)
+	}
+	p, ok := decodeParams(raw)
+	return p, nil, ok
+}
+
 func decodeParams(raw json.RawMessage) (*graphql.RawParams, bool) {
 	var q struct {
 		Query *string `json:"query"`

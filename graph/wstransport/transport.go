@@ -64,6 +64,12 @@ type Config struct {
 	Init func(ctx context.Context, r *http.Request, payload map[string]any) (context.Context, time.Time, error)
 	// Acked, if set, is called once a connection has been acknowledged.
 	Acked func(ctx context.Context)
+	// Params, if set, decodes the payload of a subscribe or start (the
+	// message's own bytes, which the transport never reuses) into the
+	// operation's parameters; with, if not nil, adds to the operation's
+	// context what it needs of the payload; !ok refuses the payload as one
+	// without a query. Nil decodes it with encoding/json.
+	Params func(payload []byte) (params *graphql.RawParams, with func(context.Context) context.Context, ok bool)
 	// CheckText checks a client's text message before it is decoded (after
 	// the UTF-8 check of RFC 6455); an error refuses the message as invalid.
 	CheckText func([]byte) error
