@@ -57,7 +57,10 @@ func TestReadyzSaysWhy(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Close(context.Background())
-			proj := projections.New(s, projections.Options{Logger: discard})
+			proj, err := projections.New(s, projections.Options{Logger: discard})
+			if err != nil {
+				t.Fatal(err)
+			}
 			wctx, wcancel := context.WithTimeout(ctx, 3*time.Second)
 			defer wcancel()
 			if err := s.WaitReady(wctx); err == nil {

@@ -400,9 +400,12 @@ func (a *app) open(ctx context.Context) ([]closer, error) {
 	a.m.watchStore(store)
 	startVerifiableLog(ctx, lg, store, client.Database(cfg.Database), log.With("component", "tlog"))
 
-	proj := projections.New(store, projections.Options{Logger: log.With("component", "projections"),
+	proj, err := projections.New(store, projections.Options{Logger: log.With("component", "projections"),
 		ReducerTimeout: cfg.ProjectionReducerTimeout, MaxStateBytes: int(cfg.ProjectionMaxStateBytes),
 		ProjectionMemoryBudget: projectionBudget(cfg.ProjectionMemoryBudget)})
+	if err != nil {
+		return closers, fmt.Errorf("open projections: %w", err)
+	}
 	if err := proj.Open(ctx); err != nil {
 		return closers, fmt.Errorf("open projections: %w", err)
 	}

@@ -65,7 +65,10 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	if err := store.WaitReady(ctx); err != nil {
 		t.Fatalf("store ready: %v", err)
 	}
-	proj := projections.New(store, projections.Options{Logger: log})
+	proj, err := projections.New(store, projections.Options{Logger: log})
+	if err != nil {
+		t.Fatalf("open projections: %v", err)
+	}
 	if err := proj.Open(ctx); err != nil {
 		t.Fatalf("open projections: %v", err)
 	}

@@ -21,9 +21,6 @@ var orderIDNamespace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://hindsight
 // idempotent: repeating it returns the existing order if it was created with
 // the same customer and items. Without one, the order gets a UUIDv7 id.
 func (s *Service) CreateOrder(ctx context.Context, orderID, customerID string, items []OrderItem) (Order, error) {
-	if s.initErr != nil {
-		return Order{}, s.initErr
-	}
 	data, err := newOrderCreated(customerID, items)
 	if err != nil {
 		return Order{}, err
@@ -123,9 +120,6 @@ func (s *Service) CancelOrder(ctx context.Context, orderID, reason string, expec
 // decided again on fresh state, up to MaxCommandAttempts times, with a short
 // jittered backoff so that contenders spread out.
 func (s *Service) execute(ctx context.Context, orderID string, expected *int64, decide decision) (Order, error) {
-	if s.initErr != nil {
-		return Order{}, s.initErr
-	}
 	if err := validateOrderID(orderID); err != nil {
 		return Order{}, err
 	}

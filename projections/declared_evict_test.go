@@ -137,7 +137,10 @@ func TestDeclaredResumesFromSnapshots(t *testing.T) {
 	cut := len(history) * 3 / 4
 	appendHistory(t, store, history[:cut])
 	opts := projections.Options{SnapshotEvery: 4, Logger: quietLog}
-	first := projections.New(store, opts)
+	first, err := projections.New(store, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := ctxT(t)
 	if err := first.Open(ctx); err != nil {
 		t.Fatal(err)
@@ -217,7 +220,10 @@ func TestDeclaredRestoreReadsOnlyItsVersion(t *testing.T) {
 	store, _, _ := openStore(t)
 	ctx := ctxT(t)
 	opts := projections.Options{SnapshotEvery: 4, Logger: quietLog}
-	first := projections.New(store, opts)
+	first, err := projections.New(store, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := first.Open(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -254,9 +254,6 @@ func (d *Declarative) Projection(name string) (ProjectionInfo, bool) {
 // the background (status BUILDING) while the previous version answers.
 func (d *Declarative) Define(ctx context.Context, def Definition, expected eventstore.ExpectedState) (DefinitionVersion, DryRun, error) {
 	s := d.s
-	if s.initErr != nil {
-		return DefinitionVersion{}, DryRun{}, s.initErr
-	}
 	prog, err := compile(def, s.opts.ReducerTimeout, s.opts.MaxStateBytes)
 	if err != nil {
 		return DefinitionVersion{}, DryRun{}, err

@@ -36,9 +36,6 @@ func forbidden(def Definition) error {
 // log, or the partition's own version (its n-th event). A partition that did
 // not exist then is ErrNotFound.
 func (d *Declarative) State(ctx context.Context, name, key string, at eventstore.At, scope Scope) (PartitionState, error) {
-	if d.s.initErr != nil {
-		return PartitionState{}, d.s.initErr
-	}
 	r, err := d.current(name)
 	if err != nil {
 		return PartitionState{}, err
@@ -104,9 +101,6 @@ func (d *Declarative) partitionState(r *runner, key string, version, from int64,
 // may not read are left out; a projection keyed by jq needs the whole scope
 // (ErrForbidden).
 func (d *Declarative) Partitions(ctx context.Context, q ListPartitions) (PartitionPage, error) {
-	if d.s.initErr != nil {
-		return PartitionPage{}, d.s.initErr
-	}
 	if q.First < 1 || q.First > MaxOrdersPage {
 		return PartitionPage{}, invalidInput("first must be between 1 and %d, got %d", MaxOrdersPage, q.First)
 	}
@@ -149,9 +143,6 @@ func (d *Declarative) Partitions(ctx context.Context, q ListPartitions) (Partiti
 // Count returns how many partitions existed at the point and pass the
 // filter ("" = all), among those the scope may read.
 func (d *Declarative) Count(ctx context.Context, name string, at eventstore.At, filter string, scope Scope) (int, error) {
-	if d.s.initErr != nil {
-		return 0, d.s.initErr
-	}
 	r, pos, match, err := d.listing(ctx, name, at, filter, scope)
 	if err != nil {
 		return 0, err

@@ -29,9 +29,6 @@ type PartitionSubscription interface {
 // DefinitionVersion). A fault ends it with a *FaultError once everything
 // before the fault has been delivered.
 func (d *Declarative) Subscribe(ctx context.Context, name, key string, afterPosition *int64, scope Scope) (PartitionSubscription, error) {
-	if d.s.initErr != nil {
-		return nil, d.s.initErr
-	}
 	r, err := d.current(name)
 	if err != nil {
 		return nil, err

@@ -69,7 +69,10 @@ func exampleService() (*eventstore.Store, *projections.Service, func()) {
 	if err := store.WaitReady(ctx); err != nil {
 		panic(err)
 	}
-	svc := projections.New(store, projections.Options{Logger: quietLog})
+	svc, err := projections.New(store, projections.Options{Logger: quietLog})
+	if err != nil {
+		panic(err)
+	}
 	if err := svc.Open(ctx); err != nil {
 		panic(err)
 	}

@@ -50,7 +50,10 @@ func openService(t testing.TB, store *eventstore.Store, opts projections.Options
 	if opts.Logger == nil {
 		opts.Logger = quietLog
 	}
-	svc := projections.New(store, opts)
+	svc, err := projections.New(store, opts)
+	if err != nil {
+		t.Fatalf("open service: %v", err)
+	}
 	ctx := ctxT(t)
 	if err := svc.Open(ctx); err != nil {
 		t.Fatalf("open service: %v", err)

@@ -20,9 +20,6 @@ const (
 // Orders are sorted by the position that created them (then id), which does
 // not change as orders change, so cursors stay valid across points in time.
 func (s *Service) Orders(ctx context.Context, q ListOrders) (OrderPage, error) {
-	if s.initErr != nil {
-		return OrderPage{}, s.initErr
-	}
 	if q.First < 1 || q.First > MaxOrdersPage {
 		return OrderPage{}, invalidInput("first must be between 1 and %d, got %d", MaxOrdersPage, q.First)
 	}
@@ -62,9 +59,6 @@ func (s *Service) Orders(ctx context.Context, q ListOrders) (OrderPage, error) {
 // At is the time asked for with AtTime, the recordedAt of the position with
 // AtPosition (the Unix epoch for position 0), and the current time for Now.
 func (s *Service) OrderStats(ctx context.Context, at eventstore.At) (OrderStats, error) {
-	if s.initErr != nil {
-		return OrderStats{}, s.initErr
-	}
 	pos, when, err := s.readModelPoint(ctx, at)
 	if err != nil {
 		return OrderStats{}, err
@@ -83,9 +77,6 @@ func statsOf(p statsPoint, pos int64, when time.Time) OrderStats {
 // OrderStatsSeries returns OrderStats at from, from+step, ... up to to
 // (at most 1,000 points, else ErrInvalidInput).
 func (s *Service) OrderStatsSeries(ctx context.Context, from, to time.Time, step time.Duration) ([]OrderStats, error) {
-	if s.initErr != nil {
-		return nil, s.initErr
-	}
 	switch {
 	case step < MinSeriesStep:
 		return nil, invalidInput("the step must be at least %v, got %v", MinSeriesStep, step)

@@ -109,10 +109,9 @@ func (o Options) withDefaults() (Options, error) {
 // Service holds the projections: the generic merge state engine, the order
 // domain (commands, time travel) and the temporal order read model.
 type Service struct {
-	store   *eventstore.Store
-	opts    Options
-	log     *slog.Logger
-	initErr error // a bad option or a missing projection; every method returns it
+	store *eventstore.Store
+	opts  Options
+	log   *slog.Logger
 
 	orders     *engine[Order]
 	merge      *engine[any]
@@ -135,40 +134,33 @@ type Service struct {
 	stopped chan struct{}
 }
 
-// New builds the service on a store. Call Open to start the projector.
-// Invalid options are reported by Open, and by every method.
-func New(store *eventstore.Store, opts Options) *Service {
-	s := &Service{store: store, rm: newReadModel(), stopped: make(chan struct{})}
-	s.decl = newDeclarative(s)
-	o, err := opts.withDefaults()
-	s.opts, s.log = o, o.Logger
-	if s.log == nil {
-		s.log = slog.Default()
-	}
-	if err != nil {
-		s.initErr = err
-		return s
-	}
+// New builds the service on a store. Call Open to start the projector. It
+// fails on invalid options, a nil store, or a registry without the order
+// and merge projections.
+func New(store *eventstore.Store, opts Options) (*Service, error) {
 	if store == nil {
-		s.initErr = errors.New("projections: nil store")
-		return s
+		return nil, errors.New("projections: nil store")
+	}
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
 	}
 	orderProj, err := Lookup[Order](o.Registry, OrderProjectionName)
 	if err != nil {
-		s.initErr = err
-		return s
+		return nil, err
 	}
 	mergeProj, err := Lookup[any](o.Registry, MergeProjectionName)
 	if err != nil {
-		s.initErr = err
-		return s
+		return nil, err
 	}
+	s := &Service{store: store, opts: o, log: o.Logger, rm: newReadModel(), stopped: make(chan struct{})}
+	s.decl = newDeclarative(s)
 	s.snaps = newSnapshotter(store, s.log)
 	s.orders = newEngine(store, orderProj, o.SnapshotEvery, s.snaps, &s.stats, s.log)
 	s.merge = newEngine(store, mergeProj, o.SnapshotEvery, s.snaps, &s.stats, s.log)
 	s.orderCache = newStateCache[Order](o.CacheSize)
 	s.mergeCache = newStateCache[any](o.CacheSize)
-	return s
+	return s, nil
 }
 
 // Open starts the read-model projector (it follows the global log from its
@@ -176,9 +168,6 @@ func New(store *eventstore.Store, opts Options) *Service {
 // first reads the stored checkpoint, to log whether the read model's schema
 // version changed since the last run.
 func (s *Service) Open(ctx context.Context) error {
-	if s.initErr != nil {
-		return s.initErr
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.opened {
@@ -286,9 +275,6 @@ type Stats struct {
 
 // Stats returns the service's counters.
 func (s *Service) Stats() Stats {
-	if s.initErr != nil {
-		return Stats{}
-	}
 	orders, states := s.rm.size()
 	return Stats{
 		Folds:            s.stats.folds.Load(),
@@ -312,9 +298,6 @@ func (s *Service) Stats() Stats {
 // merge patches up to the point, from the nearest snapshot. A stream without
 // events at that point is (nil, 0, nil).
 func (s *Service) StreamState(ctx context.Context, streamID string, at eventstore.At) (json.RawMessage, int64, error) {
-	if s.initErr != nil {
-		return nil, 0, s.initErr
-	}
 	if err := eventstore.ValidateStreamID(streamID); err != nil {
 		return nil, 0, invalidInput("%s", trimSentinel(err))
 	}
@@ -409,9 +392,6 @@ func current[S any](ctx context.Context, s *Service, e *engine[S], cache *stateC
 
 // Order returns the order as it was at the point, or ErrNotFound.
 func (s *Service) Order(ctx context.Context, orderID string, at eventstore.At) (Order, error) {
-	if s.initErr != nil {
-		return Order{}, s.initErr
-	}
 	if err := validateOrderID(orderID); err != nil {
 		return Order{}, err
 	}
@@ -449,9 +429,6 @@ func notFound(orderID string) error {
 // OrderHistory returns the order's revisions recorded within [from, to]
 // (nil bounds are open), oldest first. Unknown order: ErrNotFound.
 func (s *Service) OrderHistory(ctx context.Context, orderID string, from, to *time.Time) ([]OrderRevision, error) {
-	if s.initErr != nil {
-		return nil, s.initErr
-	}
 	if err := validateOrderID(orderID); err != nil {
 		return nil, err
 	}

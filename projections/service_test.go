@@ -607,7 +607,10 @@ func TestRebuildGivesTheSameAnswers(t *testing.T) {
 	store, client, db := openStore(t)
 	ctx := ctxT(t)
 	checkpoints := mongocheckpoint.New(client.Database(db))
-	first := projections.New(store, projections.Options{Logger: quietLog, Checkpoints: checkpoints})
+	first, err := projections.New(store, projections.Options{Logger: quietLog, Checkpoints: checkpoints})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := first.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -841,5 +844,30 @@ func TestTwoInstancesStayCoherent(t *testing.T) {
 		if err != nil || st.RevenueCents != 150 || st.CountByStatus[3].Count != 1 {
 			t.Fatalf("%s stats at %d: %+v %v", name, shipped.Position, st, err)
 		}
+	}
+}
+
+// TestNewRefusesBadSetup: New fails at construction, before anything runs,
+// on every setup it cannot work with.
+func TestNewRefusesBadSetup(t *testing.T) {
+	store, _, _ := openStore(t)
+	cases := []struct {
+		name  string
+		store *eventstore.Store
+		opts  projections.Options
+		want  string
+	}{
+		{"nil store", nil, projections.Options{}, "nil store"},
+		{"negative SnapshotEvery", store, projections.Options{SnapshotEvery: -1}, "SnapshotEvery must not be negative"},
+		{"negative CacheSize", store, projections.Options{CacheSize: -1}, "CacheSize must not be negative"},
+		{"registry without the order projection", store, projections.Options{Registry: projections.NewRegistry()}, projections.OrderProjectionName},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			svc, err := projections.New(c.store, c.opts)
+			if err == nil || svc != nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("New = %v, %v; want no service and an error naming %q", svc, err, c.want)
+			}
+		})
 	}
 }

@@ -19,9 +19,6 @@ import (
 // that does not exist yet can be subscribed to; its revisions start with its
 // creation.
 func (s *Service) SubscribeOrder(ctx context.Context, orderID string, afterVersion *int64) (OrderSubscription, error) {
-	if s.initErr != nil {
-		return nil, s.initErr
-	}
 	if err := validateOrderID(orderID); err != nil {
 		return nil, err
 	}

@@ -129,7 +129,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// 2 and 3: one core.
 	prev := runtime.GOMAXPROCS(1)
 	start, cpu0, wait0 := time.Now(), cpuTime(), cpuWait()
-	svc := projections.New(store, projections.Options{Logger: log.With("component", "projections")})
+	svc, err := projections.New(store, projections.Options{Logger: log.With("component", "projections")})
+	if err != nil {
+		return err
+	}
 	if err := svc.Open(ctx); err != nil {
 		return err
 	}
@@ -266,7 +269,10 @@ func restart(ctx context.Context, store *eventstore.Store, svc *projections.Serv
 	prev := runtime.GOMAXPROCS(1)
 	defer runtime.GOMAXPROCS(prev)
 	start, cpu0 := time.Now(), cpuTime()
-	again := projections.New(store, projections.Options{Logger: log.With("component", "projections-restarted")})
+	again, err := projections.New(store, projections.Options{Logger: log.With("component", "projections-restarted")})
+	if err != nil {
+		return err
+	}
 	if err := again.Open(ctx); err != nil {
 		return err
 	}
