@@ -347,19 +347,9 @@ func postBody(ctx context.Context, c *benchserver.Client, a attack, body []byte)
 	if err != nil {
 		return 0, err
 	}
-	var r struct {
-		Errors []struct {
-			Extensions struct {
-				Code string `json:"code"`
-			} `json:"extensions"`
-		} `json:"errors"`
-	}
-	if err := json.Unmarshal(b, &r); err != nil {
+	got, err := outcome(b)
+	if err != nil {
 		return len(b), fmt.Errorf("status %d, not a GraphQL response: %.300s", resp.StatusCode, b)
-	}
-	got := "ok"
-	if len(r.Errors) > 0 {
-		got = r.Errors[0].Extensions.Code
 	}
 	if got != a.want {
 		return len(b), fmt.Errorf("got %s, want %s: status %d, %.300s", got, a.want, resp.StatusCode, b)
@@ -453,4 +443,23 @@ func underAttack(ctx context.Context, c *benchserver.Client, srv *benchserver.Se
 		err = firstErr
 	}
 	return p99, peak.Load(), answered.Load(), err
+}
+
+// outcome is what a GraphQL response body says happened, in the terms of
+// attack.want: "ok", or the extensions.code of its first error.
+func outcome(body []byte) (string, error) {
+	var r struct {
+		Errors []struct {
+			Extensions struct {
+				Code string `json:"code"`
+			} `json:"extensions"`
+		} `json:"errors"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return "", err
+	}
+	if len(r.Errors) > 0 {
+		return r.Errors[0].Extensions.Code, nil
+	}
+	return "ok", nil
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -38,19 +37,9 @@ func sseDo(ctx context.Context, c *benchserver.Client, a attack, n int) error {
 	} else if body, err = io.ReadAll(resp.Body); err != nil {
 		return err
 	}
-	var r struct {
-		Errors []struct {
-			Extensions struct {
-				Code string `json:"code"`
-			} `json:"extensions"`
-		} `json:"errors"`
-	}
-	if err := json.Unmarshal(body, &r); err != nil {
+	got, err := outcome(body)
+	if err != nil {
 		return fmt.Errorf("sse: status %d, %.300s: %w", resp.StatusCode, body, err)
-	}
-	got := "ok"
-	if len(r.Errors) > 0 {
-		got = r.Errors[0].Extensions.Code
 	}
 	if got != a.want {
 		return fmt.Errorf("sse: got %s, want %s: status %d, %.300s", got, a.want, resp.StatusCode, body)
