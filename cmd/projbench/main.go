@@ -364,6 +364,9 @@ func refolds(ctx context.Context, store *eventstore.Store, svc *projections.Serv
 			time.Sleep(time.Millisecond)
 		}
 	}
+	for !tight.Ready() { // its order read model's rebuild would share the CPU with the reads
+		time.Sleep(time.Millisecond)
+	}
 	head := store.HeadPosition()
 	queries := []struct {
 		what   string
