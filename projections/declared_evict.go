@@ -124,6 +124,11 @@ func (r *runner) stateAt(ctx context.Context, tl *timeline[json.RawMessage], i i
 	if s := tl.states[i].state; s != nil {
 		return s, nil
 	}
+	if r.isKept(i) { // restored: its own snapshot, with no fold
+		if s, ok := r.loadKept(ctx, tl, i); ok {
+			return s, nil
+		}
+	}
 	k := i - 1
 	start := json.RawMessage(nil)
 	for ; k >= 0; k-- {

@@ -80,7 +80,7 @@ func main() {
 
 type config struct {
 	orders, per, whale, reps int
-	uri, profile             string
+	uri, profile, refoldProf string
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -93,6 +93,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&c.reps, "reps", 500, "reads per measured query")
 	fs.StringVar(&c.uri, "mongodb-uri", "", "store URI; empty = an embedded store in a temporary directory")
 	fs.StringVar(&c.profile, "cpuprofile", "", "write a CPU profile of the builds (step 3) to this file")
+	fs.StringVar(&c.refoldProf, "refoldprofile", "", "write a CPU profile of the refold reads (step 7) to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -366,6 +367,17 @@ func refolds(ctx context.Context, store *eventstore.Store, svc *projections.Serv
 	}
 	for !tight.Ready() { // its order read model's rebuild would share the CPU with the reads
 		time.Sleep(time.Millisecond)
+	}
+	if c.refoldProf != "" {
+		f, err := os.Create(c.refoldProf)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	head := store.HeadPosition()
 	queries := []struct {
