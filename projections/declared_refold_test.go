@@ -93,20 +93,7 @@ func TestDryRunFaults(t *testing.T) {
 		}
 		return res.LastPosition
 	}
-	cases := []struct {
-		name, reducer, partitionBy, trigger string
-		kind                                projections.FaultKind
-		message                             string
-	}{
-		{"timeout", `if .event.data.spin then (last(range(1e12))) as $x | .state else .state end`, "", `{"spin":true}`, projections.FaultTimeout, "took longer than the limit of 50ms"},
-		{"too-large", `.state.blob = ([range(.event.data.grow // 0)] | map("xxxxxxxxxx") | join("")) | .state`, "", `{"grow":200}`, projections.FaultStateTooLarge, "the limit is 1000"},
-		{"runtime", `if .event.data.bad then error("bad event") else .state end`, "", `{"bad":true}`, projections.FaultRuntimeError, "bad event"},
-		{"not-object", `if .event.data.list then [1] else .state end`, "", `{"list":true}`, projections.FaultNotAnObject, "the reducer gave an array, not an object"},
-		{"no-value", `if .event.data.none then empty else .state end`, "", `{"none":true}`, projections.FaultRuntimeError, "the reducer gave no value"},
-		{"two-values", `if .event.data.two then (.state, .state) else .state end`, "", `{"two":true}`, projections.FaultRuntimeError, "the reducer gave more than one value"},
-		{"bad-key", `.state`, `.data.key // "k"`, `{"key":[1]}`, projections.FaultPartitionKey, "partitionBy gave an array"},
-	}
-	for i, c := range cases {
+	for i, c := range reducerFaults { // the runner's, in TestDeclaredFaultsAreContained
 		t.Run(c.name, func(t *testing.T) {
 			prefix := fmt.Sprintf("d%d-", i)
 			mustAppend(prefix+"1", `{}`)
