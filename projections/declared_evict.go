@@ -201,23 +201,27 @@ func (f *refold) result(next any, encoded json.RawMessage, sf *stepError) bool {
 	return true
 }
 
-// refoldReadAhead bounds a read-ahead page to this many events per event
-// still to fold: a partition's events are often close together in the log
-// (one append, one busy stream), so one read brings many of them, while a
-// partition whose events are far apart reads little it does not need.
-const refoldReadAhead = 4
+// refoldDense is how far apart, on average, the events still to fold may
+// be for one read to bring them all: a partition's events are often
+// adjacent in the log (one append), and then one read instead of one per
+// event halves the reads' cost; where they are spread out, the events in
+// between would cost more to read than the reads saved (measured with
+// projbench: a read ahead over a partition spread four times its events
+// made its refold slower than one read per event), so each is read alone.
+const refoldDense = 2
 
 // event returns the event at position pos, from the events read ahead or
-// else from one read of the log that covers as many of the events still to
-// fold as refoldReadAhead allows. One read instead of one per event counts
-// most where the eventstore evicted them and each read is a store query.
+// else from one read of the log: of all the events still to fold when they
+// are dense (refoldDense), of this one alone otherwise.
 func (f *refold) event(pos int64) (eventstore.Event, error) {
 	for len(f.ahead) > 0 && f.ahead[0].Position < pos {
 		f.ahead = f.ahead[1:]
 	}
 	if len(f.ahead) == 0 || f.ahead[0].Position != pos {
-		span := f.tl.states[f.last].from - pos + 1
-		limit := int(min(span, int64(refoldReadAhead*(f.last-f.next+1)), int64(eventstore.MaxReadLimit)))
+		limit := 1
+		if span := f.tl.states[f.last].from - pos + 1; span <= int64(refoldDense*(f.last-f.next+1)) {
+			limit = int(min(span, int64(eventstore.MaxReadLimit)))
+		}
 		page, err := f.r.d.s.store.ReadAll(f.ctx, eventstore.ReadAllOptions{After: pos - 1, Limit: limit})
 		if err != nil {
 			return eventstore.Event{}, err
