@@ -389,14 +389,23 @@ func refolds(ctx context.Context, store *eventstore.Store, svc *projections.Serv
 		{fmt.Sprintf("projectionState whale at version %d", c.whale-1), 99, func(s *projections.Service, _ *rand.Rand) error {
 			return whaleAt(ctx, s, int64(c.whale-1))()
 		}},
-		{"projectionPartitions(first: 50, at: {time}) of `sum`", 0, func(s *projections.Service, rng *rand.Rand) error {
+	}
+	// A page of `sum` at a time holds whole orders (one append each): their
+	// latest states, read from their own snapshots. A page of `by-customer`
+	// holds customers halfway through their orders: states folded again.
+	for _, name := range []string{"sum", "by-customer"} {
+		queries = append(queries, struct {
+			what   string
+			events int
+			run    func(*projections.Service, *rand.Rand) error
+		}{fmt.Sprintf("projectionPartitions(first: 50, at: {time}) of `%s`", name), 0, func(s *projections.Service, rng *rand.Rand) error {
 			t, _ := store.RecordedAt(1 + rng.Int64N(head-1))
-			p, err := s.Declarative().Partitions(ctx, projections.ListPartitions{Name: "sum", At: eventstore.AtTime(t), First: 50})
+			p, err := s.Declarative().Partitions(ctx, projections.ListPartitions{Name: name, At: eventstore.AtTime(t), First: 50})
 			if err == nil && len(p.Partitions) == 0 {
 				err = fmt.Errorf("an empty page at %v", t)
 			}
 			return err
-		}},
+		}})
 	}
 	fmt.Fprintf(stdout, "\n| read (p50 of %d) | states in memory (baseline) | every state folded again | ratio | events folded/s |\n|---|---|---|---|---|\n", c.reps)
 	for _, q := range queries {
