@@ -37,6 +37,11 @@ func (r *runner) refill(ctx context.Context, upTo int64) {
 			"err", f.fault.Message, "refilled", r.refilled.Load())
 		return
 	}
+	if f.full {
+		log.Info("the refill of restored states stopped at the memory budget; reads fold the others when asked",
+			"refilled", r.refilled.Load(), "took", time.Since(start).Round(time.Millisecond))
+		return
+	}
 	log.Info("refilled restored states", "states", r.refilled.Load(), "took", time.Since(start).Round(time.Millisecond))
 }
 
@@ -55,6 +60,7 @@ type refillFold struct {
 	e      int                // the event of page at or before the next change
 	c      change             // the change being folded
 	fault  *Fault
+	full   bool // the budget stopped it
 }
 
 func (f *refillFold) input() (any, bool) {
@@ -121,7 +127,8 @@ func (f *refillFold) result(next any, encoded json.RawMessage, sf *stepError) bo
 	f.values[c.tl] = next
 	size := int64(len(encoded))
 	if budget := r.d.s.opts.ProjectionMemoryBudget; budget > 0 && r.d.used.Load()+size > budget {
-		return false // the rest stays folded on demand
+		f.full = true // the rest stays folded on demand
+		return false
 	}
 	r.mu.Lock()
 	if r.retired {

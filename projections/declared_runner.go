@@ -29,8 +29,6 @@ type runner struct {
 	d    *Declarative
 	info DefinitionVersion // the static part: definition, version, position, recordedAt
 	prog *program
-	// stream runs the reducer for the runner's goroutine (follow).
-	stream *reducerStream
 
 	mu      sync.RWMutex
 	parts   partitionSet[json.RawMessage] // every state, encoded (see program.reduce)
@@ -187,16 +185,11 @@ func (r *runner) run(ctx context.Context) {
 }
 
 func (r *runner) follow(ctx context.Context, sub *eventstore.Subscription, log *slog.Logger, lastLog *time.Time) error {
-	if r.stream == nil {
-		stream, err := newReducerStream(r.prog)
-		if err != nil { // it compiled when it was defined
-			return r.stopAt(&Fault{Projection: r.info.Name, DefinitionVersion: r.info.Version, Kind: FaultRuntimeError,
-				Message: "the reducer does not compile: " + err.Error(), Position: r.checkpoint.Load() + 1}, log)
-		}
-		r.stream = stream
-	}
 	feed := &runnerFeed{r: r, ctx: ctx, sub: sub, log: log, lastLog: lastLog}
-	r.stream.run(feed)
+	if err := r.prog.fold(feed); err != nil { // it compiled when it was defined
+		return r.stopAt(&Fault{Projection: r.info.Name, DefinitionVersion: r.info.Version, Kind: FaultRuntimeError,
+			Message: "the reducer does not compile: " + err.Error(), Position: r.checkpoint.Load() + 1}, log)
+	}
 	return feed.err
 }
 

@@ -81,9 +81,9 @@ func newReducerStream(p *program) (*reducerStream, error) {
 
 // fold runs src through a reducer stream of p's, taken from p's pool (a
 // stream is one fold at a time; compiling one costs more than a short
-// fold's events). Callers that are not a runner's goroutine use it: the dry
-// run, a read that folds evicted states again, the refill. An error means
-// the reducer no longer compiles, which it did when it was defined.
+// fold's events). Every fold goes through it: the runner's, the dry run, a
+// read that folds evicted states again, the refill. An error means the
+// reducer no longer compiles, which it did when it was defined.
 func (p *program) fold(src reduction) error {
 	s, _ := p.streams.Get().(*reducerStream)
 	if s == nil {
