@@ -332,6 +332,10 @@ func restart(ctx context.Context, store *eventstore.Store, svc *projections.Serv
 	fmt.Fprintf(stdout, "| the same, until the refill has folded its %d restored states again | %v | %.2f | %v | %.2f | |\n",
 		states, refilled.Round(time.Millisecond), float64(refilled)/float64(rebuild), refillCPU.Round(time.Millisecond),
 		float64(refillCPU)/float64(rebuildCPU))
+	// The restarted service's order projector queued order snapshots; their
+	// writes (FerretDB runs in this process) would share the CPU with the
+	// reads below.
+	waitSnapshots(again)
 	st := svc.Stats()
 	fmt.Fprintf(stdout, "\nThe first service's snapshot writes: %d saved, %d dropped (queue full), %d failed.\n", st.SnapshotsSaved, st.SnapshotsDropped, st.SnapshotsFailed)
 	runtime.GOMAXPROCS(prev)
@@ -368,6 +372,7 @@ func refolds(ctx context.Context, store *eventstore.Store, svc *projections.Serv
 	for !tight.Ready() { // its order read model's rebuild would share the CPU with the reads
 		time.Sleep(time.Millisecond)
 	}
+	waitSnapshots(tight) // and so would its order snapshots' writes
 	if c.refoldProf != "" {
 		f, err := os.Create(c.refoldProf)
 		if err != nil {
