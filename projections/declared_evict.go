@@ -203,11 +203,10 @@ func (f *refold) result(next any, encoded json.RawMessage, sf *stepError) bool {
 
 // refoldDense is how far apart, on average, the events still to fold may
 // be for one read to bring them all: a partition's events are often
-// adjacent in the log (one append), and then one read instead of one per
-// event halves the reads' cost; where they are spread out, the events in
-// between would cost more to read than the reads saved (measured with
-// projbench: a read ahead over a partition spread four times its events
-// made its refold slower than one read per event), so each is read alone.
+// adjacent in the log (one append), and then one read serves them all;
+// where they are spread out, a read of everything between them could cost
+// more than the reads it saves, so each is read alone. This bounds what a
+// read ahead reads for nothing to one event per event folded.
 const refoldDense = 2
 
 // event returns the event at position pos, from the events read ahead or
