@@ -116,11 +116,18 @@ func (r *runner) evictLocked(need int64) int64 {
 // stateAt returns the i-th state of tl, folding it again when it was
 // evicted: from the nearest state before it that is kept (or the initial
 // state), over the partition's events after it, which are read by their
-// positions. r.mu is held for reading: the runner only appends states and
-// drops JSON, and neither touches the states this reads.
+// positions, through one reducer stream (refold). r.mu is held for reading:
+// the runner only appends states and drops JSON, and neither touches the
+// states this reads. A fault of the reducer on the way is a *FaultError
+// naming the event, wrapped: this read fails, the runner goes on.
 func (r *runner) stateAt(ctx context.Context, tl *timeline[json.RawMessage], i int) (json.RawMessage, error) {
 	if s := tl.states[i].state; s != nil {
 		return s, nil
+	}
+	if r.isKept(i) { // restored: its own snapshot, with no fold
+		if s, ok := r.loadKept(ctx, tl, i); ok {
+			return s, nil
+		}
 	}
 	k := i - 1
 	start := json.RawMessage(nil)
@@ -135,40 +142,95 @@ func (r *runner) stateAt(ctx context.Context, tl *timeline[json.RawMessage], i i
 			}
 		}
 	}
-	var state any = r.prog.initial
+	f := &refold{r: r, ctx: ctx, tl: tl, next: k + 1, last: i, state: r.prog.initial}
 	if k >= 0 {
-		state = jqDecode(start)
+		f.state = jqDecode(start)
 	}
-	var out json.RawMessage
-	for j := k + 1; j <= i; j++ {
-		ev, err := r.eventAt(ctx, tl.states[j].from)
-		if err != nil {
-			return nil, err
-		}
-		next, encoded, f := r.prog.reduce(state, eventValue(&ev))
-		if f != nil {
-			// The same reducer folded this event before; only a time-out
-			// can fail it now.
-			return nil, fmt.Errorf("projections: folding partition %q of projection %q again at position %d: %s",
-				tl.key, r.info.Name, ev.Position, f.msg)
-		}
-		state, out = next, encoded
-		if tl.states[j].state == nil {
-			r.offerKept(tl, j, encoded) // its snapshot was missing
-		}
+	if err := r.prog.fold(f); err != nil {
+		return nil, fmt.Errorf("projections: the reducer of projection %q does not compile: %w", r.info.Name, err)
+	}
+	if f.err != nil {
+		return nil, f.err
 	}
 	r.refolds.Add(1)
-	return out, nil
+	return f.out, nil
 }
 
-// eventAt reads the event at position pos of the log.
-func (r *runner) eventAt(ctx context.Context, pos int64) (eventstore.Event, error) {
-	page, err := r.d.s.store.ReadAll(ctx, eventstore.ReadAllOptions{After: pos - 1, Limit: 1})
-	if err != nil {
-		return eventstore.Event{}, err
+// refold is stateAt's reduction: the partition's states next..last folded
+// again from state, their events read ahead by position.
+type refold struct {
+	r          *runner
+	ctx        context.Context
+	tl         *timeline[json.RawMessage]
+	next, last int // the states to fold again
+	state      any
+	out        json.RawMessage
+	ev         eventstore.Event   // the event being reduced
+	ahead      []eventstore.Event // read, not yet reduced
+	err        error
+}
+
+func (f *refold) input() (any, bool) {
+	if f.next > f.last {
+		return nil, false
 	}
-	if len(page) == 0 || page[0].Position != pos {
-		return eventstore.Event{}, fmt.Errorf("projections: the event at position %d is not in the log", pos)
+	if f.ev, f.err = f.event(f.tl.states[f.next].from); f.err != nil {
+		return nil, false
 	}
-	return page[0], nil
+	return reducerInput(f.state, eventValue(&f.ev)), true
+}
+
+func (f *refold) result(next any, encoded json.RawMessage, sf *stepError) bool {
+	if sf != nil {
+		// The same reducer folded this event before: only a time-out, a
+		// limit lowered since, or a reducer that is not a function of
+		// its input (now) fails it now.
+		fault := f.r.faultAt(&f.ev, sf)
+		f.r.d.s.log.Warn("folding an evicted state of a declarative projection again failed; the read fails",
+			"projection", f.r.info.Name, "definitionVersion", f.r.info.Version, "partition", f.tl.key,
+			"position", fault.Position, "kind", fault.Kind, "err", fault.Message)
+		f.err = fmt.Errorf("projections: folding partition %q of projection %q again at position %d: %w",
+			f.tl.key, f.r.info.Name, f.ev.Position, &FaultError{Fault: *fault})
+		return false
+	}
+	f.state, f.out = next, encoded
+	if f.tl.states[f.next].state == nil {
+		f.r.offerKept(f.tl, f.next, encoded) // its snapshot was missing
+	}
+	f.next++
+	return true
+}
+
+// refoldDense is how far apart, on average, the events still to fold may
+// be for one read to bring them all: a partition's events are often
+// adjacent in the log (one append), and then one read serves them all;
+// where they are spread out, a read of everything between them could cost
+// more than the reads it saves, so each is read alone. This bounds what a
+// read ahead reads for nothing to one event per event folded.
+const refoldDense = 2
+
+// event returns the event at position pos, from the events read ahead or
+// else from one read of the log: of all the events still to fold when they
+// are dense (refoldDense), of this one alone otherwise.
+func (f *refold) event(pos int64) (eventstore.Event, error) {
+	for len(f.ahead) > 0 && f.ahead[0].Position < pos {
+		f.ahead = f.ahead[1:]
+	}
+	if len(f.ahead) == 0 || f.ahead[0].Position != pos {
+		limit := 1
+		if span := f.tl.states[f.last].from - pos + 1; span <= int64(refoldDense*(f.last-f.next+1)) {
+			limit = int(min(span, int64(eventstore.MaxReadLimit)))
+		}
+		page, err := f.r.d.s.store.ReadAll(f.ctx, eventstore.ReadAllOptions{After: pos - 1, Limit: limit})
+		if err != nil {
+			return eventstore.Event{}, err
+		}
+		if len(page) == 0 || page[0].Position != pos {
+			return eventstore.Event{}, fmt.Errorf("projections: the event at position %d is not in the log", pos)
+		}
+		f.ahead = page
+	}
+	ev := f.ahead[0]
+	f.ahead = f.ahead[1:]
+	return ev, nil
 }

@@ -30,6 +30,8 @@ type program struct {
 
 	mu    sync.Mutex // one call at a time: the clock is reused
 	clock *callClock
+	// streams are idle reducer streams for folds off the runner (fold).
+	streams sync.Pool
 }
 
 // compileJQ parses and compiles one expression. No environment reaches it:
@@ -232,6 +234,31 @@ func (p *program) partitionKey(ev *eventstore.Event, event map[string]any) (stri
 	}
 	if key == "" || len(key) > MaxPartitionKeyLength {
 		return "", &stepError{kind: FaultPartitionKey, msg: fmt.Sprintf("a partition key is 1 to %d bytes, got %d", MaxPartitionKeyLength, len(key))}
+	}
+	return key, nil
+}
+
+// partitioner applies the partition rule to a definition's matching
+// events, in log order: the key partitionBy gives (or the stream id), and
+// for a jq key that gives null the partition of the stream's last keyed
+// event, or none. The runner and the dry run both go through it.
+type partitioner struct {
+	prog   *program
+	sticky map[string]string // stream id -> its last partition key (jq keys only)
+}
+
+func newPartitioner(p *program) partitioner { return partitioner{prog: p, sticky: map[string]string{}} }
+
+// key returns the event's partition; "" means it has none and is skipped.
+func (pt *partitioner) key(ev *eventstore.Event, event map[string]any) (string, *stepError) {
+	key, f := pt.prog.partitionKey(ev, event)
+	switch {
+	case f != nil:
+		return "", f
+	case key == "": // partitionBy gave null: the stream's last partition
+		return pt.sticky[ev.StreamID], nil
+	case pt.prog.key != nil:
+		pt.sticky[ev.StreamID] = key
 	}
 	return key, nil
 }

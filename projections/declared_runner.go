@@ -29,13 +29,11 @@ type runner struct {
 	d    *Declarative
 	info DefinitionVersion // the static part: definition, version, position, recordedAt
 	prog *program
-	// stream runs the reducer for the runner's goroutine (follow).
-	stream *reducerStream
 
 	mu      sync.RWMutex
 	parts   partitionSet[json.RawMessage] // every state, encoded (see program.reduce)
 	changes []change                      // every state recorded, by position: what subscriptions read
-	sticky  map[string]string             // stream id -> its last partition key (jq keys only)
+	keys    partitioner                   // the runner's goroutine's
 	latest  map[string]any                // partition key -> its latest state as a jq value, for the next reduction
 	retired bool                          // its states were dropped (retire)
 	// retiredCounts keeps partitions and states for status after retire.
@@ -86,7 +84,7 @@ func (r *runner) retire() {
 		r.mu.Lock()
 		r.retired = true
 		r.retiredCounts = [2]int{len(r.parts.created), r.parts.states}
-		r.parts, r.changes, r.latest, r.sticky = newPartitionSet[json.RawMessage](), nil, nil, nil
+		r.parts, r.changes, r.latest, r.keys.sticky = newPartitionSet[json.RawMessage](), nil, nil, nil
 		r.d.used.Add(-r.memory.Swap(0))
 		close(r.released)
 		r.mu.Unlock()
@@ -125,7 +123,7 @@ type change struct {
 
 func newRunner(d *Declarative, info DefinitionVersion, prog *program) *runner {
 	return &runner{d: d, info: info, prog: prog, parts: newPartitionSet[json.RawMessage](), digest: definitionDigest(prog.def),
-		sticky: map[string]string{}, latest: map[string]any{}, faulted: make(chan struct{}), stopped: make(chan struct{}), released: make(chan struct{})}
+		keys: newPartitioner(prog), latest: map[string]any{}, faulted: make(chan struct{}), stopped: make(chan struct{}), released: make(chan struct{})}
 }
 
 // position is the checkpoint, for pointOn.
@@ -187,16 +185,11 @@ func (r *runner) run(ctx context.Context) {
 }
 
 func (r *runner) follow(ctx context.Context, sub *eventstore.Subscription, log *slog.Logger, lastLog *time.Time) error {
-	if r.stream == nil {
-		stream, err := newReducerStream(r.prog)
-		if err != nil { // it compiled when it was defined
-			return r.stopAt(&Fault{Projection: r.info.Name, DefinitionVersion: r.info.Version, Kind: FaultRuntimeError,
-				Message: "the reducer does not compile: " + err.Error(), Position: r.checkpoint.Load() + 1}, log)
-		}
-		r.stream = stream
-	}
 	feed := &runnerFeed{r: r, ctx: ctx, sub: sub, log: log, lastLog: lastLog}
-	r.stream.run(feed)
+	if err := r.prog.fold(feed); err != nil { // it compiled when it was defined
+		return r.stopAt(&Fault{Projection: r.info.Name, DefinitionVersion: r.info.Version, Kind: FaultRuntimeError,
+			Message: "the reducer does not compile: " + err.Error(), Position: r.checkpoint.Load() + 1}, log)
+	}
 	return feed.err
 }
 
@@ -298,18 +291,13 @@ func (r *runner) passed(ctx context.Context, pos int64, log *slog.Logger, lastLo
 // has moved past it. A fault leaves the checkpoint just before the event.
 func (r *runner) prepare(ev *eventstore.Event) (input any, key string, fault *Fault) {
 	event := eventValue(ev)
-	key, f := r.prog.partitionKey(ev, event)
+	key, f := r.keys.key(ev, event)
 	if f != nil {
 		return nil, "", r.faultAt(ev, f)
 	}
-	if key == "" { // partitionBy gave null: the stream's last partition
-		key = r.sticky[ev.StreamID]
-		if key == "" {
-			r.advance(ev.Position)
-			return nil, "", nil
-		}
-	} else if r.prog.key != nil {
-		r.sticky[ev.StreamID] = key
+	if key == "" {
+		r.advance(ev.Position)
+		return nil, "", nil
 	}
 	if ev.Position <= r.resumeTo.Load() {
 		r.restore(key, ev.Position)

@@ -79,6 +79,24 @@ func newReducerStream(p *program) (*reducerStream, error) {
 	return s, nil
 }
 
+// fold runs src through a reducer stream of p's, taken from p's pool (a
+// stream is one fold at a time; compiling one costs more than a short
+// fold's events). Every fold goes through it: the runner's, the dry run, a
+// read that folds evicted states again, the refill. An error means the
+// reducer no longer compiles, which it did when it was defined.
+func (p *program) fold(src reduction) error {
+	s, _ := p.streams.Get().(*reducerStream)
+	if s == nil {
+		var err error
+		if s, err = newReducerStream(p); err != nil {
+			return err
+		}
+	}
+	s.run(src)
+	p.streams.Put(s)
+	return nil
+}
+
 // run folds src's inputs until src ends the stream.
 func (s *reducerStream) run(src reduction) {
 	s.src = src

@@ -294,6 +294,24 @@ func checkReference(t *testing.T, svc *projections.Service, store *eventstore.St
 	}
 }
 
+// reducerFaults are the faulting reducers (and a bad partition key), each
+// with the data of the event that makes it fail, under a ReducerTimeout of
+// 50 ms and a MaxStateBytes of 1000.
+var reducerFaults = []struct {
+	name, reducer, partitionBy string
+	trigger                    string // the data of the event that makes it fail
+	kind                       projections.FaultKind
+	message                    string // what the fault says
+}{
+	{"timeout", `if .event.data.spin then (last(range(1e12))) as $x | .state else .state end`, "", `{"spin":true}`, projections.FaultTimeout, "took longer than the limit of 50ms"},
+	{"too-large", `.state.blob = ([range(.event.data.grow // 0)] | map("xxxxxxxxxx") | join("")) | .state`, "", `{"grow":200}`, projections.FaultStateTooLarge, "the limit is 1000"},
+	{"runtime", `.state.n += (.event.data.bad // 0 | if . == 1 then error("bad event") else . end) | .state`, "", `{"bad":1}`, projections.FaultRuntimeError, "bad event"},
+	{"not-object", `if .event.data.list then [1] else .state end`, "", `{"list":true}`, projections.FaultNotAnObject, "the reducer gave an array, not an object"},
+	{"no-value", `if .event.data.none then empty else .state end`, "", `{"none":true}`, projections.FaultRuntimeError, "the reducer gave no value"},
+	{"two-values", `if .event.data.two then (.state, .state) else .state end`, "", `{"two":true}`, projections.FaultRuntimeError, "the reducer gave more than one value"},
+	{"bad-key", `.state`, `.data.key // "k"`, `{"key":[1]}`, projections.FaultPartitionKey, "partitionBy gave an array"},
+}
+
 // TestDeclaredFaultsAreContained runs the four faulting reducers (and a bad
 // partition key): each stops only its own projection at the failing
 // position, is reported there, and leaves other projections and appends
@@ -313,20 +331,7 @@ func TestDeclaredFaultsAreContained(t *testing.T) {
 		return res.LastPosition
 	}
 	mustAppend("f-1", "Ok", `{"n":1}`)
-	cases := []struct {
-		name, reducer, partitionBy string
-		trigger                    string // the data of the event that makes it fail
-		kind                       projections.FaultKind
-		message                    string // what the fault says
-	}{
-		{"timeout", `if .event.data.spin then (last(range(1e12))) as $x | .state else .state end`, "", `{"spin":true}`, projections.FaultTimeout, "took longer than the limit of 50ms"},
-		{"too-large", `.state.blob = ([range(.event.data.grow // 0)] | map("xxxxxxxxxx") | join("")) | .state`, "", `{"grow":200}`, projections.FaultStateTooLarge, "the limit is 1000"},
-		{"runtime", `.state.n += (.event.data.bad // 0 | if . == 1 then error("bad event") else . end) | .state`, "", `{"bad":1}`, projections.FaultRuntimeError, "bad event"},
-		{"not-object", `if .event.data.list then [1] else .state end`, "", `{"list":true}`, projections.FaultNotAnObject, "the reducer gave an array, not an object"},
-		{"no-value", `if .event.data.none then empty else .state end`, "", `{"none":true}`, projections.FaultRuntimeError, "the reducer gave no value"},
-		{"two-values", `if .event.data.two then (.state, .state) else .state end`, "", `{"two":true}`, projections.FaultRuntimeError, "the reducer gave more than one value"},
-		{"bad-key", `.state`, `.data.key // "k"`, `{"key":[1]}`, projections.FaultPartitionKey, "partitionBy gave an array"},
-	}
+	cases := reducerFaults
 	for _, c := range cases {
 		define(t, svc, projections.Definition{Name: c.name, StreamPrefix: "f-", PartitionBy: c.partitionBy, Reducer: c.reducer})
 	}

@@ -223,7 +223,13 @@
 // where feed asks the runner for the next {state, event} only once the
 // reducer is done with the previous one and emit hands each value back, so
 // each event keeps the per-event contract (one value, an object, its own
-// time limit) without paying for a new gojq machine per event. Event data
+// time limit) without paying for a new gojq machine per event. The folds
+// off the runner's goroutine go through streams too, taken from a pool of
+// the program's (program.fold): the dry run, a read that folds evicted or
+// restored states again (whose events are read ahead in one page, not one
+// read each) and the refill. A fault there is contained: the dry run
+// refuses the definition naming the event, a read fails with a
+// *FaultError naming it, the refill stops and logs it. Event data
 // and states are decoded for jq by declared_decode.go: numbers keep their
 // digits (json.Number, as gojq's fromjson), so large integers stay exact.
 //

@@ -26,7 +26,14 @@
 //  6. Restart: a second service on the store, as a restarted server, until
 //     its order read model and both declarative projections are ready; the
 //     projections are restored from the snapshots the first one wrote
-//     instead of folded. Against the rebuild of step 2, on one core.
+//     instead of folded. Against the rebuild of step 2, on one core. Then,
+//     from the same start, until the background refill has folded every
+//     restored state again (one pass over the log).
+//  7. Refolds: a third service with a declarative memory budget of one
+//     byte restores both projections and keeps no state's JSON, so every
+//     read folds its state again from the kept snapshot before it (at most
+//     SnapshotEvery events), as a read of an evicted state does: p50 of
+//     -reps reads, against the same reads on the first service.
 //
 // Run from the repository root (about two minutes here):
 //
@@ -73,7 +80,7 @@ func main() {
 
 type config struct {
 	orders, per, whale, reps int
-	uri, profile             string
+	uri, profile, refoldProf string
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -86,6 +93,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&c.reps, "reps", 500, "reads per measured query")
 	fs.StringVar(&c.uri, "mongodb-uri", "", "store URI; empty = an embedded store in a temporary directory")
 	fs.StringVar(&c.profile, "cpuprofile", "", "write a CPU profile of the builds (step 3) to this file")
+	fs.StringVar(&c.refoldProf, "refoldprofile", "", "write a CPU profile of the refold reads (step 7) to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -299,37 +307,9 @@ func restart(ctx context.Context, store *eventstore.Store, svc *projections.Serv
 	fmt.Fprintf(stdout, "| a new service: order read model + `sum` + `by-customer` ready | %v | %.2f | %v | %.2f | %v of %d |\n",
 		d.Round(time.Millisecond), float64(d)/float64(rebuild), cpu.Round(time.Millisecond), float64(cpu)/float64(rebuildCPU),
 		restored, store.HeadPosition())
-	st := svc.Stats()
-	fmt.Fprintf(stdout, "\nThe first service's snapshot writes: %d saved, %d dropped (queue full), %d failed.\n", st.SnapshotsSaved, st.SnapshotsDropped, st.SnapshotsFailed)
-	// Restored states are folded from the snapshot before them when read,
-	// until the refill has put their JSON back in the background.
-	rng := rand.New(rand.NewPCG(19, 91))
-	head := store.HeadPosition()
-	queries := []struct {
-		what string
-		run  func() error
-	}{
-		{"projectionState whale at version 99", whaleAt(ctx, again, 99)},
-		{fmt.Sprintf("projectionState whale at version %d", c.whale-1), whaleAt(ctx, again, int64(c.whale-1))},
-		{"projectionPartitions(first: 50, at: {time}) of `sum`", func() error {
-			t, _ := store.RecordedAt(1 + rng.Int64N(head-1))
-			p, err := again.Declarative().Partitions(ctx, projections.ListPartitions{Name: "sum", At: eventstore.AtTime(t), First: 50})
-			if err == nil && len(p.Partitions) == 0 {
-				err = fmt.Errorf("an empty page at %v", t)
-			}
-			return err
-		}},
-	}
-	fmt.Fprintf(stdout, "\n| query on the restarted service (p50 of %d) | while refilling | once refilled |\n|---|---|---|\n", c.reps)
-	during := make([]time.Duration, len(queries))
-	for i, q := range queries {
-		d, err := p50(c.reps, q.run)
-		if err != nil {
-			return err
-		}
-		during[i] = d
-	}
-	refillStart := time.Now()
+	// The refill folds the restored states again in the background, one
+	// pass over the log, from the moment a projection is restored; timed
+	// from the same start, with nothing else running.
 	for {
 		a, _ := again.Declarative().Projection("by-customer")
 		b, _ := svc.Declarative().Projection("by-customer")
@@ -341,22 +321,127 @@ func restart(ctx context.Context, store *eventstore.Store, svc *projections.Serv
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(time.Millisecond)
 	}
-	refilled := time.Since(refillStart)
-	for i, q := range queries {
-		d, err := p50(c.reps, q.run)
+	refilled, refillCPU := time.Since(start), cpuTime()-cpu0
+	var states uint64
+	for _, name := range []string{"sum", "by-customer"} {
+		info, _ := again.Declarative().Projection(name)
+		states += info.Versions[0].RefilledStates
+	}
+	fmt.Fprintf(stdout, "| the same, until the refill has folded its %d restored states again | %v | %.2f | %v | %.2f | |\n",
+		states, refilled.Round(time.Millisecond), float64(refilled)/float64(rebuild), refillCPU.Round(time.Millisecond),
+		float64(refillCPU)/float64(rebuildCPU))
+	// The restarted service's order projector queued order snapshots; their
+	// writes (FerretDB runs in this process) would share the CPU with the
+	// reads below.
+	waitSnapshots(again)
+	st := svc.Stats()
+	fmt.Fprintf(stdout, "\nThe first service's snapshot writes: %d saved, %d dropped (queue full), %d failed.\n", st.SnapshotsSaved, st.SnapshotsDropped, st.SnapshotsFailed)
+	runtime.GOMAXPROCS(prev)
+	return refolds(ctx, store, svc, stdout, log, c)
+}
+
+// refolds (step 7) opens a third service on the store with a declarative
+// memory budget too small for any state's JSON: it restores both
+// projections from their snapshots, the refill stops at once, and every
+// read folds its state again from the kept snapshot before it (at most
+// SnapshotEvery events), as a read of an evicted state does. Against the
+// same reads on the first service, whose states are in memory.
+func refolds(ctx context.Context, store *eventstore.Store, svc *projections.Service, stdout io.Writer, log *slog.Logger, c config) error {
+	tight, err := projections.New(store, projections.Options{Logger: log.With("component", "projections-refold"), ProjectionMemoryBudget: 1})
+	if err != nil {
+		return err
+	}
+	if err := tight.Open(ctx); err != nil {
+		return err
+	}
+	defer tight.Close(context.Background())
+	for _, name := range []string{"sum", "by-customer"} {
+		for {
+			info, ok := tight.Declarative().Projection(name)
+			if ok && info.ActiveVersion == 1 {
+				break
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	for !tight.Ready() { // its order read model's rebuild would share the CPU with the reads
+		time.Sleep(time.Millisecond)
+	}
+	waitSnapshots(tight) // and so would its order snapshots' writes
+	if c.refoldProf != "" {
+		f, err := os.Create(c.refoldProf)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "| %s | %v | %v |\n", q.what, during[i], d)
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
-	fmt.Fprintf(stdout, "\nRefilled %v after the queries above.\n", refilled.Round(time.Millisecond))
-	info, _ := again.Declarative().Projection("by-customer")
-	st = again.Stats()
-	fmt.Fprintf(stdout, "\nReads from snapshots on the restarted service: %d; its snapshot writes: %d saved, %d dropped.\n",
-		info.Versions[0].SnapshotsRead, st.SnapshotsSaved, st.SnapshotsDropped)
+	head := store.HeadPosition()
+	queries := []struct {
+		what   string
+		events int // events each read folds again
+		run    func(*projections.Service, *rand.Rand) error
+	}{
+		{"projectionState whale at version 99", 99, func(s *projections.Service, _ *rand.Rand) error { return whaleAt(ctx, s, 99)() }},
+		{fmt.Sprintf("projectionState whale at version %d", c.whale-1), 99, func(s *projections.Service, _ *rand.Rand) error {
+			return whaleAt(ctx, s, int64(c.whale-1))()
+		}},
+	}
+	// A page of `sum` at a time holds whole orders (one append each): their
+	// latest states, read from their own snapshots. A page of `by-customer`
+	// holds customers halfway through their orders: states folded again.
+	for _, name := range []string{"sum", "by-customer"} {
+		queries = append(queries, struct {
+			what   string
+			events int
+			run    func(*projections.Service, *rand.Rand) error
+		}{fmt.Sprintf("projectionPartitions(first: 50, at: {time}) of `%s`", name), 0, func(s *projections.Service, rng *rand.Rand) error {
+			t, _ := store.RecordedAt(1 + rng.Int64N(head-1))
+			p, err := s.Declarative().Partitions(ctx, projections.ListPartitions{Name: name, At: eventstore.AtTime(t), First: 50})
+			if err == nil && len(p.Partitions) == 0 {
+				err = fmt.Errorf("an empty page at %v", t)
+			}
+			return err
+		}})
+	}
+	fmt.Fprintf(stdout, "\n| read (p50 of %d) | states in memory (baseline) | every state folded again | ratio | events folded/s |\n|---|---|---|---|---|\n", c.reps)
+	for _, q := range queries {
+		inMemory, err := p50(c.reps, func() error { return q.run(svc, rand.New(rand.NewPCG(7, 7))) })
+		if err != nil {
+			return err
+		}
+		before := refoldCount(tight)
+		rng := rand.New(rand.NewPCG(7, 7))
+		n := c.reps + c.reps/10
+		refold, err := p50(c.reps, func() error { return q.run(tight, rng) })
+		if err != nil {
+			return err
+		}
+		rate := "—"
+		if q.events > 0 {
+			rate = fmt.Sprintf("%.0f", float64(q.events)/refold.Seconds())
+		}
+		fmt.Fprintf(stdout, "| %s | %v | %v | %.1f | %s (%.1f refolds a read) |\n", q.what, inMemory, refold, float64(refold)/float64(inMemory), rate,
+			float64(refoldCount(tight)-before)/float64(n))
+	}
 	return nil
+}
+
+func refoldCount(s *projections.Service) uint64 {
+	var n uint64
+	for _, name := range []string{"sum", "by-customer"} {
+		info, _ := s.Declarative().Projection(name)
+		n += info.Versions[0].Refolds
+	}
+	return n
 }
 
 // waitMarked waits until the projection's first version has saved its
