@@ -54,30 +54,30 @@
 // <digest of type, data and metadata>, at }. The unique _id makes two
 // reservations of one id conflict on any store, without transactions.
 //
-// A reservation binds the id to a slot, (stream, version), and the slot's
+// A reservation binds the id to a place, (stream, version), and the place's
 // commit settles it: (stream, version) is unique among commits, and a writer
-// writes an id only into the slot its reservation names. On a conflict the
+// writes an id only into the place its reservation names. On a conflict the
 // writer reads the id's reservation and
 //
-//   - takes it up if it names the same slot and content: a retry racing
-//     with its original; whichever fills the slot holds the id;
-//   - refuses the append with ErrDuplicateEventID if the slot holds the id;
-//   - takes it over if it is stale: its slot holds another event (its writer
-//     lost the slot), or it stayed empty for reservationTTL (2 minutes; its
+//   - takes it up if it names the same place and content: a retry racing
+//     with its original; whichever fills the place holds the id;
+//   - refuses the append with ErrDuplicateEventID if the place holds the id;
+//   - takes it over if it is stale: its place holds another event (its writer
+//     lost the place), or it stayed empty for reservationTTL (2 minutes; its
 //     writer died or gave up, and a writer gives up a commit after the op
 //     timeout, 5 s). A takeover inserts the next generation, _id
 //     "<id>/1", "<id>/2", ..., and never updates one in place: updates are
 //     not atomic on FerretDB, inserts of a unique _id are, so of two writers
 //     taking over one reservation only one wins;
-//   - otherwise (its slot is empty and it is recent: an append in flight
+//   - otherwise (its place is empty and it is recent: an append in flight
 //     elsewhere) refuses with ErrStoreUnavailable: retry.
 //
 // The crash story: a writer that dies between the reservation and the
-// commit leaves a reservation whose slot stays empty; its id is free again
-// when another event fills the slot, or after reservationTTL, and a retry of
+// commit leaves a reservation whose place stays empty; its id is free again
+// when another event fills the place, or after reservationTTL, and a retry of
 // the same append to the same version takes it up at once. A writer whose
 // commit failed for a known reason (it lost the position or the version to
-// another writer) moves its own reservations to the new slots. A commit of
+// another writer) moves its own reservations to the new places. A commit of
 // a writer that was cut off for longer than reservationTTL and then lands
 // anyway is the one case this does not cover.
 //

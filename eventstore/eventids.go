@@ -23,18 +23,18 @@ import (
 // document of its own in the eventids collection, whose _id is the event id:
 // the unique _id makes two reservations of one id conflict on any store.
 //
-// A reservation binds the id to a slot, a stream and version, and to the
-// event's content. The slot's commit decides it: (stream, version) is unique
-// in the commits collection, so at most one commit ever fills a slot, and a
+// A reservation binds the id to a place, a stream and version, and to the
+// event's content. The place's commit decides it: (stream, version) is unique
+// in the commits collection, so at most one commit ever fills a place, and a
 // commit holds an id only if its writer held the id's reservation for that
-// slot. When the slot is filled by another event, or the reservation is
-// older than reservationTTL and its slot still empty (its writer died or
+// place. When the place is filled by another event, or the reservation is
+// older than reservationTTL and its place still empty (its writer died or
 // gave up), the reservation is stale and may be taken over. A takeover
 // inserts the next generation (_id "<id>/1", "<id>/2", ...), never updates
 // one: FerretDB's updates are not atomic, inserts of a unique _id are.
 const EventIDsCollection = "eventids"
 
-// reservationTTL is how long a reservation whose slot is still empty may
+// reservationTTL is how long a reservation whose place is still empty may
 // block its id: long after any writer has given up its commit (the op
 // timeout, 5s by default).
 const reservationTTL = 2 * time.Minute
@@ -77,7 +77,7 @@ func reservationOf(e *Event, gen int) idDoc {
 	return idDoc{ID: genID(e.ID, gen), Stream: e.StreamID, Version: e.Version, Sum: contentSum(e), At: time.Now().UTC()}
 }
 
-// reserve reserves the ids of every event of writes, each for its slot.
+// reserve reserves the ids of every event of writes, each for its place.
 // It returns the writes whose ids are all held; the others have been
 // answered (a duplicate id, or an id whose reservation is in flight
 // elsewhere). mine holds the reservations made earlier in the same group
@@ -91,10 +91,10 @@ func (s *Store) reserve(writes []planned, mine map[string]held) ([]planned, erro
 			h, ok := mine[e.ID]
 			switch {
 			case ok && h.stream == e.StreamID && h.version == e.Version && h.sum == contentSum(e):
-				continue // still ours, for the same slot
+				continue // still ours, for the same place
 			case ok:
 				// Ours, and its commit was not written: take it over for
-				// the new slot.
+				// the new place.
 				docs = append(docs, reservationOf(e, h.gen+1))
 			default:
 				docs = append(docs, reservationOf(e, 0))
@@ -167,7 +167,7 @@ func genOf(id string) int {
 }
 
 // takeReservation resolves a reservation conflict for e: the id is held
-// for e's slot and content already (a retry racing with the original), or
+// for e's place and content already (a retry racing with the original), or
 // its reservation is stale and is taken over, or the id is used by another
 // event (ErrDuplicateEventID), or its reservation is in flight elsewhere
 // (ErrStoreUnavailable: retry).
@@ -180,8 +180,8 @@ func (s *Store) takeReservation(ctx context.Context, e *Event) (held, error) {
 		}
 		gen := genOf(r.ID)
 		if r.Stream == e.StreamID && r.Version == e.Version && r.Sum == sum {
-			// The same event for the same slot: whichever commit fills
-			// the slot first holds it; (stream, version) is unique.
+			// The same event for the same place: whichever commit fills
+			// the place first holds it; (stream, version) is unique.
 			return held{gen: gen, stream: r.Stream, version: r.Version, sum: r.Sum}, nil
 		}
 		state, err := s.slotState(ctx, r.Stream, r.Version, e.ID)
@@ -196,7 +196,7 @@ func (s *Store) takeReservation(ctx context.Context, e *Event) (held, error) {
 			return held{}, fmt.Errorf("%w: event id %s is reserved by an append to stream %q that has not completed; retry",
 				ErrStoreUnavailable, e.ID, r.Stream)
 		}
-		// Stale: its slot holds another event, or stayed empty too long.
+		// Stale: its place holds another event, or stayed empty too long.
 		d := reservationOf(e, gen+1)
 		if _, err := s.ids.InsertOne(ctx, d); err != nil {
 			if mongo.IsDuplicateKeyError(err) {

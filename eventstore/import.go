@@ -147,7 +147,7 @@ func (s *Store) importDocs(head int64, events []Event) ([]*commitDoc, error) {
 	return docs, nil
 }
 
-// importIDs reserves the ids of imported events, each for its slot, so that
+// importIDs reserves the ids of imported events, each for its place, so that
 // they are unique in the whole log as appended ones are (eventids.go). An
 // id already used, in the file or in the store, is ErrInvalidArgument.
 func (s *Store) importIDs(ctx context.Context, events []Event) error {
