@@ -36,7 +36,8 @@
 //     default as the issue's figures were measured; before the cost
 //     phase, whose appends would stay in the memory image and in the
 //     RSS): the p99 latency of `{ headPosition }` from one client,
-//     -simple requests one after another, first on an idle server, then
+//     -simple requests one after another (from a process of its own,
+//     probe.go), first on an idle server, then
 //     while -attackers clients send the catalogue's requests (all but the
 //     appends) in a loop. RSS is sampled every 50 ms. Targets: p99 under
 //     attack ≤ 5× idle, RSS < 512 MiB.
@@ -87,6 +88,7 @@ type config struct {
 	trace      string // trace.go
 	debugBase  string
 	transport  string // wsattack.go
+	probe      string // probe.go
 }
 
 // storeMode is where the store runs in a measurement.
@@ -103,6 +105,9 @@ const (
 )
 
 func main() {
+	if spec := os.Getenv(probeEnv); spec != "" {
+		os.Exit(probeMain(spec))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
@@ -125,7 +130,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (store, logs)")
 	fs.StringVar(&o.transport, "transport", "post", "how the attackers send the catalogue: post, sse (sseattack.go) or ws (graphql-transport-ws, wsattack.go)")
 	fs.StringVar(&o.trace, "trace", "", "save a runtime trace of the attacked { headPosition } measurement to this file (trace.go)")
+	fs.StringVar(&o.probe, "probe", "process", "where the { headPosition } client runs: process (a process of its own, probe.go) or inline (among the attackers, in this process)")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if o.probe != "process" && o.probe != "inline" {
+		fmt.Fprintf(stderr, "-probe %q: want process or inline\n", o.probe)
 		return 2
 	}
 	if o.requests < 1 || o.simple < 100 || o.attackers < 1 {
@@ -308,7 +318,7 @@ type contention struct {
 }
 
 func measureContention(ctx context.Context, t *target, catalogue []attack, o config) (*contention, error) {
-	idle, err := simpleP99(ctx, t.c, o.simple)
+	idle, err := simpleP99(ctx, t.c, o.simple, o.probe)
 	if err != nil {
 		return nil, err
 	}
@@ -355,20 +365,6 @@ func postBody(ctx context.Context, c *benchserver.Client, a attack, body []byte)
 		return len(b), fmt.Errorf("got %s, want %s: status %d, %.300s", got, a.want, resp.StatusCode, b)
 	}
 	return len(b), nil
-}
-
-// simpleP99 sends n { headPosition } one after another and returns the p99
-// latency.
-func simpleP99(ctx context.Context, c *benchserver.Client, n int) (time.Duration, error) {
-	lat := make([]time.Duration, n)
-	for i := range lat {
-		start := time.Now()
-		if err := c.Do(ctx, `{ headPosition }`, nil, nil); err != nil {
-			return 0, err
-		}
-		lat[i] = time.Since(start)
-	}
-	return benchserver.Percentile(lat, 99), nil
 }
 
 // underAttack measures simpleP99 while o.attackers clients loop over the
@@ -430,7 +426,7 @@ func underAttack(ctx context.Context, c *benchserver.Client, srv *benchserver.Se
 	if o.trace != "" {
 		traced = startTrace(ctx, o.debugBase, o.trace, 2*time.Second)
 	}
-	p99, err := simpleP99(ctx, c, o.simple)
+	p99, err := simpleP99(ctx, c, o.simple, o.probe)
 	attackLoad = loadAverage()
 	if traced != nil {
 		if terr := traced(); err == nil {
