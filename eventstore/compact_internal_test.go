@@ -28,3 +28,29 @@ func TestCompactJSONAsEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCompactJSON: on any input, compactJSON accepts what json.Compact
+// accepts and gives the same bytes (white space is all it may remove), and
+// never hands back the caller's own bytes. The seeds run with every
+// `go test`; `-fuzz FuzzCompactJSON` searches further.
+func FuzzCompactJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"a":1}`, ` {"b" : 1, "a":"x\u00e9\n", "a": [1 , 2]} `, `{"a":"q\\\" x"}`, "\"\xff\"", "[\n1,\t2\r]", `{"a":1}x`, `"abc`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if len(bytes.TrimSpace(raw)) == 0 {
+			return // no data: nil, as for an event without metadata
+		}
+		var want bytes.Buffer
+		werr := json.Compact(&want, raw)
+		got, err := compactJSON(raw)
+		if (err != nil) != (werr != nil) || err == nil && !bytes.Equal(got, want.Bytes()) {
+			t.Fatalf("compactJSON(%q) = %q, %v; json.Compact: %q, %v", raw, got, err, want.Bytes(), werr)
+		}
+		if err == nil && len(got) > 0 && &got[0] == &raw[0] {
+			t.Fatalf("compactJSON(%q) shares the caller's bytes", raw)
+		}
+	})
+}
