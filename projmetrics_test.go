@@ -64,3 +64,31 @@ hindsight_declared_projection_restored_position{projection="ltv",status="BUILDIN
 		t.Fatalf("lint: %v %v", problems, err)
 	}
 }
+
+// fixedSnapshotWrites collects the snapshot writer's outcomes of fixed
+// stats.
+type fixedSnapshotWrites projections.Stats
+
+func (fixedSnapshotWrites) Describe(ch chan<- *prometheus.Desc) { ch <- descSnapWrites }
+func (f fixedSnapshotWrites) Collect(ch chan<- prometheus.Metric) {
+	collectSnapshotWrites(ch, projections.Stats(f))
+}
+
+// TestSnapshotWriteMetrics: snapshots saved, dropped on a full queue and
+// failed are one counter with an outcome label, and pass Prometheus' lint.
+func TestSnapshotWriteMetrics(t *testing.T) {
+	c := fixedSnapshotWrites{SnapshotsSaved: 1048, SnapshotsDropped: 1052, SnapshotsFailed: 2}
+	want := `
+# HELP hindsight_snapshot_writes_total Projection snapshots (orders, stream states, declarative projections' kept states) offered for writing, by outcome: saved, dropped (the write queue was full) or failed.
+# TYPE hindsight_snapshot_writes_total counter
+hindsight_snapshot_writes_total{outcome="dropped"} 1052
+hindsight_snapshot_writes_total{outcome="failed"} 2
+hindsight_snapshot_writes_total{outcome="saved"} 1048
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "hindsight_snapshot_writes_total"); err != nil {
+		t.Fatal(err)
+	}
+	if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
+		t.Fatalf("lint: %v %v", problems, err)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/hindsight-dev/hindsight/explorer"
 	"github.com/hindsight-dev/hindsight/graph"
 	"github.com/hindsight-dev/hindsight/graphiql"
+	"github.com/hindsight-dev/hindsight/projections"
 )
 
 // routes builds the HTTP handler:
@@ -163,12 +164,15 @@ var (
 	descProjLag     = prometheus.NewDesc("hindsight_projection_lag", "Positions the order read model is behind the head.", nil, nil)
 	descProjCkpt    = prometheus.NewDesc("hindsight_projection_checkpoint", "Position the order read model has applied.", nil, nil)
 	descBatched     = prometheus.NewDesc("hindsight_group_commit_appends_total", "Appends written by group commits.", nil, nil)
+	// Snapshots are an optimisation, so a full write queue drops them: many
+	// drops mean slower time travel and restarts, not lost data.
+	descSnapWrites = prometheus.NewDesc("hindsight_snapshot_writes_total", "Projection snapshots (orders, stream states, declarative projections' kept states) offered for writing, by outcome: saved, dropped (the write queue was full) or failed.", []string{"outcome"}, nil)
 )
 
 func (statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descReady, descHead, descStreams, descEvents, descBytes, descSubscribers,
 		descStreamConns, descAppends, descConflicts, descBatches, descStoreErrors, descImageReads, descProjLag,
-		descProjCkpt, descBatched} {
+		descProjCkpt, descBatched, descSnapWrites} {
 		ch <- d
 	}
 }
@@ -204,4 +208,12 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descStoreErrors, float64(s.StoreErrors))
 	counter(descImageReads, float64(s.Hits), "memory")
 	counter(descImageReads, float64(s.Misses), "store")
+	collectSnapshotWrites(ch, comp.proj.Stats())
+}
+
+// collectSnapshotWrites writes the snapshot writer's outcomes.
+func collectSnapshotWrites(ch chan<- prometheus.Metric, st projections.Stats) {
+	for outcome, n := range map[string]uint64{"saved": st.SnapshotsSaved, "dropped": st.SnapshotsDropped, "failed": st.SnapshotsFailed} {
+		ch <- prometheus.MustNewConstMetric(descSnapWrites, prometheus.CounterValue, float64(n), outcome)
+	}
 }
