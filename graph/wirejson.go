@@ -5,12 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"sync"
 
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/hindsight-dev/hindsight/internal/jsonvalue"
 )
 
 // The request parameters of plain HTTP are decoded with jsontext (the
@@ -86,7 +86,7 @@ type wireEnvelope struct {
 // Unknown members are validated and skipped.
 func decodeEnvelope(body []byte) (env wireEnvelope, err error) {
 	dec := jsontext.NewDecoder(bytes.NewBuffer(body))
-	err = eachMember(dec, func(name string) (err error) {
+	err = jsonvalue.EachMember(dec, func(name string) (err error) {
 		switch name {
 		case "query":
 			env.wire.Query, err = decodeAny(dec)
@@ -107,54 +107,7 @@ func decodeEnvelope(body []byte) (env wireEnvelope, err error) {
 	if err != nil {
 		return env, err
 	}
-	return env, atEnd(dec)
-}
-
-// eachMember reads an object, calling f with each member's name to read
-// its value. The name is a string already: a token is void after the next
-// read.
-func eachMember(dec *jsontext.Decoder, f func(name string) error) error {
-	if _, err := dec.ReadToken(); err != nil {
-		return err
-	}
-	for dec.PeekKind() != '}' { // 0 on an error, which the next read returns
-		name, err := dec.ReadToken()
-		if err != nil {
-			return err
-		}
-		if err := f(name.String()); err != nil {
-			return err
-		}
-	}
-	_, err := dec.ReadToken()
-	return err
-}
-
-// eachItem reads an array, calling f to read each item.
-func eachItem(dec *jsontext.Decoder, f func() error) error {
-	if _, err := dec.ReadToken(); err != nil {
-		return err
-	}
-	for dec.PeekKind() != ']' {
-		if err := f(); err != nil {
-			return err
-		}
-	}
-	_, err := dec.ReadToken()
-	return err
-}
-
-// atEnd reports an error unless dec's input has nothing after the value
-// read but white space.
-func atEnd(dec *jsontext.Decoder) error {
-	_, err := dec.ReadToken()
-	switch {
-	case err == nil:
-		return errors.New("more than one JSON value")
-	case errors.Is(err, io.EOF):
-		return nil
-	}
-	return err
+	return env, jsonvalue.AtEnd(dec)
 }
 
 // decodeVariablesParam reads a GET request's variables parameter.
@@ -163,7 +116,7 @@ func decodeVariablesParam(b []byte) (vars rawVariables, err error) {
 	if vars, err = readRawVariables(dec, b); err != nil {
 		return nil, err
 	}
-	return vars, atEnd(dec)
+	return vars, jsonvalue.AtEnd(dec)
 }
 
 // readRawVariables reads a variables object as spans of src, dec's input;
@@ -179,7 +132,7 @@ func readRawVariables(dec *jsontext.Decoder, src []byte) (rawVariables, error) {
 		return nil, errNotObject
 	}
 	vars := rawVariables{}
-	err := eachMember(dec, func(name string) error {
+	err := jsonvalue.EachMember(dec, func(name string) error {
 		v, err := dec.ReadValue()
 		vars[name] = span(dec, src, v)
 		return err
@@ -199,39 +152,7 @@ func span(dec *jsontext.Decoder, src []byte, v jsontext.Value) jsontext.Value {
 // decodeAny decodes the next value as encoding/json decodes into an any,
 // with numbers as json.Number (what gqlgen expects of variables).
 func decodeAny(dec *jsontext.Decoder) (any, error) {
-	switch dec.PeekKind() {
-	case '{':
-		m := map[string]any{}
-		err := eachMember(dec, func(name string) (err error) {
-			m[name], err = decodeAny(dec)
-			return err
-		})
-		return m, err
-	case '[':
-		l := []any{}
-		err := eachItem(dec, func() error {
-			v, err := decodeAny(dec)
-			l = append(l, v)
-			return err
-		})
-		return l, err
-	case '0':
-		v, err := dec.ReadValue()
-		return json.Number(v), err
-	}
-	tok, err := dec.ReadToken()
-	if err != nil {
-		return nil, err
-	}
-	switch tok.Kind() {
-	case '"':
-		return tok.String(), nil
-	case 't', 'f':
-		return tok.Bool(), nil
-	case 'n':
-		return nil, nil
-	}
-	return nil, fmt.Errorf("unexpected %v", tok.Kind())
+	return jsonvalue.Decode(dec, func(lit string) any { return json.Number(lit) })
 }
 
 // variablesFor decodes the variables the operation declares, each along
@@ -278,7 +199,7 @@ func decodeTyped(schema *ast.Schema, dec *jsontext.Decoder, src []byte, typ *ast
 			return decodeTyped(schema, dec, src, typ.Elem, copy) // one value stands for a list of one
 		}
 		l := []any{}
-		err := eachItem(dec, func() error {
+		err := jsonvalue.EachItem(dec, func() error {
 			v, err := decodeTyped(schema, dec, src, typ.Elem, copy)
 			l = append(l, v)
 			return err
@@ -296,7 +217,7 @@ func decodeTyped(schema *ast.Schema, dec *jsontext.Decoder, src []byte, typ *ast
 		return canonicalJSON(span(dec, src, v), copy)
 	case def.Kind == ast.InputObject && kind == '{':
 		m := map[string]any{}
-		err := eachMember(dec, func(name string) (err error) {
+		err := jsonvalue.EachMember(dec, func(name string) (err error) {
 			if f := def.Fields.ForName(name); f != nil {
 				m[name], err = decodeTyped(schema, dec, src, f.Type, copy)
 			} else {

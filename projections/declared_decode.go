@@ -6,7 +6,12 @@ import (
 	"errors"
 	"io"
 	"strconv"
-	"unicode/utf8"
+	"strings"
+	"sync"
+
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/hindsight-dev/hindsight/internal/jsonvalue"
 )
 
 // jqDecode turns JSON (an event's data or metadata, a stored state) into
@@ -20,13 +25,13 @@ import (
 // an int is an int instead: the same value to gojq (it parses a json.Number
 // so) and cheaper, as most numbers in events are small integers.
 //
-// The decoder is written here, not encoding/json's, because this runs for
-// every event a projection folds: encoding/json validates the whole input
-// before decoding it, and reaches numbers as json.Number only through a
-// Decoder, which buffers a copy; together that was a tenth of a simple
-// reducer's fold. Anything it does not decode itself (an escaped string, a
-// string that is not valid UTF-8) it hands to encoding/json, and an input
-// it finds invalid goes to encoding/json whole, so the two agree
+// The decoder is jsontext's (internal/jsonvalue), not encoding/json's,
+// because this runs for every event a projection folds: encoding/json
+// validates the whole input before decoding it, and reaches numbers as
+// json.Number only through a Decoder, which buffers a copy; together that
+// was a tenth of a simple reducer's fold. It reads the store's JSON as
+// encoding/json does (a repeated name: the last one; invalid UTF-8: U+FFFD),
+// and an input it refuses goes to encoding/json whole, so the two agree
 // (TestJQDecodeAgreesWithEncodingJSON, FuzzJQDecode).
 func jqDecode(b json.RawMessage) any {
 	if len(b) == 0 {
@@ -56,225 +61,51 @@ func decodeJQSlow(b []byte) (any, error) {
 
 var errJSONSyntax = errors.New("invalid JSON")
 
-// maxJSONDepth is encoding/json's nesting limit.
-const maxJSONDepth = 10000
+// jqOptions read JSON as encoding/json does: the store keeps what it took.
+var jqOptions = []jsontext.Options{jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)}
+
+// jqDecoders are reused: a decoder's set-up was a third of decoding a
+// small event.
+var jqDecoders = sync.Pool{New: func() any { return new(jqDecoder) }}
 
 type jqDecoder struct {
-	b []byte
-	i int
+	in  bytes.Buffer
+	dec jsontext.Decoder
 }
 
 func decodeJQ(b []byte) (any, error) {
-	d := jqDecoder{b: b}
-	d.space()
-	v, err := d.value(0)
+	d := jqDecoders.Get().(*jqDecoder)
+	defer func() {
+		d.in = bytes.Buffer{} // let go of b
+		d.dec.Reset(&d.in)
+		jqDecoders.Put(d)
+	}()
+	d.in = *bytes.NewBuffer(b)
+	d.dec.Reset(&d.in, jqOptions...)
+	v, err := jsonvalue.Decode(&d.dec, jqNumber)
 	if err != nil {
 		return nil, err
 	}
-	if d.space(); d.i != len(d.b) {
-		return nil, errJSONSyntax
-	}
-	return v, nil
+	return v, jsonvalue.AtEnd(&d.dec)
 }
 
-func (d *jqDecoder) space() {
-	for d.i < len(d.b) {
-		switch d.b[d.i] {
-		case ' ', '\t', '\n', '\r':
-			d.i++
-		default:
-			return
-		}
-	}
-}
-
-func (d *jqDecoder) value(depth int) (any, error) {
-	if d.i >= len(d.b) || depth > maxJSONDepth {
-		return nil, errJSONSyntax
-	}
-	switch c := d.b[d.i]; {
-	case c == '{':
-		return d.object(depth)
-	case c == '[':
-		return d.array(depth)
-	case c == '"':
-		return d.string()
-	case c == '-' || '0' <= c && c <= '9':
-		return d.number()
-	case c == 't':
-		return true, d.literal("true")
-	case c == 'f':
-		return false, d.literal("false")
-	case c == 'n':
-		return nil, d.literal("null")
-	}
-	return nil, errJSONSyntax
-}
-
-func (d *jqDecoder) literal(word string) error {
-	if !bytes.HasPrefix(d.b[d.i:], []byte(word)) {
-		return errJSONSyntax
-	}
-	d.i += len(word)
-	return nil
-}
-
-func (d *jqDecoder) object(depth int) (any, error) {
-	d.i++ // {
-	m := map[string]any{}
-	if d.space(); d.i < len(d.b) && d.b[d.i] == '}' {
-		d.i++
-		return m, nil
-	}
-	for {
-		if d.i >= len(d.b) || d.b[d.i] != '"' {
-			return nil, errJSONSyntax
-		}
-		k, err := d.string()
-		if err != nil {
-			return nil, err
-		}
-		if d.space(); d.i >= len(d.b) || d.b[d.i] != ':' {
-			return nil, errJSONSyntax
-		}
-		d.i++
-		d.space()
-		v, err := d.value(depth + 1)
-		if err != nil {
-			return nil, err
-		}
-		m[k.(string)] = v // a repeated name: the last one, as encoding/json
-		done, err := d.after('}')
-		if err != nil {
-			return nil, err
-		}
-		if done {
-			return m, nil
-		}
-	}
-}
-
-func (d *jqDecoder) array(depth int) (any, error) {
-	d.i++ // [
-	a := []any{}
-	if d.space(); d.i < len(d.b) && d.b[d.i] == ']' {
-		d.i++
-		return a, nil
-	}
-	for {
-		v, err := d.value(depth + 1)
-		if err != nil {
-			return nil, err
-		}
-		a = append(a, v)
-		done, err := d.after(']')
-		if err != nil {
-			return nil, err
-		}
-		if done {
-			return a, nil
-		}
-	}
-}
-
-// after reads what follows a member or an element: a comma (false) or
-// the closing bracket (true).
-func (d *jqDecoder) after(closing byte) (bool, error) {
-	if d.space(); d.i >= len(d.b) {
-		return false, errJSONSyntax
-	}
-	switch d.b[d.i] {
-	case ',':
-		d.i++
-		d.space()
-		return false, nil
-	case closing:
-		d.i++
-		return true, nil
-	}
-	return false, errJSONSyntax
-}
-
-// string reads a string; an escape or a byte past ASCII sends it to
-// encoding/json, which knows escapes and replaces invalid UTF-8.
-func (d *jqDecoder) string() (any, error) {
-	start := d.i
-	d.i++ // "
-	plain := true
-	for d.i < len(d.b) {
-		switch c := d.b[d.i]; {
-		case c == '"':
-			d.i++
-			s := d.b[start+1 : d.i-1]
-			if plain || utf8.Valid(s) && bytes.IndexByte(s, '\\') < 0 {
-				return string(s), nil
-			}
-			var out string
-			if err := json.Unmarshal(d.b[start:d.i], &out); err != nil {
-				return nil, err
-			}
-			return out, nil
-		case c == '\\':
-			plain = false
-			d.i += 2
-		case c < 0x20:
-			return nil, errJSONSyntax
-		case c >= utf8.RuneSelf:
-			plain = false
-			d.i++
-		default:
-			d.i++
-		}
-	}
-	return nil, errJSONSyntax
-}
-
-// number reads a number as JSON writes it: an int when it is an integer
-// that fits one, json.Number otherwise (see jqDecode).
-func (d *jqDecoder) number() (any, error) {
-	start := d.i
-	if d.b[d.i] == '-' {
-		d.i++
-	}
-	switch {
-	case d.i < len(d.b) && d.b[d.i] == '0':
-		d.i++
-	case d.digits() == 0:
-		return nil, errJSONSyntax
-	}
-	integer := true
-	if d.i < len(d.b) && d.b[d.i] == '.' {
-		d.i++
-		if d.digits() == 0 {
-			return nil, errJSONSyntax
-		}
-		integer = false
-	}
-	if d.i < len(d.b) && (d.b[d.i] == 'e' || d.b[d.i] == 'E') {
-		d.i++
-		if d.i < len(d.b) && (d.b[d.i] == '+' || d.b[d.i] == '-') {
-			d.i++
-		}
-		if d.digits() == 0 {
-			return nil, errJSONSyntax
-		}
-		integer = false
-	}
-	lit := d.b[start:d.i]
+// jqNumber is a number as JSON writes it: an int when it is an integer that
+// fits one, json.Number otherwise (see jqDecode).
+func jqNumber(lit string) any {
 	// -0 stays json.Number: as an int it would be written 0.
-	if integer && string(lit) != "-0" {
+	if strings.IndexAny(lit, ".eE") < 0 && lit != "-0" {
 		if n, ok := smallInt(lit); ok {
-			return n, nil
+			return n
 		}
-		if n, err := strconv.ParseInt(string(lit), 10, 0); err == nil {
-			return int(n), nil
+		if n, err := strconv.ParseInt(lit, 10, 0); err == nil {
+			return int(n)
 		}
 	}
-	return json.Number(string(lit)), nil
+	return json.Number(lit)
 }
 
 // smallInt reads an integer of at most 18 digits, which cannot overflow.
-func smallInt(lit []byte) (int, bool) {
+func smallInt(lit string) (int, bool) {
 	neg := lit[0] == '-'
 	if neg {
 		lit = lit[1:]
@@ -290,13 +121,4 @@ func smallInt(lit []byte) (int, bool) {
 		n = -n
 	}
 	return n, true
-}
-
-func (d *jqDecoder) digits() int {
-	n := 0
-	for d.i < len(d.b) && '0' <= d.b[d.i] && d.b[d.i] <= '9' {
-		d.i++
-		n++
-	}
-	return n
 }

@@ -3,9 +3,10 @@ package wstransport
 import (
 	"bytes"
 	"errors"
-	"io"
 
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/hindsight-dev/hindsight/internal/jsonvalue"
 )
 
 // decodeMessage decodes a client message in one pass with jsontext (the
@@ -20,15 +21,8 @@ func decodeMessage(b []byte) (m message, err error) {
 	if dec.PeekKind() != '{' {
 		return m, errors.New("not an object")
 	}
-	if _, err := dec.ReadToken(); err != nil {
-		return m, err
-	}
-	for dec.PeekKind() != '}' {
-		name, err := dec.ReadToken()
-		if err != nil {
-			return m, err
-		}
-		switch name.String() {
+	err = jsonvalue.EachMember(dec, func(name string) (err error) {
+		switch name {
 		case "id":
 			m.ID, err = nullOrString(dec)
 		case "type":
@@ -45,17 +39,12 @@ func decodeMessage(b []byte) (m message, err error) {
 		default:
 			err = dec.SkipValue()
 		}
-		if err != nil {
-			return m, err
-		}
-	}
-	if _, err := dec.ReadToken(); err != nil {
+		return err
+	})
+	if err != nil {
 		return m, err
 	}
-	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
-		return m, errors.New("more than one JSON value")
-	}
-	return m, nil
+	return m, jsonvalue.AtEnd(dec)
 }
 
 // nullOrString reads a string, or null as nil; anything else is an error.
