@@ -8,6 +8,8 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/google/uuid"
+
+	"github.com/hindsight-dev/hindsight/internal/jsonvalue"
 )
 
 // Limits on what one append may hold. Each is checked before anything is
@@ -162,43 +164,13 @@ func compactJSON(raw json.RawMessage) (json.RawMessage, error) {
 		return nil, nil
 	}
 	opts := []jsontext.Options{jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true), jsontext.PreserveRawStrings(true)}
-	if !spaceOutsideStrings(raw) {
+	if !jsonvalue.SpaceOutsideStrings(raw) {
 		if !jsontext.Value(raw).IsValid(opts...) {
 			return nil, invalid("not JSON")
 		}
 		return bytes.Clone(raw), nil
 	}
 	return jsontext.AppendFormat(make([]byte, 0, len(raw)), raw, opts...)
-}
-
-// spaceOutsideStrings reports whether JSON text b has white space outside
-// its strings. It jumps from quote to quote: a quote preceded by an odd
-// number of backslashes is inside a string.
-func spaceOutsideStrings(b []byte) bool {
-	for {
-		open := bytes.IndexByte(b, '"')
-		if open < 0 {
-			return bytes.ContainsAny(b, " \t\r\n")
-		}
-		if bytes.ContainsAny(b[:open], " \t\r\n") {
-			return true
-		}
-		b = b[open+1:]
-		for {
-			end := bytes.IndexByte(b, '"')
-			if end < 0 {
-				return false // an unterminated string: invalid, as the check says
-			}
-			escapes := 0
-			for escapes < end && b[end-1-escapes] == '\\' {
-				escapes++
-			}
-			b = b[end+1:]
-			if escapes%2 == 0 {
-				break
-			}
-		}
-	}
 }
 
 // trimInvalid drops the "invalid argument: " prefix when nesting messages.

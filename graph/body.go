@@ -7,6 +7,8 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+
+	"github.com/hindsight-dev/hindsight/internal/jsonvalue"
 )
 
 // jsonBody accepts only Content-Type: application/json. That is also the
@@ -102,7 +104,7 @@ func jsonDepth(b []byte) int {
 	for i := 0; i < len(b); i++ {
 		switch b[i] {
 		case '"':
-			end := stringEnd(b, i+1)
+			end := jsonvalue.StringEnd(b, i+1)
 			if end < 0 {
 				return deepest // unterminated: the decoder reports it
 			}
@@ -115,24 +117,4 @@ func jsonDepth(b []byte) int {
 		}
 	}
 	return deepest
-}
-
-// stringEnd returns the index of the quote that closes the string whose
-// contents start at b[from], or -1.
-func stringEnd(b []byte, from int) int {
-	for i := from; ; {
-		j := bytes.IndexByte(b[i:], '"')
-		if j < 0 {
-			return -1
-		}
-		i += j
-		escapes := 0
-		for k := i - 1; k >= from && b[k] == '\\'; k-- {
-			escapes++
-		}
-		if escapes%2 == 0 {
-			return i
-		}
-		i++
-	}
 }

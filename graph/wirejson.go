@@ -245,27 +245,10 @@ func canonicalJSON(raw []byte, copy bool) (json.RawMessage, error) {
 	return raw, nil
 }
 
-// isCanonical reports whether raw, valid JSON, has no escape (so no
-// backslash anywhere: every quote then opens or closes a string) and no
-// white space outside its strings.
+// isCanonical reports whether raw, valid JSON, has no escape (no
+// backslash anywhere) and no white space outside its strings.
 func isCanonical(raw []byte) bool {
-	if bytes.IndexByte(raw, '\\') >= 0 {
-		return false
-	}
-	for {
-		q := bytes.IndexByte(raw, '"')
-		if q < 0 {
-			return !bytes.ContainsAny(raw, " \t\r\n")
-		}
-		if bytes.ContainsAny(raw[:q], " \t\r\n") {
-			return false
-		}
-		end := bytes.IndexByte(raw[q+1:], '"')
-		if end < 0 {
-			return false // not valid JSON; cannot happen after the envelope's pass
-		}
-		raw = raw[q+1+end+1:]
-	}
+	return bytes.IndexByte(raw, '\\') < 0 && !jsonvalue.SpaceOutsideStrings(raw)
 }
 
 // jsonProblem says more of what is wrong with a body where the general

@@ -3,10 +3,14 @@
 // validating the whole input first: the objects and arrays of a request
 // body (graph), of a websocket message (graph/wstransport) and of the
 // events a declarative projection folds (projections) are read by the same
-// few functions, each caller choosing what a number becomes.
+// few functions, each caller choosing what a number becomes. StringEnd and
+// SpaceOutsideStrings are the byte scans that run before a parse (a body's
+// depth, whether text is compact already): they jump from quote to quote
+// with bytes.IndexByte instead of looking at every byte.
 package jsonvalue
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -98,4 +102,44 @@ func Decode(dec *jsontext.Decoder, number func(lit string) any) (any, error) {
 		return nil, nil
 	}
 	return nil, fmt.Errorf("unexpected %v", tok.Kind())
+}
+
+// StringEnd returns the index of the quote that closes the JSON string
+// whose contents start at b[from], or -1. It jumps from quote to quote: a
+// quote preceded by an odd number of backslashes is inside the string.
+func StringEnd(b []byte, from int) int {
+	for i := from; ; {
+		j := bytes.IndexByte(b[i:], '"')
+		if j < 0 {
+			return -1
+		}
+		i += j
+		escapes := 0
+		for k := i - 1; k >= from && b[k] == '\\'; k-- {
+			escapes++
+		}
+		if escapes%2 == 0 {
+			return i
+		}
+		i++
+	}
+}
+
+// SpaceOutsideStrings reports whether JSON text b has white space outside
+// its strings, jumping from string to string.
+func SpaceOutsideStrings(b []byte) bool {
+	for {
+		open := bytes.IndexByte(b, '"')
+		if open < 0 {
+			return bytes.ContainsAny(b, " \t\r\n")
+		}
+		if bytes.ContainsAny(b[:open], " \t\r\n") {
+			return true
+		}
+		end := StringEnd(b, open+1)
+		if end < 0 {
+			return false // an unterminated string: not JSON, which the caller's parse reports
+		}
+		b = b[end+1:]
+	}
 }
