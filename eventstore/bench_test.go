@@ -3,9 +3,11 @@ package eventstore_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -165,4 +167,70 @@ func BenchmarkFanOut(b *testing.B) {
 	cancel()
 	wg.Wait()
 	b.ReportMetric(float64(delivered.Load())/b.Elapsed().Seconds(), "deliveries/s")
+}
+
+// BenchmarkAppendAtLimit measures an append at the documented limit
+// (MaxAppendBytes of data, as one event and as 1,000) through the store,
+// against the raw driver writing the same documents: one id reservation per
+// event (InsertMany, unordered) and one commit document. B/op is the figure:
+// the raw driver's is the floor of what any append through the driver's
+// insert API allocates. Run it with HINDSIGHT_MONGODB_URI naming a store in
+// another process (`hindsight devdb`), or B/op also counts the embedded
+// store's own allocations:
+//
+//	go test ./eventstore -run '^$' -bench AppendAtLimit -benchtime 20x
+func BenchmarkAppendAtLimit(b *testing.B) {
+	for _, n := range []int{1, 1000} {
+		data := `"` + strings.Repeat("x", eventstore.MaxAppendBytes/n-2) + `"`
+		b.Run(fmt.Sprintf("driver/events=%d", n), func(b *testing.B) {
+			client, db := benchClient(b)
+			ids, commits := client.Database(db).Collection("ids"), client.Database(db).Collection("commits")
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				// The documents are encoded with the timer stopped: what is
+				// measured is the driver's insert API alone, the floor.
+				b.StopTimer()
+				reservations := make([]any, n)
+				events := make(bson.A, n)
+				for j := range events {
+					id := fmt.Sprintf("%d-%d", i, j)
+					reservations[j] = mustRaw(b, bson.D{{Key: "_id", Value: id}, {Key: "stream", Value: "s"}, {Key: "version", Value: int64(j + 1)},
+						{Key: "sum", Value: "0123456789abcdef0123456789abcdef"}, {Key: "at", Value: time.Now()}})
+					events[j] = bson.D{{Key: "id", Value: id}, {Key: "type", Value: "Big"}, {Key: "data", Value: data},
+						{Key: "hash", Value: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}}
+				}
+				commit := mustRaw(b, bson.D{{Key: "_id", Value: int64(i)}, {Key: "stream", Value: fmt.Sprintf("s%d", i)}, {Key: "events", Value: events}})
+				b.StartTimer()
+				if _, err := ids.InsertMany(context.Background(), reservations, options.InsertMany().SetOrdered(false)); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := commits.InsertMany(context.Background(), []any{commit}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("store/events=%d", n), func(b *testing.B) {
+			s, _, _ := openStore(b)
+			evs := make([]eventstore.NewEvent, n)
+			for j := range evs {
+				evs[j] = eventstore.NewEvent{Type: "Big", Data: []byte(data)}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := s.Append(context.Background(), fmt.Sprintf("s%d", i), eventstore.NoStream{}, evs...); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func mustRaw(b *testing.B, d bson.D) bson.Raw {
+	raw, err := bson.Marshal(d)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return raw
 }

@@ -53,8 +53,9 @@ type Store struct {
 	snapI *snapshotIndex
 
 	reqs           chan *appendReq
-	pullMu         sync.Mutex // serializes reads of new commits from the store
-	holeSince      time.Time  // when the tailer first met a hole; guarded by pullMu
+	arena          commitArena // the writer's buffer for encoded commits (commitbson.go)
+	pullMu         sync.Mutex  // serializes reads of new commits from the store
+	holeSince      time.Time   // when the tailer first met a hole; guarded by pullMu
 	wake           chan struct{}
 	peers          atomic.Int64 // live peers seen in the instances collection
 	recent         ring         // our latest commits, carried by our beacon

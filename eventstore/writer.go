@@ -229,13 +229,12 @@ func (s *Store) commitBatch(batch []*appendReq, dirty bool) bool {
 			continue
 		}
 		commits := make([]*commitDoc, len(writes))
-		docs := make([]any, len(writes))
 		nEvents := 0
 		for i, w := range writes {
 			commits[i] = toDoc(w.events)
-			docs[i] = insertDoc(commits[i])
 			nEvents += len(w.events)
 		}
+		docs := s.arena.docs(commits)
 		s.holdBack()
 		ctx, cancel := context.WithTimeout(context.Background(), s.opTimeout)
 		_, err = s.commits.InsertMany(ctx, docs, options.InsertMany().SetOrdered(true))
