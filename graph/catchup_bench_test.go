@@ -233,6 +233,7 @@ func catchUp(url, kind, tr string, n int, slow bool) (int, error) {
 				if err != nil || !bytes.HasPrefix(m, []byte(`{"type":"ping"`)) {
 					return m, err
 				}
+				c.send(`{"type":"pong"}`) // else the server closes after two pings
 			}
 		}
 	case "sse":

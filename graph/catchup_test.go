@@ -1,6 +1,8 @@
 package graph_test
 
 import (
+	"runtime"
+	"runtime/debug"
 	"testing"
 	"time"
 
@@ -18,7 +20,7 @@ import (
 // 16,384-event catch-up from the store was ended with SUBSCRIBER_TOO_SLOW
 // before its first event.
 func TestCatchUpFromStore(t *testing.T) {
-	n := catchUpEvents
+	n := 4096 // 16 MiB: two catch-up windows
 	if testing.Short() {
 		n = 2048
 	}
@@ -32,5 +34,34 @@ func TestCatchUpFromStore(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestCatchUpMemoryBounded: a catch-up from the store over 16,384 events of
+// 4 KiB (64 MiB) costs the server a bounded amount of memory, not the range:
+// the live heap, as frequent collections find it while the events are
+// delivered (exactly once, in order), grows by less than maxGrowth. Before
+// the catch-up read the store in windows (eventstore's catchUpWindow), the
+// embedded FerretDB gathered and sorted the whole range in memory and the
+// live heap grew by 156 MiB (BenchmarkCatchUp/store/len=16384).
+func TestCatchUpMemoryBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("64 MiB of events; BenchmarkCatchUp measures the same")
+	}
+	const maxGrowth = 100 << 20
+	env := newCatchUpEnv(t, catchUpEvents, 1<<20, graph.Limits{})
+	defer debug.SetGCPercent(debug.SetGCPercent(10)) // collections often enough to see the peak
+	runtime.GC()
+	base := liveHeap()
+	stop := sampleHeap()
+	got, err := catchUp(env.srv.URL, "log", "ws", env.n, false)
+	_, live := stop()
+	if err != nil || got != env.n {
+		t.Fatalf("got %d of %d events in order: %v", got, env.n, err)
+	}
+	if growth := live - min(live, base); growth > maxGrowth {
+		t.Fatalf("the live heap grew by %d MiB during the catch-up, want under %d MiB", growth>>20, maxGrowth>>20)
+	} else {
+		t.Logf("the live heap grew by at most %.1f MiB", float64(growth)/(1<<20))
 	}
 }
