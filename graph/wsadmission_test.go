@@ -49,7 +49,7 @@ func TestWebsocketMessageAdmittedBeforeRead(t *testing.T) {
 			big := mustDialWS(t, srv.URL, tc.proto)
 			sc := ln.last()
 			before := sc.read.Load() // the handshake and connection_init
-			msg := paddedSubscribe(tc.proto, "big", cheapQuery, graph.DefaultMaxBodyBytes)
+			msg := paddedSubscribe(tc.proto, "big", cheapQuery, nil, graph.DefaultMaxBodyBytes)
 
 			hold := graph.HoldBodyBudget(h.endpoint)
 			held := true
@@ -97,19 +97,34 @@ func TestWebsocketMessageAdmittedBeforeRead(t *testing.T) {
 	}
 }
 
-// paddedSubscribe is a subscribe (start, in graphql-ws) of query whose JSON
-// is exactly size bytes, padded with an unused variable.
-func paddedSubscribe(proto, id, query string, size int) []byte {
+// paddedSubscribe is a subscribe (start, in graphql-ws) of query with vars
+// whose JSON is exactly size bytes, padded with an unused variable.
+func paddedSubscribe(proto, id, query string, vars map[string]any, size int) []byte {
 	typ := "subscribe"
 	if proto == protoGraphQLWS {
 		typ = "start"
 	}
-	m := func(pad string) []byte {
-		payload, _ := json.Marshal(map[string]any{"query": query, "variables": map[string]any{"pad": pad}})
-		b, _ := json.Marshal(wsMessage{ID: id, Type: typ, Payload: payload})
+	return padded(size, func(pad string) []byte {
+		b, _ := json.Marshal(wsMessage{ID: id, Type: typ, Payload: paddedParams(query, vars, pad)})
 		return b
+	})
+}
+
+// paddedParams is the JSON of a request of query with vars and one more
+// variable, pad, that the document does not use.
+func paddedParams(query string, vars map[string]any, pad string) []byte {
+	v := map[string]any{"pad": pad}
+	for k, x := range vars {
+		v[k] = x
 	}
-	return m(strings.Repeat("x", size-len(m(""))))
+	b, _ := json.Marshal(map[string]any{"query": query, "variables": v})
+	return b
+}
+
+// padded returns what of(pad) makes that is exactly size bytes long (pad is
+// ASCII, so each byte of it is one byte of JSON).
+func padded(size int, of func(pad string) []byte) []byte {
+	return of(strings.Repeat("x", size-len(of(""))))
 }
 
 // writeMessage writes msg as one text message: in one frame, or in frames
