@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
 // Subscription delivers matching events in position order, exactly once,
@@ -155,7 +157,7 @@ func (sub *Subscription) Recv(ctx context.Context) (Event, error) {
 				sub.pending = evs[:k]
 				continue
 			}
-			if err := sub.openCatchUp(ctx, miss[0]); err != nil {
+			if err := sub.openWindow(ctx, miss[0]); err != nil {
 				return Event{}, err
 			}
 			continue
@@ -188,6 +190,95 @@ func (sub *Subscription) Recv(ctx context.Context) (Event, error) {
 			return Event{}, ErrClosed
 		}
 	}
+}
+
+// catchUpWindow bounds the commits one catch-up cursor covers, by what the
+// image knows of their sizes (sizeAt): FerretDB's SQLite backend pushes down
+// neither a range nor a sort, so it answers a find by gathering every
+// matching commit in memory and sorting them before it returns the first. A
+// cursor from the start of a 16,384-event log of 4 KiB events up to the head
+// held the whole range, and the server's live heap grew by 156 MiB
+// (graph's BenchmarkCatchUp/store). One reply's worth bounds that; on MongoDB,
+// an indexed range, a window costs a query where a getMore would have been.
+// On FerretDB every window scans the collection again: a catch-up over R
+// bytes of evicted commits scans it about R/catchUpWindow times.
+const catchUpWindow = MaxReplyBytes
+
+// openWindow opens a catch-up cursor at the commit that holds m, over the
+// commits that follow it up to catchUpWindow bytes (at least that one), or
+// up to the head. Its bound is the last position of the window's last
+// commit: fromStore moves the subscription's cursor there once the window
+// is read, and Recv goes on from the image, or with the next window.
+func (sub *Subscription) openWindow(ctx context.Context, m slot) error {
+	s := sub.s
+	var q bson.D
+	var bound, after, last int64
+	if sub.f.stream != "" {
+		from := m.version - int64(m.off) // the first version of the commit holding m
+		var v int64
+		v, bound = s.img.streamWindow(sub.f.stream, from, catchUpWindow)
+		q = bson.D{{Key: "stream", Value: sub.f.stream}, {Key: "version", Value: bson.D{{Key: "$gte", Value: from}, {Key: "$lte", Value: v}}}}
+		after, last = from-1, v
+	} else {
+		from := m.position - int64(m.off) // the first position of the commit holding m
+		bound = s.img.logWindow(from, catchUpWindow)
+		q = bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: from}, {Key: "$lte", Value: bound}}}}
+		after, last = from-1, bound
+	}
+	s.stats.misses.Add(1)
+	cur, err := s.findCommits(ctx, q, sub.f.stream, after, last)
+	if err != nil {
+		return err
+	}
+	sub.cat = &catchUp{cur: cur, bound: bound}
+	sub.hasCat.Store(true)
+	return nil
+}
+
+// logWindow returns the last position of the window of commits of the log
+// that starts with the commit at position from: the commits whose sizes add
+// up to at most budget (at least one), or every one up to the head.
+func (im *image) logWindow(from, budget int64) int64 {
+	im.mu.RLock()
+	defer im.mu.RUnlock()
+	var total int64
+	for i := im.indexAfter(from - 1); i < im.n; i++ {
+		sl := im.slotAt(i)
+		if sl.off != 0 {
+			continue
+		}
+		b := im.sizeAt(sl.position)
+		if total > 0 && total+b > budget {
+			return sl.position - 1 // the window ends before this commit
+		}
+		total += b
+	}
+	return im.head.Load()
+}
+
+// streamWindow is logWindow for one stream, from its version from: the
+// window's last version and that version's position. A stream the image
+// does not know gives from-1 and 0 (nothing to read).
+func (im *image) streamWindow(id string, from, budget int64) (version, position int64) {
+	im.mu.RLock()
+	defer im.mu.RUnlock()
+	st := im.streams[id]
+	if st == nil {
+		return from - 1, 0
+	}
+	var total int64
+	for v := max(from, 1); v <= st.version; v++ {
+		sl := im.versionSlot(st, v)
+		if sl.off != 0 {
+			continue
+		}
+		b := im.sizeAt(sl.position)
+		if total > 0 && total+b > budget {
+			return v - 1, im.versionSlot(st, v-1).position
+		}
+		total += b
+	}
+	return st.version, st.lastPos
 }
 
 // Buffered returns how many events the last Recv left fetched from memory

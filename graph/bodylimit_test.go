@@ -1,14 +1,22 @@
 package graph_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/coder/websocket"
+
+	"github.com/hindsight-dev/hindsight/eventstore"
 	"github.com/hindsight-dev/hindsight/graph"
 )
 
@@ -116,4 +124,103 @@ func (r *countingReader) Read(p []byte) (int, error) {
 	}
 	r.n += len(p)
 	return len(p), nil
+}
+
+// TestBodyLimitEveryTransport: the documented limit of a request
+// (MaxBodyBytes, 8 MiB) is the same over every transport. A request of
+// exactly the limit (a POST or SSE body; a websocket message, in one frame
+// or in fragments of 1 MiB) appends its event; one byte more is refused
+// (413 with BAD_USER_INPUT over HTTP, close code 1009 over a websocket) and
+// writes nothing, and its share of the body budget comes back.
+func TestBodyLimitEveryTransport(t *testing.T) {
+	h := newHarness(t)
+	const limit = graph.DefaultMaxBodyBytes
+	const mutation = `mutation($e: [NewEvent!]!, $s: String!) { appendToStream(streamId: $s, events: $e) { nextExpectedVersion } }`
+	want := `{"appendToStream":{"nextExpectedVersion":1}}`
+	vars := func(stream string) map[string]any { return map[string]any{"s": stream, "e": []any{ev("T", 1)}} }
+
+	// Each send returns the response's data on success, or else the
+	// refusal: an HTTP status and code, or a close code.
+	overHTTP := func(sse bool) func(t *testing.T, stream string, size int) (string, string) {
+		return func(t *testing.T, stream string, size int) (string, string) {
+			b := padded(size, func(pad string) []byte { return paddedParams(mutation, vars(stream), pad) })
+			if len(b) != size {
+				t.Fatalf("body of %d bytes, want %d", len(b), size)
+			}
+			req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/graphql", bytes.NewReader(b))
+			req.Header.Set("Content-Type", "application/json")
+			if !sse {
+				status, errs, data := h.httpDo(req)
+				if status != http.StatusOK {
+					return "", fmt.Sprintf("%d %s", status, wantCode(t, errs, graph.CodeBadUserInput).code())
+				}
+				return string(data), ""
+			}
+			req.Header.Set("Accept", "text/event-stream")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				var r struct{ Errors []gqlError }
+				_ = json.NewDecoder(resp.Body).Decode(&r)
+				return "", fmt.Sprintf("%d %s", resp.StatusCode, wantCode(t, r.Errors, graph.CodeBadUserInput).code())
+			}
+			s := &sseClient{t: t, resp: resp, r: bufio.NewReader(resp.Body), stop: func() {}}
+			r := s.next(30 * time.Second)
+			if r.kind != "next" || len(r.errors) > 0 {
+				t.Fatalf("got %+v", r)
+			}
+			return string(r.data), ""
+		}
+	}
+	overWS := func(proto string, fragment int) func(t *testing.T, stream string, size int) (string, string) {
+		return func(t *testing.T, stream string, size int) (string, string) {
+			w := mustDialWS(t, h.srv.URL, proto)
+			msg := paddedSubscribe(proto, "1", mutation, vars(stream), size)
+			if len(msg) != size {
+				t.Fatalf("message of %d bytes, want %d", len(msg), size)
+			}
+			sent := make(chan error, 1)
+			go func() { sent <- writeMessage(w.c, msg, fragment) }()
+			r := w.next(30 * time.Second)
+			if r.kind == "closed" {
+				return "", fmt.Sprintf("close %d", websocket.CloseStatus(r.closeErr))
+			}
+			if err := <-sent; err != nil {
+				t.Fatalf("write: %v", err)
+			}
+			if r.kind != "next" || len(r.errors) > 0 {
+				t.Fatalf("got %+v", r)
+			}
+			return string(r.data), ""
+		}
+	}
+	for i, tr := range []struct {
+		name    string
+		send    func(t *testing.T, stream string, size int) (data, refusal string)
+		refusal string
+	}{
+		{"POST", overHTTP(false), "413 BAD_USER_INPUT"},
+		{"SSE", overHTTP(true), "413 BAD_USER_INPUT"},
+		{protoTransportWS + ", one frame", overWS(protoTransportWS, 0), "close 1009"},
+		{protoGraphQLWS + ", 1 MiB fragments", overWS(protoGraphQLWS, 1<<20), "close 1009"},
+	} {
+		t.Run(tr.name, func(t *testing.T) {
+			stream := fmt.Sprintf("limit-%d", i)
+			if data, refusal := tr.send(t, stream, limit+1); refusal != tr.refusal {
+				t.Fatalf("one byte over the limit: got data %s, refusal %q; want refusal %q", data, refusal, tr.refusal)
+			}
+			if _, err := h.store.Head(context.Background(), stream); !errors.Is(err, eventstore.ErrStreamNotFound) {
+				t.Fatalf("after the refusal, the stream's head: %v; want ErrStreamNotFound", err)
+			}
+			eventually(t, 10*time.Second, "the refused request to give up its share of the body budget", func() bool {
+				return graph.BodyBudgetFree(h.endpoint)
+			})
+			if data, refusal := tr.send(t, stream, limit); data != want {
+				t.Fatalf("exactly the limit: got data %s, refusal %q; want %s", data, refusal, want)
+			}
+		})
+	}
 }

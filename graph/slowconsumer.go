@@ -26,6 +26,12 @@ import (
 // store's own MaxLag, which would end such a subscriber at once, is not
 // used.) The same holds whatever carries the subscription, websocket or SSE,
 // since the policy looks only at the store's cursor.
+//
+// A subscription that is in Recv at a check waits for the store, not for its
+// client: a catch-up from far back reads evicted events from the store, and
+// on FerretDB one such read of a 16,384-event log took over two checks
+// (BenchmarkCatchUp/store), so the subscriber was ended before its first
+// event. Such a check gives no verdict; it only notes the lag for the next.
 
 // slowWatch watches the subscriptions of one Resolver.
 type slowWatch struct {
@@ -38,9 +44,10 @@ type slowWatch struct {
 }
 
 type watched struct {
-	lag  func() int64
-	end  func()
-	last int64 // lag at the previous check; -1 = none yet
+	lag     func() int64
+	reading func() bool // in the store's Recv; nil: never asked
+	end     func()
+	last    int64 // lag at the previous check; -1 = none yet
 }
 
 // slow returns the Resolver's slowWatch.
@@ -55,7 +62,13 @@ func (r *Resolver) slow() *slowWatch {
 // (called at most once, from the checking goroutine). The returned function
 // removes it.
 func (s *slowWatch) watch(lag func() int64, end func()) (unwatch func()) {
-	w := &watched{lag: lag, end: end, last: -1}
+	return s.watchReading(lag, nil, end)
+}
+
+// watchReading is watch for a subscription that reports, with reading, when
+// it waits for the store rather than for its client.
+func (s *slowWatch) watchReading(lag func() int64, reading func() bool, end func()) (unwatch func()) {
+	w := &watched{lag: lag, reading: reading, end: end, last: -1}
 	s.mu.Lock()
 	s.subs[w] = struct{}{}
 	if !s.running && s.maxLag > 0 {
@@ -93,6 +106,10 @@ func (s *slowWatch) check() bool {
 	var slow []*watched
 	for w := range s.subs {
 		lag := w.lag()
+		if w.reading != nil && w.reading() {
+			w.last = lag // waiting for the store: no verdict
+			continue
+		}
 		if lag > s.maxLag && w.last >= 0 && lag >= w.last {
 			slow = append(slow, w)
 			delete(s.subs, w)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -34,10 +35,12 @@ type receiver[T any] interface {
 // also watches ctx, so it never outlives the client.
 func pump[T any](ctx context.Context, r *Resolver, sub receiver[T]) <-chan *T {
 	h, _ := ctx.Value(subEndKey{}).(*subEnd)
-	unwatch := r.slow().watch(sub.Lag, func() {
+	rs := &reading[T]{receiver: sub}
+	unwatch := r.slow().watchReading(sub.Lag, rs.in.Load, func() {
 		endSubscription(ctx, r.log(), eventstore.ErrSubscriberTooSlow)
 		sub.Close()
 	})
+	sub = rs
 	// Whoever ends the operation, the store subscription goes with it.
 	context.AfterFunc(ctx, func() { unwatch(); sub.Close() })
 	if h != nil && h.feed == nil {
@@ -66,6 +69,21 @@ func pump[T any](ctx context.Context, r *Resolver, sub receiver[T]) <-chan *T {
 	}()
 	return ch
 }
+
+// reading marks the time a subscription spends in Recv, where it waits for
+// the store and not for its client (the slow-consumer policy spares it then).
+type reading[T any] struct {
+	receiver[T]
+	in atomic.Bool
+}
+
+func (r *reading[T]) Recv(ctx context.Context) (T, error) {
+	r.in.Store(true)
+	defer r.in.Store(false)
+	return r.receiver.Recv(ctx)
+}
+
+func (r *reading[T]) Buffered() int { return bufferedOf(r.receiver) }
 
 // subEnd is the state of one subscription that its resolver and the
 // response interceptor share; the interceptor puts it in the operation's

@@ -42,8 +42,14 @@ func (e *Endpoint) websocketTransport() *wstransport.Transport {
 		Acked:         acked,
 		CheckText:     CheckJSONText,
 		Params:        decodeWebsocketParams,
-		Admit:         e.admitMessage,
-		Log:           e.log,
+		// A message is admitted as a POST body of unknown length is: its
+		// memory (the body budget) before it is read past largeBody, its
+		// decoding (the heavy lane) once it is read whole.
+		Reserve:        e.admitBytes,
+		SmallMessage:   largeBody,
+		MessageTimeout: messageReadTimeout,
+		Admit:          e.admitMessageDecoding,
+		Log:            e.log,
 	})
 	return e.ws
 }
@@ -67,6 +73,22 @@ func (e *Endpoint) openWebsocket(w http.ResponseWriter, r *http.Request) (contex
 		return nil, nil, false
 	}
 	return ctx, func() { e.hub.remove(id); cancel(); unpend() }, true
+}
+
+// messageReadTimeout is how long the rest of a large websocket message may
+// take once it holds its share of the body budget: what net/http's
+// ReadTimeout gives a POST body (package main, readTimeout), a full 8 MiB on
+// a slow link. Without it, two clients trickling large messages would hold
+// the whole budget for as long as they liked.
+const messageReadTimeout = 60 * time.Second
+
+// admitMessageDecoding admits the decoding of a websocket message of n bytes,
+// read whole, to the heavy lane if it is heavy, as a POST body's decoding is
+// admitted (httptransport.go). Its memory was admitted while it was read
+// (Config.Reserve: admitBytes), so it takes no share of the budget here.
+func (e *Endpoint) admitMessageDecoding(ctx context.Context, n int) (release func(), ok bool) {
+	_, leave := e.lane.enterBodyLane(ctx, n, nil)
+	return leave, true
 }
 
 // sseTransport is the SSE transport (both modes of graphql-sse) with the

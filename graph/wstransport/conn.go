@@ -2,9 +2,11 @@ package wstransport
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +32,7 @@ type conn struct {
 	hdr     [ws.MaxHeaderSize - 2]byte
 
 	unanswered atomic.Int32 // keep-alive pings sent since the client last sent anything
+	waiting    atomic.Bool  // the reader waits for a message's admission, not for the peer
 	hurry      atomic.Bool  // closing: writes get no more time
 
 	mu       sync.Mutex
@@ -63,6 +66,12 @@ func (c *conn) serve() {
 	c.mu.Unlock()
 	var msg []byte // the text message being assembled from fragments
 	var fragmented, binary bool
+	var reserved func() // Config.Reserve's release for msg; nil when not reserved
+	defer func() {
+		if reserved != nil {
+			reserved()
+		}
+	}()
 	for {
 		h, err := ws.ReadHeaderBuffer(c, c.hdr[:])
 		if err != nil {
@@ -77,12 +86,27 @@ func (c *conn) serve() {
 			c.closeWith(CloseProtocolError, err.Error())
 			return
 		}
-		if h.Length > c.t.cfg.ReadLimit || int64(len(msg))+h.Length > c.t.cfg.ReadLimit {
+		have := int64(len(msg)) // of the message this frame belongs to
+		if h.OpCode != ws.OpContinuation {
+			have = 0
+		}
+		if h.OpCode.IsControl() {
+			have = 0 // control frames are not part of a message
+		}
+		if h.Length > c.t.cfg.ReadLimit || have+h.Length > c.t.cfg.ReadLimit {
 			c.closeWith(CloseTooBig, "message too big")
 			return
 		}
+		if !h.OpCode.IsControl() && reserved == nil && c.t.cfg.Reserve != nil && have+h.Length > c.t.cfg.SmallMessage {
+			if reserved = c.reserve(h, have); reserved == nil {
+				return // the connection's context ended
+			}
+		}
 		p := make([]byte, h.Length)
 		if _, err := io.ReadFull(c, p); err != nil {
+			if reserved != nil && errors.Is(err, os.ErrDeadlineExceeded) && !c.isClosing() {
+				c.closeWith(ClosePolicyViolation, "message not received in time")
+			}
 			return
 		}
 		ws.Cipher(p, h.Mask, 0)
@@ -102,10 +126,9 @@ func (c *conn) serve() {
 		if fragmented {
 			continue
 		}
-		if c.isClosing() {
-			continue // the close handshake runs: messages are dropped
-		}
 		switch {
+		case c.isClosing():
+			// the close handshake runs: messages are dropped
 		case binary:
 			c.closeWith(CloseUnsupportedData, "messages are JSON text")
 		case !utf8.Valid(msg):
@@ -114,7 +137,52 @@ func (c *conn) serve() {
 			c.handle(msg)
 		}
 		msg = nil
+		if reserved != nil {
+			reserved()
+			reserved = nil
+			c.clearReadDeadline()
+		}
 	}
+}
+
+// reserve takes Config.Reserve's admission for the rest of a message before
+// it is read, as a POST body of unknown length is admitted: h is the header
+// of the frame that takes the message past Config.SmallMessage, have the
+// bytes of it read before. The admission is for the most the message can
+// be: its size if h is its last frame, else ReadLimit. The rest of the
+// message must then come within MessageTimeout, so that a client cannot
+// hold a share of the budget by sending slowly. nil: the connection's
+// context ended first.
+func (c *conn) reserve(h ws.Header, have int64) (release func()) {
+	n := c.t.cfg.ReadLimit
+	if h.Fin {
+		n = have + h.Length
+	}
+	c.waiting.Store(true)
+	c.t.admitting.Add(1)
+	release, ok := c.t.cfg.Reserve(c.ctx, n)
+	c.t.admitting.Add(-1)
+	c.waiting.Store(false)
+	if !ok {
+		return nil
+	}
+	c.mu.Lock()
+	if !c.closing && c.t.cfg.MessageTimeout > 0 {
+		_ = c.nc.SetReadDeadline(time.Now().Add(c.t.cfg.MessageTimeout))
+	}
+	c.mu.Unlock()
+	return release
+}
+
+// clearReadDeadline ends a reserved message's deadline, unless a close
+// handshake has set its own (closeWith sets closing under mu before it sets
+// the deadline).
+func (c *conn) clearReadDeadline() {
+	c.mu.Lock()
+	if !c.closing {
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
+	c.mu.Unlock()
 }
 
 // Read reads the socket, first what net/http read past the handshake.
@@ -241,8 +309,9 @@ func (c *conn) tick() {
 	if c.legacy {
 		c.appendText(kaMessage)
 	} else {
-		if c.unanswered.Add(1) > 2 {
-			// Nothing, not even a pong, since two pings.
+		if !c.waiting.Load() && c.unanswered.Add(1) > 2 {
+			// Nothing, not even a pong, since two pings (while the reader
+			// reads: one that waits for admission has not read the pongs).
 			c.mu.Unlock()
 			c.closeWith(CloseGoingAway, "keep-alive timeout")
 			return

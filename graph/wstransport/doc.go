@@ -50,6 +50,15 @@
 // into one buffer; a subscription that says more responses are ready at once
 // (ReportBacklog) leaves them in the buffer, so they leave together.
 //
+// A client's message is read whole before it is decoded, so what a reader
+// holds is bounded by admission, as a POST body is: up to
+// Config.SmallMessage bytes (1 MiB under graph) it reads without asking;
+// before it reads more of a message, Config.Reserve admits the most the
+// message can be (its size, when the header of its last frame says it, else
+// ReadLimit), and the rest must come within MessageTimeout. Eight clients
+// sending 8 MiB messages thus wait for the budget with at most 1 MiB each
+// read, instead of holding 64 MiB of buffers before any admission.
+//
 // A client that stops reading blocks the write of its own connection only:
 // the socket write has a deadline (Config.WriteTimeout), after which the
 // connection is dropped. What a subscriber has not yet been sent stays in the

@@ -35,7 +35,9 @@ import (
 // handle handles one complete text message. It runs in the reader.
 func (c *conn) handle(b []byte) {
 	if c.t.cfg.Admit != nil {
+		c.waiting.Store(true)
 		release, ok := c.t.cfg.Admit(c.ctx, len(b))
+		c.waiting.Store(false)
 		if !ok {
 			return
 		}

@@ -29,6 +29,7 @@ const (
 	CloseProtocolError   = 1002 // a frame breaks RFC 6455
 	CloseUnsupportedData = 1003 // a binary message
 	CloseInvalidText     = 1007 // a text message that is not UTF-8
+	ClosePolicyViolation = 1008 // a reserved message did not come within MessageTimeout
 	CloseTooBig          = 1009 // a message over Config.ReadLimit
 	CloseBadRequest      = 4400 // graphql-transport-ws: invalid message
 	CloseUnauthorized    = 4401 // subscribe before connection_ack; failed authentication
@@ -73,9 +74,21 @@ type Config struct {
 	// CheckText checks a client's text message before it is decoded (after
 	// the UTF-8 check of RFC 6455); an error refuses the message as invalid.
 	CheckText func([]byte) error
+	// Reserve, if set, admits the memory of a large client message before
+	// it is read whole, as the endpoint admits a POST body of unknown
+	// length: a message is read up to SmallMessage bytes without it; before
+	// more of it is read, Reserve admits n bytes, the most the message can
+	// be (its size when the header of its last frame says it, else
+	// ReadLimit), and the rest must come within MessageTimeout (zero: no
+	// limit), else the connection is closed with 1008. release is called
+	// once the message is decoded or dropped. If !ok (ctx ended first) the
+	// connection is dropped.
+	Reserve        func(ctx context.Context, n int64) (release func(), ok bool)
+	SmallMessage   int64
+	MessageTimeout time.Duration
 	// Admit, if set, admits the checking and decoding of a client message
-	// of n bytes as the endpoint admits a request body (its turn in a
-	// memory budget, a CPU lane); release is called once the message is
+	// of n bytes, read whole, as the endpoint admits the decoding of a
+	// request body (a CPU lane); release is called once the message is
 	// decoded. If !ok (ctx ended first) the message is dropped.
 	Admit func(ctx context.Context, n int) (release func(), ok bool)
 
@@ -94,9 +107,14 @@ func (e *InitError) Unwrap() error { return e.Err }
 
 // Transport is the websocket transport. Its zero value is not usable; see New.
 type Transport struct {
-	cfg  Config
-	held atomic.Int64 // bytes in connection buffers, not yet written to a socket
+	cfg       Config
+	held      atomic.Int64 // bytes in connection buffers, not yet written to a socket
+	admitting atomic.Int64 // readers waiting in Config.Reserve
 }
+
+// Admitting returns how many connections wait for the admission of a large
+// message (Config.Reserve) before they read the rest of it.
+func (t *Transport) Admitting() int64 { return t.admitting.Load() }
 
 // Held returns how many bytes the transport holds for clients that it has
 // not yet written to their sockets (at most about 32 KiB per connection).
