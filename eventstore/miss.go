@@ -117,44 +117,13 @@ func mergeByPosition(a, b []Event) []Event {
 }
 
 // catchUp is a subscription's cursor over the store, open while it reads
-// positions whose payloads are evicted. It is one range read up to bound,
-// the head when it was opened: per-page queries would each scan the whole
-// collection on FerretDB. What it reads is not put back into the image: a
-// subscriber passing over the whole log would flush everything else.
+// positions whose payloads are evicted. It is one range read over a window
+// of commits up to bound (openWindow in subscribe.go says why windows).
+// What it reads is not put back into the image: a subscriber passing over
+// the whole log would flush everything else.
 type catchUp struct {
 	cur   *commitCursor
 	bound int64 // last position it delivers
-}
-
-// openCatchUp opens a catch-up cursor at the commit that holds m.
-func (sub *Subscription) openCatchUp(ctx context.Context, m slot) error {
-	s := sub.s
-	var q bson.D
-	var bound, after, last int64
-	if sub.f.stream != "" {
-		var v int64
-		s.img.mu.RLock()
-		if st := s.img.streams[sub.f.stream]; st != nil {
-			v, bound = st.version, st.lastPos
-		}
-		s.img.mu.RUnlock()
-		from := m.version - int64(m.off) // the first version of the commit holding m
-		q = bson.D{{Key: "stream", Value: sub.f.stream}, {Key: "version", Value: bson.D{{Key: "$gte", Value: from}, {Key: "$lte", Value: v}}}}
-		after, last = from-1, v
-	} else {
-		bound = s.img.head.Load()
-		from := m.position - int64(m.off) // the first position of the commit holding m
-		q = bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: from}, {Key: "$lte", Value: bound}}}}
-		after, last = from-1, bound
-	}
-	s.stats.misses.Add(1)
-	cur, err := s.findCommits(ctx, q, sub.f.stream, after, last)
-	if err != nil {
-		return err
-	}
-	sub.cat = &catchUp{cur: cur, bound: bound}
-	sub.hasCat.Store(true)
-	return nil
 }
 
 // fromStore reads the catch-up cursor until it has matching events or ends.
