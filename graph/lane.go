@@ -243,11 +243,12 @@ func (l *heavyLane) MutateOperationContext(ctx context.Context, oc *graphql.Oper
 	return nil
 }
 
-// InterceptResponse executes a marked operation in the lane (gqlgen
-// executes a query or mutation when its first response is asked for, in
-// whatever goroutine asks: for graphql-sse's single connection mode, once
-// its stream is open) and leaves the lane after every response, refusals
-// included (DispatchError runs the interceptors too).
+// InterceptResponse executes a marked operation in the lane, at a lower OS
+// priority (priority.go), (gqlgen executes a query or mutation when its
+// first response is asked for, in whatever goroutine asks: for
+// graphql-sse's single connection mode, once its stream is open) and
+// leaves the lane after every response, refusals included (DispatchError
+// runs the interceptors too).
 func (l *heavyLane) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 	t := l.opTicket(ctx, false)
 	if t == subscribed {
@@ -260,6 +261,10 @@ func (l *heavyLane) InterceptResponse(ctx context.Context, next graphql.Response
 		t.mu.Unlock()
 		if execute {
 			t.enter(ctx)
+			var resp *graphql.Response
+			heavyPriority.run(func() { resp = next(ctx) })
+			l.leaveAll(ctx)
+			return resp
 		}
 	}
 	resp := next(ctx)
