@@ -5,11 +5,12 @@ package graph
 // among threads, not Ps: the thread executing a page of 1,000 events
 // competed on equal terms with the thread that would answer a cheap
 // request, and with everything else on the machine. cmd/abusebench
-// (8 attackers, -exclude verify, 2 cores) measured the `{ headPosition }`
-// p99 under attack at 4.8-14 ms (median 7 ms, 16× idle) with executions at
-// nice 0 and 0.4-3.4 ms (median 1.1 ms, 2.6× idle) at nice 10, in the
-// same session. The cost is that heavy operations get what the cheap ones
-// leave: under attack the attackers got about 45% fewer answers.
+// (8 attackers, -exclude verify, 2 shared cores) measured the `{
+// headPosition }` p99 under attack at a median of 5.7 ms (14× idle, 11
+// runs) with executions at nice 0 and 1.9 ms (5.2×, 20 runs) at nice 10,
+// interleaved in the same session (README, Security). The cost is that
+// heavy operations get what the cheap ones leave: under attack the
+// attackers got 42% fewer answers.
 //
 // Only execution is lowered, in InterceptResponse, which every transport
 // goes through. Lowering parsing, validation and body decoding as well

@@ -47,10 +47,13 @@
 //
 // -transport ws or sse sends the attackers' requests over websockets or SSE
 // instead (wsattack.go, sseattack.go); -trace saves a runtime trace and the
-// allocations of the attacked measurement (trace.go).
+// allocations of the attacked measurement (trace.go). -nice-clients runs
+// the attackers in a process of their own and the separate store at nice
+// 19, as if they ran on other machines (nice.go): a second figure beside
+// the default one, never in its place.
 //
 //	go run ./cmd/abusebench [-store both] [-baseline BIN] [-requests 20] [-only NAME] [-contention embedded|separate|off]
-//	                        [-simple 400] [-attackers 8] [-exclude verify] [-transport ws] [-trace FILE]
+//	                        [-simple 400] [-attackers 8] [-exclude verify] [-transport ws] [-trace FILE] [-nice-clients]
 package main
 
 import (
