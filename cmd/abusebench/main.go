@@ -50,16 +50,21 @@
 // allocations of the attacked measurement (trace.go). -nice-clients runs
 // the attackers in a process of their own and the separate store at nice
 // 19, as if they ran on other machines (nice.go): a second figure beside
-// the default one, never in its place.
+// the default one, never in its place. -probe-query measures another cheap
+// query than `{ headPosition }`, and -writes N appends N small events a
+// second meanwhile (writer.go), to see what heavy reads at a low priority
+// cost reads and appends that wait for the store's locks.
 //
 //	go run ./cmd/abusebench [-store both] [-baseline BIN] [-requests 20] [-only NAME] [-contention embedded|separate|off]
 //	                        [-simple 400] [-attackers 8] [-exclude verify] [-transport ws] [-trace FILE] [-nice-clients]
+//	                        [-probe-query QUERY] [-writes N]
 package main
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -92,6 +97,8 @@ type config struct {
 	transport  string // wsattack.go
 	probe      string // probe.go
 	nice       bool   // nice.go
+	probeQuery string // probe.go
+	writes     int    // appends per second during the contention phase (writer.go)
 }
 
 // storeMode is where the store runs in a measurement.
@@ -137,6 +144,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.transport, "transport", "post", "how the attackers send the catalogue: post, sse (sseattack.go) or ws (graphql-transport-ws, wsattack.go)")
 	fs.StringVar(&o.trace, "trace", "", "save a runtime trace of the attacked { headPosition } measurement to this file (trace.go)")
 	fs.StringVar(&o.probe, "probe", "process", "where the { headPosition } client runs: process (a process of its own, probe.go) or inline (among the attackers, in this process)")
+	fs.StringVar(&o.probeQuery, "probe-query", defaultProbe, "the cheap query whose p99 the contention phase measures")
+	fs.IntVar(&o.writes, "writes", 0, "appends of one small event per second while the contention phase measures, idle and under attack (writer.go)")
 	fs.BoolVar(&o.nice, "nice-clients", false, "run the attackers in a process of their own and the separate store at nice 19, as if they were other machines (nice.go); the default run, all at nice 0, is the one the target is judged on")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -334,14 +343,15 @@ type contention struct {
 }
 
 func measureContention(ctx context.Context, t *target, catalogue []attack, o config) (*contention, error) {
-	idle, err := simpleP99(ctx, t.c, o.simple, o.probe)
+	stopWriter := startWriter(ctx, t.c, o.writes)
+	idle, err := simpleP99(ctx, t.c, o.simple, o)
 	if err != nil {
-		return nil, err
+		return nil, errors.Join(err, stopWriter())
 	}
 	c := &contention{store: t.store, idle: idle}
 	c.rssBefore, _ = t.srv.Memory("VmRSS")
 	c.attack, c.peakRSS, c.got, err = underAttack(ctx, t.c, t.srv, catalogue, o)
-	return c, err
+	return c, errors.Join(err, stopWriter())
 }
 
 // attackLoad is the load average when the attacked measurement ended.
@@ -435,7 +445,7 @@ func underAttack(ctx context.Context, c *benchserver.Client, srv *benchserver.Se
 	if o.trace != "" {
 		traced = startTrace(ctx, o.debugBase, o.trace, 2*time.Second)
 	}
-	p99, err := simpleP99(ctx, c, o.simple, o.probe)
+	p99, err := simpleP99(ctx, c, o.simple, o)
 	attackLoad = loadAverage()
 	if traced != nil {
 		if terr := traced(); err == nil {
