@@ -45,6 +45,7 @@ const (
 type heavyLane struct {
 	sem  *semaphore.Weighted
 	size int64
+	prio lowPriority // what heavy executions run at (priority.go)
 	// waiting counts the operations waiting for the lane (tests observe
 	// that an operation waits instead of timing it).
 	waiting atomic.Int64
@@ -52,7 +53,7 @@ type heavyLane struct {
 
 func newHeavyLane() *heavyLane {
 	n := int64(max(1, runtime.GOMAXPROCS(0)/2))
-	return &heavyLane{sem: semaphore.NewWeighted(n), size: n}
+	return &heavyLane{sem: semaphore.NewWeighted(n), size: n, prio: heavyPriority}
 }
 
 // laneTicket is one operation's (or one body's) place in the lane. It is
@@ -262,7 +263,7 @@ func (l *heavyLane) InterceptResponse(ctx context.Context, next graphql.Response
 		if execute {
 			t.enter(ctx)
 			var resp *graphql.Response
-			heavyPriority.run(func() { resp = next(ctx) })
+			l.prio.run(func() { resp = next(ctx) })
 			l.leaveAll(ctx)
 			return resp
 		}

@@ -11,10 +11,21 @@ package graph
 // nice 0, 1.9 ms (4.7×, 29 runs) at nice 10 and 0.35 ms (1.1×, 9 runs) at
 // nice 19.
 //
-// The price: when the cores are all busy, a heavy execution gets what the
-// nice-0 threads leave (at nice 19 about 1.5% of a core against one busy
-// nice-0 thread), so under attack the attackers got 42% fewer answers, and
-// a legitimate heavy query on a saturated machine waits for the cheap ones.
+// The price, first: gqlgen marshals each element of a list on a goroutine
+// of its own, which the locked thread cannot run, so it hands its P over
+// and back for every element. A page of 1,000 events took 31-33 ms of CPU
+// and as long to answer on an idle server, against 10-12 ms and 7-11 ms
+// (abusebench's cost phase). The same thread locked at nice 0 costs as
+// much and brought the p99 under attack to 2.4 ms against 4.1 ms at nice 0
+// unlocked and 1.3 ms at nice 19 (5 runs each): part of the gain is that
+// heavy work is slower. Lowering only the root fields' resolvers (the
+// store's reads) cost 1.1-1.4× and did not lower the p99 (4.1 against
+// 3.7 ms). HINDSIGHT_HEAVY_LOW_PRIORITY=false (HeavyAtNormalPriority)
+// executes in place. Second: when the cores are all busy, a heavy
+// execution gets what the nice-0 threads leave (at nice 19 about 1.5% of
+// a core against one busy nice-0 thread), so under attack the attackers
+// got 42% fewer answers, and a legitimate heavy query on a saturated
+// machine waits for the cheap ones.
 // A lowered thread that holds a lock others wait for (the store's image
 // lock while it reads a page, which an append's apply then waits for, and
 // readers behind it) delays them as long; appends were not part of the

@@ -7,9 +7,13 @@ import (
 )
 
 // run runs f on a new goroutine locked to its thread, whose nice value it
-// raises to p.nice first, and waits for it. A panic in f is raised again
+// raises to p.nice first, and waits for it; for nice 0 it runs f in place. A panic in f is raised again
 // in the caller, where gqlgen and net/http expect it.
 func (p lowPriority) run(f func()) {
+	if p.nice == 0 {
+		f() // the process's priority: no thread of its own
+		return
+	}
 	done := make(chan any, 1)
 	go func() {
 		defer func() { done <- recover() }()

@@ -104,22 +104,26 @@ func TestLowPriorityPanic(t *testing.T) {
 	t.Error("no panic")
 }
 
-// A query or mutation the lane marked heavy executes on a lowered thread;
-// any other runs where it is asked for. Both leave the lane.
+// A query or mutation the lane marked heavy executes on a lowered thread,
+// unless the endpoint runs heavy work at normal priority; any other runs
+// where it is asked for. All leave the lane.
 func TestLaneExecutesHeavyLowered(t *testing.T) {
 	base := callerNice(t)
 	for _, tc := range []struct {
 		name  string
 		heavy bool
+		prio  lowPriority
 		want  int
 	}{
-		{"heavy", true, max(base, heavyPriority.nice)},
-		{"cheap", false, base},
+		{"heavy", true, heavyPriority, max(base, heavyPriority.nice)},
+		{"cheap", false, heavyPriority, base},
+		{"heavy at normal priority", true, lowPriority{}, base}, // HeavyAtNormalPriority
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			l := newHeavyLane()
+			l.prio = tc.prio
 			ctx = graphql.WithOperationContext(ctx, &graphql.OperationContext{})
 			if tc.heavy {
 				l.opTicket(ctx, true).execute = true
@@ -137,8 +141,8 @@ func TestLaneExecutesHeavyLowered(t *testing.T) {
 			if got.nice != tc.want {
 				t.Errorf("executed at nice %d, want %d", got.nice, tc.want)
 			}
-			if tc.heavy == (got.tid == unix.Gettid()) {
-				t.Errorf("executed on the caller's thread: %v, want %v", got.tid == unix.Gettid(), !tc.heavy)
+			if lowered := tc.heavy && tc.prio.nice != 0; lowered == (got.tid == unix.Gettid()) {
+				t.Errorf("executed on the caller's thread: %v, want %v", got.tid == unix.Gettid(), !lowered)
 			}
 			if !l.sem.TryAcquire(l.size) {
 				t.Error("the lane is still held")
