@@ -47,6 +47,7 @@ type config struct {
 	JWTPublicKeyFile string
 	Insecure         bool   // allow auth none on a non-loopback address
 	Introspection    string // auto (on for a loopback address), on or off
+	HeavyLowPriority bool   // heavy executions on a thread at nice 19 (graph/priority.go)
 	MaxDepth         int
 	MaxAliases       int
 	MaxDirectives    int
@@ -219,6 +220,11 @@ var serveSettings = []setting{
 	{"insecure", "false", "allow auth none on a non-loopback address: anyone who can reach the server may read and write everything", func(c *config, v string) error {
 		b, err := parseBool(v)
 		c.Insecure = b
+		return err
+	}},
+	{"heavy-low-priority", "true", "execute heavy queries and mutations (complexity 1,000 or more) on a thread at nice 19, so that cheap requests get the cores first; costs a page of 1,000 events about 3× the CPU", func(c *config, v string) error {
+		b, err := parseBool(v)
+		c.HeavyLowPriority = b
 		return err
 	}},
 	{"introspection", "auto", "GraphQL introspection and field suggestions: auto (on for a loopback address), on or off", func(c *config, v string) error {

@@ -434,6 +434,7 @@ func (a *app) open(ctx context.Context) ([]closer, error) {
 		Auth:                    a.authn,
 		RateLimiter:             rateLimiter(cfg),
 		DisableIntrospection:    !cfg.introspectionOn(),
+		HeavyAtNormalPriority:   !cfg.HeavyLowPriority,
 	})
 	a.wired.Store(&components{store: store, proj: proj, endpoint: endpoint, tlog: lg})
 	return closers, nil

@@ -45,6 +45,7 @@ const (
 type heavyLane struct {
 	sem  *semaphore.Weighted
 	size int64
+	prio lowPriority // what heavy executions run at (priority.go)
 	// waiting counts the operations waiting for the lane (tests observe
 	// that an operation waits instead of timing it).
 	waiting atomic.Int64
@@ -52,7 +53,7 @@ type heavyLane struct {
 
 func newHeavyLane() *heavyLane {
 	n := int64(max(1, runtime.GOMAXPROCS(0)/2))
-	return &heavyLane{sem: semaphore.NewWeighted(n), size: n}
+	return &heavyLane{sem: semaphore.NewWeighted(n), size: n, prio: heavyPriority}
 }
 
 // laneTicket is one operation's (or one body's) place in the lane. It is
@@ -243,11 +244,12 @@ func (l *heavyLane) MutateOperationContext(ctx context.Context, oc *graphql.Oper
 	return nil
 }
 
-// InterceptResponse executes a marked operation in the lane (gqlgen
-// executes a query or mutation when its first response is asked for, in
-// whatever goroutine asks: for graphql-sse's single connection mode, once
-// its stream is open) and leaves the lane after every response, refusals
-// included (DispatchError runs the interceptors too).
+// InterceptResponse executes a marked operation in the lane, at a lower OS
+// priority (priority.go), (gqlgen executes a query or mutation when its
+// first response is asked for, in whatever goroutine asks: for
+// graphql-sse's single connection mode, once its stream is open) and
+// leaves the lane after every response, refusals included (DispatchError
+// runs the interceptors too).
 func (l *heavyLane) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 	t := l.opTicket(ctx, false)
 	if t == subscribed {
@@ -260,6 +262,10 @@ func (l *heavyLane) InterceptResponse(ctx context.Context, next graphql.Response
 		t.mu.Unlock()
 		if execute {
 			t.enter(ctx)
+			var resp *graphql.Response
+			l.prio.run(func() { resp = next(ctx) })
+			l.leaveAll(ctx)
+			return resp
 		}
 	}
 	resp := next(ctx)

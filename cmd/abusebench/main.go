@@ -47,16 +47,24 @@
 //
 // -transport ws or sse sends the attackers' requests over websockets or SSE
 // instead (wsattack.go, sseattack.go); -trace saves a runtime trace and the
-// allocations of the attacked measurement (trace.go).
+// allocations of the attacked measurement (trace.go). -nice-clients runs
+// the attackers in a process of their own and the separate store at nice
+// 19, as if they ran on other machines (nice.go): a second figure beside
+// the default one, never in its place. -probe-query measures another cheap
+// query than `{ headPosition }`, and -writes N appends N small events a
+// second meanwhile (writer.go), to see what heavy reads at a low priority
+// cost reads and appends that wait for the store's locks.
 //
 //	go run ./cmd/abusebench [-store both] [-baseline BIN] [-requests 20] [-only NAME] [-contention embedded|separate|off]
-//	                        [-simple 400] [-attackers 8] [-exclude verify] [-transport ws] [-trace FILE]
+//	                        [-simple 400] [-attackers 8] [-exclude verify] [-transport ws] [-trace FILE] [-nice-clients]
+//	                        [-probe-query QUERY] [-writes N]
 package main
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -66,7 +74,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -89,6 +96,9 @@ type config struct {
 	debugBase  string
 	transport  string // wsattack.go
 	probe      string // probe.go
+	nice       bool   // nice.go
+	probeQuery string // probe.go
+	writes     int    // appends per second during the contention phase (writer.go)
 }
 
 // storeMode is where the store runs in a measurement.
@@ -107,6 +117,9 @@ const (
 func main() {
 	if spec := os.Getenv(probeEnv); spec != "" {
 		os.Exit(probeMain(spec))
+	}
+	if spec := os.Getenv(attackEnv); spec != "" {
+		os.Exit(attackMain(spec))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
@@ -131,7 +144,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.transport, "transport", "post", "how the attackers send the catalogue: post, sse (sseattack.go) or ws (graphql-transport-ws, wsattack.go)")
 	fs.StringVar(&o.trace, "trace", "", "save a runtime trace of the attacked { headPosition } measurement to this file (trace.go)")
 	fs.StringVar(&o.probe, "probe", "process", "where the { headPosition } client runs: process (a process of its own, probe.go) or inline (among the attackers, in this process)")
+	fs.StringVar(&o.probeQuery, "probe-query", defaultProbe, "the cheap query whose p99 the contention phase measures")
+	fs.IntVar(&o.writes, "writes", 0, "appends of one small event per second while the contention phase measures, idle and under attack (writer.go)")
+	fs.BoolVar(&o.nice, "nice-clients", false, "run the attackers in a process of their own and the separate store at nice 19, as if they were other machines (nice.go); the default run, all at nice 0, is the one the target is judged on")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if o.nice && o.probe != "process" {
+		fmt.Fprintln(stderr, "-nice-clients needs -probe process: the probe must not share the attackers' priority")
 		return 2
 	}
 	if o.probe != "process" && o.probe != "inline" {
@@ -244,6 +264,11 @@ func bench(ctx context.Context, o config, stdout, stderr io.Writer) (err error) 
 				if err != nil {
 					return err
 				}
+				if contend && o.nice && t.devdb != nil {
+					if err := reniceProcess(t.devdb.Cmd.Process.Pid); err != nil {
+						return err
+					}
+				}
 				m.idle = t.idle
 				// Contention first: the catalogue's appends leave hundreds
 				// of MiB of events in the memory image, which would count
@@ -318,14 +343,15 @@ type contention struct {
 }
 
 func measureContention(ctx context.Context, t *target, catalogue []attack, o config) (*contention, error) {
-	idle, err := simpleP99(ctx, t.c, o.simple, o.probe)
+	stopWriter := startWriter(ctx, t.c, o.writes)
+	idle, err := simpleP99(ctx, t.c, o.simple, o)
 	if err != nil {
-		return nil, err
+		return nil, errors.Join(err, stopWriter())
 	}
 	c := &contention{store: t.store, idle: idle}
 	c.rssBefore, _ = t.srv.Memory("VmRSS")
 	c.attack, c.peakRSS, c.got, err = underAttack(ctx, t.c, t.srv, catalogue, o)
-	return c, err
+	return c, errors.Join(err, stopWriter())
 }
 
 // attackLoad is the load average when the attacked measurement ended.
@@ -369,45 +395,38 @@ func postBody(ctx context.Context, c *benchserver.Client, a attack, body []byte)
 
 // underAttack measures simpleP99 while o.attackers clients loop over the
 // catalogue (writes left out), sampling the server's RSS. It returns the
-// p99, the peak RSS and the number of attack requests answered.
+// p99, the peak RSS and the number of attack requests answered. With
+// o.nice the attackers run in a process of their own at nice 19 (nice.go).
 func underAttack(ctx context.Context, c *benchserver.Client, srv *benchserver.Server, catalogue []attack, o config) (time.Duration, int64, int64, error) {
-	var loop []attack
-	for _, a := range catalogue {
-		if !a.write && !excluded(a.name, o.exclude) {
-			loop = append(loop, a)
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var stopAttack func() (int64, error)
+	if o.nice {
+		var err error
+		stopAttack, err = niceAttackers(actx, attackSpec{base: c.Base, attackers: o.attackers, transport: o.transport, exclude: o.exclude})
+		if err != nil {
+			return 0, 0, 0, err
+		}
+	} else {
+		done := make(chan struct{})
+		var (
+			answered int64
+			err      error
+		)
+		go func() {
+			defer close(done)
+			answered, err = attackLoop(actx, c, contentionLoop(catalogue, o.exclude), o.attackers, o.transport)
+		}()
+		stopAttack = func() (int64, error) {
+			cancel()
+			<-done
+			return answered, err
 		}
 	}
-	actx, cancel := context.WithCancel(ctx)
-	var (
-		wg       sync.WaitGroup
-		answered atomic.Int64
-		firstErr error
-		errOnce  sync.Once
-	)
-	for w := 0; w < o.attackers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			send, err := attacker(actx, c, o.transport)
-			if err != nil {
-				errOnce.Do(func() { firstErr = err })
-				return
-			}
-			for i := w; actx.Err() == nil; i++ {
-				if err := send(loop[i%len(loop)], next()); err != nil {
-					if actx.Err() == nil {
-						errOnce.Do(func() { firstErr = err })
-					}
-					return
-				}
-				answered.Add(1)
-			}
-		}()
-	}
 	var peak atomic.Int64
-	wg.Add(1)
+	sampled := make(chan struct{})
 	go func() {
-		defer wg.Done()
+		defer close(sampled)
 		t := time.NewTicker(50 * time.Millisecond)
 		defer t.Stop()
 		for {
@@ -426,19 +445,20 @@ func underAttack(ctx context.Context, c *benchserver.Client, srv *benchserver.Se
 	if o.trace != "" {
 		traced = startTrace(ctx, o.debugBase, o.trace, 2*time.Second)
 	}
-	p99, err := simpleP99(ctx, c, o.simple, o.probe)
+	p99, err := simpleP99(ctx, c, o.simple, o)
 	attackLoad = loadAverage()
 	if traced != nil {
 		if terr := traced(); err == nil {
 			err = terr
 		}
 	}
+	answered, aerr := stopAttack()
 	cancel()
-	wg.Wait()
+	<-sampled
 	if err == nil {
-		err = firstErr
+		err = aerr
 	}
-	return p99, peak.Load(), answered.Load(), err
+	return p99, peak.Load(), answered, err
 }
 
 // outcome is what a GraphQL response body says happened, in the terms of

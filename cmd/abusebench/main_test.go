@@ -32,3 +32,20 @@ func TestBodyUniqueNames(t *testing.T) {
 		}
 	}
 }
+
+// The attacker process gets its orders in one environment variable; an
+// empty -exclude survives the round trip.
+func TestAttackSpecRoundTrip(t *testing.T) {
+	for _, s := range []attackSpec{
+		{base: "http://127.0.0.1:1234", attackers: 8, transport: "post", exclude: "verify,8 MiB"},
+		{base: "http://[::1]:80", attackers: 1, transport: "ws", exclude: ""},
+	} {
+		got, err := parseAttack(s.String())
+		if err != nil || got != s {
+			t.Errorf("parseAttack(%q) = %+v, %v; want %+v", s.String(), got, err, s)
+		}
+	}
+	if _, err := parseAttack("http://x\t0\tpost\t"); err == nil {
+		t.Error("0 attackers accepted")
+	}
+}

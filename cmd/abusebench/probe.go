@@ -21,7 +21,11 @@ import (
 // so the client's scheduling was counted as the server's latency. A process
 // of its own sleeps between requests, and the kernel runs a woken sleeper
 // promptly. -probe inline measures in the bench's process, as before.
-const probeEnv = "ABUSEBENCH_PROBE"
+const (
+	probeEnv      = "ABUSEBENCH_PROBE"
+	probeQueryEnv = "ABUSEBENCH_PROBE_QUERY" // -probe-query
+	defaultProbe  = `{ headPosition }`
+)
 
 // probeMain is main for the probe process: it sends n `{ headPosition }`
 // to base one after another and prints the p99 latency in nanoseconds.
@@ -31,7 +35,11 @@ func probeMain(spec string) int {
 		fmt.Fprintln(os.Stderr, "abusebench probe:", err)
 		return 2
 	}
-	p99, err := inlineP99(context.Background(), benchserver.NewClient(base, 1), n)
+	query := os.Getenv(probeQueryEnv)
+	if query == "" {
+		query = defaultProbe
+	}
+	p99, err := inlineP99(context.Background(), benchserver.NewClient(base, 1), n, query)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "abusebench probe:", err)
 		return 1
@@ -49,18 +57,18 @@ func parseProbe(spec string) (string, int, error) {
 	return base, n, nil
 }
 
-// simpleP99 measures the p99 of n `{ headPosition }` from a probe process,
-// or inline when o.probe says so.
-func simpleP99(ctx context.Context, c *benchserver.Client, n int, probe string) (time.Duration, error) {
-	if probe == "inline" {
-		return inlineP99(ctx, c, n)
+// simpleP99 measures the p99 of n of o's probe query (`{ headPosition }`
+// unless -probe-query) from a probe process, or inline when o.probe says so.
+func simpleP99(ctx context.Context, c *benchserver.Client, n int, o config) (time.Duration, error) {
+	if o.probe == "inline" {
+		return inlineP99(ctx, c, n, o.probeQuery)
 	}
 	exe, err := os.Executable()
 	if err != nil {
 		return 0, err
 	}
 	cmd := exec.CommandContext(ctx, exe)
-	cmd.Env = append(os.Environ(), probeEnv+"="+c.Base+" "+strconv.Itoa(n))
+	cmd.Env = append(os.Environ(), probeEnv+"="+c.Base+" "+strconv.Itoa(n), probeQueryEnv+"="+o.probeQuery)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -74,13 +82,13 @@ func simpleP99(ctx context.Context, c *benchserver.Client, n int, probe string) 
 	return time.Duration(ns), nil
 }
 
-// inlineP99 sends n { headPosition } one after another from this process
-// and returns the p99 latency.
-func inlineP99(ctx context.Context, c *benchserver.Client, n int) (time.Duration, error) {
+// inlineP99 sends n query one after another from this process and returns
+// the p99 latency.
+func inlineP99(ctx context.Context, c *benchserver.Client, n int, query string) (time.Duration, error) {
 	lat := make([]time.Duration, n)
 	for i := range lat {
 		start := time.Now()
-		if err := c.Do(ctx, `{ headPosition }`, nil, nil); err != nil {
+		if err := c.Do(ctx, query, nil, nil); err != nil {
 			return 0, err
 		}
 		lat[i] = time.Since(start)

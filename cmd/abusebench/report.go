@@ -128,6 +128,16 @@ func contended(w io.Writer, o config, c *contention) {
 		fmt.Fprintf(w, "Left out of the loop: the requests named with %q.\n\n", o.exclude)
 	}
 	fmt.Fprintf(w, "The attackers send over %s.\n\n", o.transport)
+	if o.probeQuery != defaultProbe {
+		fmt.Fprintf(w, "The probe sends `%s` instead of `%s`.\n\n", o.probeQuery, defaultProbe)
+	}
+	if o.writes > 0 {
+		fmt.Fprintf(w, "A writer appended %d small events a second while both p99s were measured.\n\n", o.writes)
+	}
+	if o.nice {
+		fmt.Fprintln(w, "-nice-clients: the attackers' process and the separate store ran at nice 19, as if on other machines; this is not the figure the target is judged on.")
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintln(w, "| measure | value | target | |")
 	fmt.Fprintln(w, "|---|---|---|---|")
 	fmt.Fprintf(w, "| `{ headPosition }` p99, idle | %.2f ms | | |\n", float64(c.idle)/1e6)
