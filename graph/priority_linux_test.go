@@ -110,14 +110,16 @@ func TestLowPriorityPanic(t *testing.T) {
 func TestLaneExecutesHeavyLowered(t *testing.T) {
 	base := callerNice(t)
 	for _, tc := range []struct {
-		name  string
-		heavy bool
-		prio  lowPriority
-		want  int
+		name    string
+		heavy   bool
+		company bool // another operation runs meanwhile
+		prio    lowPriority
+		want    int
 	}{
-		{"heavy", true, heavyPriority, max(base, heavyPriority.nice)},
-		{"cheap", false, heavyPriority, base},
-		{"heavy at normal priority", true, lowPriority{}, base}, // HeavyAtNormalPriority
+		{"heavy with company", true, true, heavyPriority, max(base, heavyPriority.nice)},
+		{"heavy alone", true, false, heavyPriority, base},
+		{"cheap with company", false, true, heavyPriority, base},
+		{"heavy at normal priority", true, true, lowPriority{}, base}, // HeavyAtNormalPriority
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
@@ -127,6 +129,10 @@ func TestLaneExecutesHeavyLowered(t *testing.T) {
 			ctx = graphql.WithOperationContext(ctx, &graphql.OperationContext{})
 			if tc.heavy {
 				l.opTicket(ctx, true).execute = true
+			}
+			if tc.company {
+				l.running.Add(1)
+				defer l.running.Add(-1)
 			}
 			runtime.LockOSThread() // the cheap one runs on this goroutine's thread
 			defer runtime.UnlockOSThread()
@@ -141,7 +147,7 @@ func TestLaneExecutesHeavyLowered(t *testing.T) {
 			if got.nice != tc.want {
 				t.Errorf("executed at nice %d, want %d", got.nice, tc.want)
 			}
-			if lowered := tc.heavy && tc.prio.nice != 0; lowered == (got.tid == unix.Gettid()) {
+			if lowered := tc.heavy && tc.company && tc.prio.nice != 0; lowered == (got.tid == unix.Gettid()) {
 				t.Errorf("executed on the caller's thread: %v, want %v", got.tid == unix.Gettid(), !lowered)
 			}
 			if !l.sem.TryAcquire(l.size) {
