@@ -222,7 +222,7 @@ var serveSettings = []setting{
 		c.Insecure = b
 		return err
 	}},
-	{"heavy-low-priority", "true", "execute heavy queries and mutations (complexity 1,000 or more) on a thread at nice 19, so that cheap requests get the cores first; costs a page of 1,000 events about 3× the CPU", func(c *config, v string) error {
+	{"heavy-low-priority", "true", "when other operations run or wait, execute heavy queries and mutations (complexity 1,000 or more) on a thread at nice 19, so that cheap requests get the cores first", func(c *config, v string) error {
 		b, err := parseBool(v)
 		c.HeavyLowPriority = b
 		return err

@@ -17,8 +17,8 @@ import (
 //     the JSON decoder's buffer, the decoded strings), and at most two
 //     bodies of the limit are in flight. Smaller bodies, nearly every
 //     request, never wait. The budget covers the bodies of plain POSTs and
-//     SSE POSTs, and websocket messages (admitMessage) while they are
-//     decoded.
+//     SSE POSTs, and websocket messages from the moment they pass largeBody
+//     bytes until they are decoded (websocket.go).
 //   - Stream.verify reads a whole stream from the store (hundreds of MiB
 //     for a long one on FerretDB): one at a time per process.
 const largeBody = 1 << 20
@@ -41,19 +41,6 @@ func (e *Endpoint) admitBytes(ctx context.Context, n int64) (release func(), ok 
 		return nil, false
 	}
 	return func() { e.bodies.Release(n) }, true
-}
-
-// admitMessage admits the decoding of a websocket message of n bytes (read
-// whole, at most MaxBodyBytes) as a POST body is admitted: its share of the
-// body budget, and the heavy lane if it is heavy. Both are given up once it
-// is decoded; its operation then goes through the lane's gates like any.
-func (e *Endpoint) admitMessage(ctx context.Context, n int) (release func(), ok bool) {
-	budget, ok := e.admitBytes(ctx, int64(n))
-	if !ok {
-		return nil, false
-	}
-	_, leave := e.lane.enterBodyLane(ctx, n, nil)
-	return func() { leave(); budget() }, true
 }
 
 // acquireVerify takes the process's verification slot; it returns ctx's
