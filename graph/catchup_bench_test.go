@@ -91,16 +91,7 @@ func newCatchUpEnv(tb testing.TB, n int, budget int64, limits graph.Limits) *cat
 	}
 	store := storetest.Store(tb, mc, db, opts...)
 	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError}))
-	ep := graph.NewEndpoint(graph.EndpointConfig{Resolver: &graph.Resolver{Store: store, Log: log, Limits: limits}, Log: log})
-	mux := http.NewServeMux()
-	mux.Handle("/graphql", ep)
-	srv := httptest.NewServer(mux)
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = ep.Shutdown(ctx)
-		srv.Close()
-	})
+	ep, srv := serveEndpoint(tb, graph.EndpointConfig{Resolver: &graph.Resolver{Store: store, Log: log, Limits: limits}, Log: log})
 	appendPadded(tb, store, "big", n)
 	return &catchUpEnv{n: n, store: store, ep: ep, srv: srv}
 }

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"slices"
@@ -78,17 +77,8 @@ func benchFanout(b *testing.B, n int) {
 	mc, db := storetest.Client(b)
 	log := slog.New(slog.NewTextHandler(&bytes.Buffer{}, &slog.HandlerOptions{Level: slog.LevelError}))
 	store := storetest.Store(b, mc, db)
-	ep := graph.NewEndpoint(graph.EndpointConfig{Resolver: &graph.Resolver{Store: store, Log: log}, Log: log,
+	_, srv := serveEndpoint(b, graph.EndpointConfig{Resolver: &graph.Resolver{Store: store, Log: log}, Log: log,
 		MaxStreams: 2 * n, Streams: graph.StreamLimits{MaxConnectionsPerPrincipal: 2 * n, MaxSubscriptionsPerPrincipal: 2 * n, MaxPendingPerAddr: 2 * n}})
-	mux := http.NewServeMux()
-	mux.Handle("/graphql", ep)
-	srv := httptest.NewServer(mux)
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = ep.Shutdown(ctx)
-		srv.Close()
-	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	clients := startBenchClients(b, srv.Listener.Addr().String(), n)

@@ -81,21 +81,31 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	t.Cleanup(func() { // after serveEndpoint's: cleanups run last first
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = proj.Close(ctx)
+		_ = store.Close(ctx)
+	})
+	ep, srv := serveEndpoint(t, cfg)
+	return &harness{t: t, store: store, proj: proj, endpoint: ep, srv: srv, logs: logs,
+		gql: client.New(srv.Config.Handler, client.Path("/graphql"))}
+}
+
+// serveEndpoint serves an endpoint made of cfg at /graphql of a test server,
+// both shut down when the test ends.
+func serveEndpoint(tb testing.TB, cfg graph.EndpointConfig) (*graph.Endpoint, *httptest.Server) {
 	ep := graph.NewEndpoint(cfg)
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", ep)
 	srv := httptest.NewServer(mux)
-	h := &harness{t: t, store: store, proj: proj, endpoint: ep, srv: srv, logs: logs,
-		gql: client.New(mux, client.Path("/graphql"))}
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		_ = ep.Shutdown(ctx)
 		srv.Close()
-		_ = proj.Close(ctx)
-		_ = store.Close(ctx)
 	})
-	return h
+	return ep, srv
 }
 
 // gqlError is one error of a response, as a client sees it.
