@@ -384,13 +384,22 @@ func redactURL(u string) string {
 //
 //   - "Response header: ..." / "Response message: ..." are logged at warn for
 //     every command that fails (ok: 0), such as the driver's endSessions on
-//     Disconnect, which FerretDB does not implement, or an expected
+//     every Disconnect, which FerretDB does not implement, or an expected
 //     duplicate-key error. The client gets the error anyway.
 //   - "Connection stopped" is logged at warn whenever a client goes away
 //     abruptly and for every connection still open at shutdown.
+//
+// It applies the attributes and groups of With and WithGroup to the inner
+// handler only when a record is passed on. FerretDB's SQLite backend calls
+// With for every statement it runs, with the statement's arguments (whole
+// documents), and slog's handlers format attributes as they are given: an
+// append of one 4 MiB event had them quoted into about 36 MiB of log text
+// that was then discarded, the largest cost of an append on the embedded
+// store (BenchmarkAppendAtLimit, and TestFerretLogAttrsLazy).
 type ferretLogHandler struct {
 	min   slog.Level
 	inner slog.Handler
+	with  []func(slog.Handler) slog.Handler // With and WithGroup, in order, not yet applied
 }
 
 func (h ferretLogHandler) Enabled(ctx context.Context, l slog.Level) bool {
@@ -401,16 +410,25 @@ func (h ferretLogHandler) Handle(ctx context.Context, r slog.Record) error {
 	if r.Level < slog.LevelError && isConnNoise(r.Message) {
 		return nil
 	}
-
-	return h.inner.Handle(ctx, r)
+	inner := h.inner
+	for _, w := range h.with {
+		inner = w(inner)
+	}
+	return inner.Handle(ctx, r)
 }
 
 func (h ferretLogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return ferretLogHandler{min: h.min, inner: h.inner.WithAttrs(attrs)}
+	return h.plus(func(in slog.Handler) slog.Handler { return in.WithAttrs(attrs) })
 }
 
 func (h ferretLogHandler) WithGroup(name string) slog.Handler {
-	return ferretLogHandler{min: h.min, inner: h.inner.WithGroup(name)}
+	return h.plus(func(in slog.Handler) slog.Handler { return in.WithGroup(name) })
+}
+
+// plus returns h with w after its own; the slice is copied, since two
+// loggers made from one must not share what comes after it.
+func (h ferretLogHandler) plus(w func(slog.Handler) slog.Handler) slog.Handler {
+	return ferretLogHandler{min: h.min, inner: h.inner, with: append(h.with[:len(h.with):len(h.with)], w)}
 }
 
 // isConnNoise reports whether msg is one of FerretDB's per-connection
