@@ -72,9 +72,9 @@ type EndpointConfig struct {
 	// reveal the schema bit by bit.
 	DisableIntrospection bool
 	// HeavyAtNormalPriority executes heavy operations where they are asked
-	// for, at the process's priority, instead of on a thread at nice 19
-	// (priority.go), which spares a page of 1,000 events about two thirds
-	// of its CPU and latency but lets it compete with cheap requests.
+	// for, at the process's priority, even when other operations run or
+	// wait: by default such a heavy operation runs on a thread at nice 19
+	// (priority.go), so that cheap requests get the cores first.
 	HeavyAtNormalPriority bool
 }
 
