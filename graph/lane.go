@@ -257,6 +257,7 @@ func (l *heavyLane) InterceptResponse(ctx context.Context, next graphql.Response
 	if t == subscribed {
 		return next(ctx) // an event: nothing to hold or give up
 	}
+	prio := lowPriority{} // in place
 	if t != nil {
 		t.mu.Lock()
 		execute := t.execute
@@ -264,28 +265,19 @@ func (l *heavyLane) InterceptResponse(ctx context.Context, next graphql.Response
 		t.mu.Unlock()
 		if execute {
 			t.enter(ctx)
-			var resp *graphql.Response
 			if l.contended() {
-				l.running.Add(1)
-				l.prio.run(func() { resp = next(ctx) })
-				l.running.Add(-1)
-			} else {
-				resp = l.run(ctx, next)
+				prio = l.prio
 			}
-			l.leaveAll(ctx)
-			return resp
 		}
 	}
-	resp := l.run(ctx, next)
+	var resp *graphql.Response
+	func() {
+		l.running.Add(1)
+		defer l.running.Add(-1)
+		prio.run(func() { resp = next(ctx) })
+	}()
 	l.leaveAll(ctx)
 	return resp
-}
-
-// run executes next as it is, counted among the running operations.
-func (l *heavyLane) run(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
-	l.running.Add(1)
-	defer l.running.Add(-1)
-	return next(ctx)
 }
 
 // contended says whether a heavy execution about to start has company: an
