@@ -39,10 +39,12 @@ type commitArena struct{ buf []byte }
 // docs returns what the writer inserts for commits: the struct for a commit
 // of few events, else its encoding in the arena.
 func (a *commitArena) docs(commits []*commitDoc) []any {
+	sizes := make([]int, len(commits)) // 0: goes as the struct
 	need := 0
-	for _, d := range commits {
+	for i, d := range commits {
 		if len(d.Events) >= encodeAhead {
-			need += d.bsonSize()
+			sizes[i] = d.bsonSize()
+			need += sizes[i]
 		}
 	}
 	buf := a.buf[:0]
@@ -54,16 +56,16 @@ func (a *commitArena) docs(commits []*commitDoc) []any {
 	}
 	out := make([]any, len(commits))
 	for i, d := range commits {
-		if len(d.Events) < encodeAhead {
+		if sizes[i] == 0 {
 			out[i] = d
 			continue
 		}
 		// Each commit gets the room bsonSize reserves; the full slice
 		// expression makes one that outgrew it (never, by bsonSize's
 		// arithmetic) move instead of writing over the next.
-		start, size := len(buf), d.bsonSize()
-		out[i] = d.appendBSON(buf[start : start : start+size])
-		buf = buf[:start+size]
+		start := len(buf)
+		out[i] = d.appendBSON(buf[start : start : start+sizes[i]])
+		buf = buf[:start+sizes[i]]
 	}
 	return out
 }
