@@ -1,6 +1,7 @@
 package graph_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -50,7 +51,10 @@ func TestAppendAtTheLimit(t *testing.T) {
 			}
 			return ""
 		}},
-		{"SSE", func(t *testing.T, d string) string { return sendSSE(t, h.srv.URL, body(d)) }},
+		{"SSE", func(t *testing.T, d string) string {
+			_, code, _ := sendSSE(t, h.srv.URL, []byte(body(d)))
+			return code
+		}},
 		{protoTransportWS, func(t *testing.T, d string) string { return sendWS(t, h.srv.URL, protoTransportWS, body(d)) }},
 		{protoGraphQLWS, func(t *testing.T, d string) string { return sendWS(t, h.srv.URL, protoGraphQLWS, body(d)) }},
 	}
@@ -97,10 +101,13 @@ func sendWS(t *testing.T, url, proto, payload string) string {
 }
 
 // sendSSE runs one operation over SSE (distinct connections mode) with the
-// body as given and returns the first error's code, or "" for a success.
-func sendSSE(t *testing.T, url, body string) string {
+// body as given. It returns the HTTP status, the first error's code ("" for
+// none) and, on success, the operation's data: a refusal before the stream
+// opened has its status and the JSON error shape, one during execution
+// comes as the errors of the first next event.
+func sendSSE(t *testing.T, url string, body []byte) (status int, code, data string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url+"/graphql", strings.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, url+"/graphql", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "text/event-stream")
 	resp, err := http.DefaultClient.Do(req)
@@ -109,24 +116,26 @@ func sendSSE(t *testing.T, url, body string) string {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	var r struct {
+		Data   json.RawMessage
+		Errors []gqlError
+	}
 	if resp.StatusCode != http.StatusOK { // refused before the stream opened
-		var r struct{ Errors []gqlError }
 		if err := json.Unmarshal(b, &r); err != nil || len(r.Errors) == 0 {
 			t.Fatalf("status %d, body %.300s", resp.StatusCode, b)
 		}
-		return r.Errors[0].code()
+		return resp.StatusCode, r.Errors[0].code(), ""
 	}
-	_, data, ok := strings.Cut(string(b), "event: next\ndata: ")
+	_, next, ok := strings.Cut(string(b), "event: next\ndata: ")
 	if !ok {
 		t.Fatalf("no next event in %.300s", b)
 	}
-	data, _, _ = strings.Cut(data, "\n")
-	var r struct{ Errors []gqlError }
-	if err := json.Unmarshal([]byte(data), &r); err != nil {
-		t.Fatalf("next event %.300s: %v", data, err)
+	next, _, _ = strings.Cut(next, "\n")
+	if err := json.Unmarshal([]byte(next), &r); err != nil {
+		t.Fatalf("next event %.300s: %v", next, err)
 	}
 	if len(r.Errors) > 0 {
-		return r.Errors[0].code()
+		return resp.StatusCode, r.Errors[0].code(), ""
 	}
-	return ""
+	return resp.StatusCode, "", string(r.Data)
 }
