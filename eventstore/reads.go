@@ -96,12 +96,11 @@ func (im *image) replyBatch(stream string, after, last int64) int32 {
 		if st == nil {
 			return worstBatch
 		}
-		v := max(after+1, 1)
-		for ; v <= min(last, st.version); v++ {
-			if sl := im.versionSlot(st, v); sl.off == 0 && !take(im.sizeAt(sl.position)) {
-				return int32(max(n, 1))
-			}
+		from, end := max(after+1, 1), min(last, st.version)
+		if im.takeStreamCommits(st, from, end, take) < end {
+			return int32(max(n, 1))
 		}
+		v := max(from, end+1)
 		for v <= last && take(MaxCommitBytes) {
 			v++ // versions the image does not hold yet: commits of unknown size
 		}
@@ -117,6 +116,19 @@ func (im *image) replyBatch(stream string, after, last int64) int32 {
 		}
 	}
 	return int32(min(maxBatch, n+(MaxReplyBytes-total)/smallCommitBytes))
+}
+
+// takeStreamCommits offers take the size (sizeAt) of each commit of st that
+// starts at a version from from to to, in version order, and returns the
+// last version before the first commit take refused: to if it took them
+// all (from-1 if there were none). Callers hold the lock.
+func (im *image) takeStreamCommits(st *streamEntry, from, to int64, take func(bytes int64) bool) int64 {
+	for v := from; v <= to; v++ {
+		if sl := im.versionSlot(st, v); sl.off == 0 && !take(im.sizeAt(sl.position)) {
+			return v - 1
+		}
+	}
+	return max(to, from-1)
 }
 
 // sizeAt bounds the size of the commit starting at position p. Callers hold

@@ -267,18 +267,17 @@ func (im *image) streamWindow(id string, from, budget int64) (version, position 
 		return from - 1, 0
 	}
 	var total int64
-	for v := max(from, 1); v <= st.version; v++ {
-		sl := im.versionSlot(st, v)
-		if sl.off != 0 {
-			continue
-		}
-		b := im.sizeAt(sl.position)
+	v := im.takeStreamCommits(st, max(from, 1), st.version, func(b int64) bool {
 		if total > 0 && total+b > budget {
-			return v - 1, im.versionSlot(st, v-1).position
+			return false // the window ends before this commit
 		}
 		total += b
+		return true
+	})
+	if v == st.version {
+		return st.version, st.lastPos
 	}
-	return st.version, st.lastPos
+	return v, im.versionSlot(st, v).position
 }
 
 // Buffered returns how many events the last Recv left fetched from memory
