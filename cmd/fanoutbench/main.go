@@ -129,18 +129,8 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	// Every subscriber is a socket here and one in the server (a child, which
 	// inherits this limit).
 	need := uint64(2*slices.Max(o.subscribers) + 1000)
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+	if err := raiseOpenFiles(need, stderr); err != nil {
 		return err
-	}
-	if lim.Cur < need {
-		lim.Cur = min(need, lim.Max)
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-			return fmt.Errorf("raising the open file limit to %d: %w", lim.Cur, err)
-		}
-	}
-	if lim.Cur < need {
-		fmt.Fprintf(stderr, "warning: the open file limit is %d (hard limit); %d subscribers need about %d\n", lim.Cur, slices.Max(o.subscribers), need)
 	}
 
 	tmp, err := os.MkdirTemp("", "fanoutbench-")
@@ -438,7 +428,7 @@ func benchOne(ctx context.Context, o options, n int, bin, dir string, stderr io.
 	if err != nil {
 		return res, err
 	}
-	benchCPU0 := selfCPU()
+	benchCPU0 := benchserver.SelfCPU()
 	var appends sync.WaitGroup
 	for i := 0; i < total && ctx.Err() == nil; i++ {
 		appends.Add(1)
@@ -479,7 +469,7 @@ func benchOne(ctx context.Context, o options, n int, bin, dir string, stderr io.
 		return res, err
 	}
 	res.serverCPU = (serverCPU1 - serverCPU0).Seconds() / wall.Seconds()
-	res.benchCPU = (selfCPU() - benchCPU0).Seconds() / wall.Seconds()
+	res.benchCPU = (benchserver.SelfCPU() - benchCPU0).Seconds() / wall.Seconds()
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		res.load = strings.Join(strings.Fields(string(b))[:3], " ")
 	}
@@ -567,13 +557,6 @@ func fetchProfile(ctx context.Context, debugAddr, path, file string, logf func(s
 		return
 	}
 	logf("wrote %s", file)
-}
-
-// selfCPU returns the CPU time this process has used (user and system).
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // client makes the bench's GraphQL requests over HTTP.

@@ -66,6 +66,7 @@ import (
 
 	"github.com/hindsight-dev/hindsight/embedded"
 	"github.com/hindsight-dev/hindsight/eventstore"
+	"github.com/hindsight-dev/hindsight/internal/benchserver"
 	"github.com/hindsight-dev/hindsight/projections"
 )
 
@@ -136,7 +137,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	// 2 and 3: one core.
 	prev := runtime.GOMAXPROCS(1)
-	start, cpu0, wait0 := time.Now(), cpuTime(), cpuWait()
+	start, cpu0, wait0 := time.Now(), benchserver.SelfCPU(), cpuWait()
 	svc, err := projections.New(store, projections.Options{Logger: log.With("component", "projections")})
 	if err != nil {
 		return err
@@ -148,7 +149,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for !svc.Ready() {
 		time.Sleep(time.Millisecond)
 	}
-	rebuild, rebuildCPU, rebuildWait := time.Since(start), cpuTime()-cpu0, cpuWait()-wait0
+	rebuild, rebuildCPU, rebuildWait := time.Since(start), benchserver.SelfCPU()-cpu0, cpuWait()-wait0
 	// The order projector queues snapshots as it passes every 100th version;
 	// their writes (FerretDB runs in this process) would be billed to the
 	// builds below, so wait until they are done.
@@ -166,8 +167,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	var buildCPU, buildWait time.Duration
 	build := func(def projections.Definition) (time.Duration, error) {
-		start, cpu0, wait0 := time.Now(), cpuTime(), cpuWait()
-		defer func() { buildCPU, buildWait = cpuTime()-cpu0, cpuWait()-wait0 }()
+		start, cpu0, wait0 := time.Now(), benchserver.SelfCPU(), cpuWait()
+		defer func() { buildCPU, buildWait = benchserver.SelfCPU()-cpu0, cpuWait()-wait0 }()
 		v, _, err := decl.Define(ctx, def, nil)
 		if err != nil {
 			return 0, err
@@ -276,7 +277,7 @@ func restart(ctx context.Context, store *eventstore.Store, svc *projections.Serv
 	waitSnapshots(svc)
 	prev := runtime.GOMAXPROCS(1)
 	defer runtime.GOMAXPROCS(prev)
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0 := time.Now(), benchserver.SelfCPU()
 	again, err := projections.New(store, projections.Options{Logger: log.With("component", "projections-restarted")})
 	if err != nil {
 		return err
@@ -302,7 +303,7 @@ func restart(ctx context.Context, store *eventstore.Store, svc *projections.Serv
 	for !again.Ready() {
 		time.Sleep(time.Millisecond)
 	}
-	d, cpu := time.Since(start), cpuTime()-cpu0
+	d, cpu := time.Since(start), benchserver.SelfCPU()-cpu0
 	fmt.Fprintf(stdout, "\n| restart (GOMAXPROCS=1) | wall | ÷ rebuild | CPU | ÷ rebuild CPU | restored up to |\n|---|---|---|---|---|---|\n")
 	fmt.Fprintf(stdout, "| a new service: order read model + `sum` + `by-customer` ready | %v | %.2f | %v | %.2f | %v of %d |\n",
 		d.Round(time.Millisecond), float64(d)/float64(rebuild), cpu.Round(time.Millisecond), float64(cpu)/float64(rebuildCPU),
@@ -323,7 +324,7 @@ func restart(ctx context.Context, store *eventstore.Store, svc *projections.Serv
 		}
 		time.Sleep(time.Millisecond)
 	}
-	refilled, refillCPU := time.Since(start), cpuTime()-cpu0
+	refilled, refillCPU := time.Since(start), benchserver.SelfCPU()-cpu0
 	var states uint64
 	for _, name := range []string{"sum", "by-customer"} {
 		info, _ := again.Declarative().Projection(name)
@@ -562,15 +563,6 @@ func appendOrder(ctx context.Context, store *eventstore.Store, i int, c config) 
 		events = events[k:]
 	}
 	return nil
-}
-
-// cpuTime is the process's user plus system CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // cpuWait is how long the process's threads were runnable but waiting for a

@@ -135,19 +135,18 @@ func (p *Process) Exited() bool {
 // process to exit, then kills the group. It returns the process's exit error,
 // if any (a process ended by the SIGTERM counts as clean).
 func (p *Process) Stop(timeout time.Duration) error {
-	pgid := p.Cmd.Process.Pid
 	if !p.Exited() {
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		terminateGroup(p.Cmd.Process)
 		select {
 		case <-p.done:
 		case <-time.After(timeout):
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			killGroup(p.Cmd.Process)
 			<-p.done
 			return fmt.Errorf("%s did not stop within %v after SIGTERM; killed", p.Name, timeout)
 		}
 	}
 	// Anything left in the group (the child's own children) goes too.
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	killGroup(p.Cmd.Process)
 	var ee *exec.ExitError
 	if errors.As(p.waitErr, &ee) {
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGTERM {
