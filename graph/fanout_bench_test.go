@@ -18,12 +18,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hindsight-dev/hindsight/eventstore"
 	"github.com/hindsight-dev/hindsight/graph"
+	"github.com/hindsight-dev/hindsight/internal/benchserver"
 	"github.com/hindsight-dev/hindsight/internal/storetest"
 )
 
@@ -95,14 +95,14 @@ func benchFanout(b *testing.B, n int) {
 		warm = clients.wait(appendOne(), 200*time.Millisecond) == n
 	}
 	b.ResetTimer()
-	cpu0, clientCPU0 := processCPU(), clients.cpu()
+	cpu0, clientCPU0 := benchserver.SelfCPU(), clients.cpu()
 	for i := 0; i < b.N; i++ {
 		if got := clients.wait(appendOne(), time.Minute); got != n {
 			b.Fatalf("%d of %d subscribers got the event", got, n)
 		}
 	}
 	b.StopTimer()
-	cpu, clientCPU := processCPU()-cpu0, clients.cpu()-clientCPU0
+	cpu, clientCPU := benchserver.SelfCPU()-cpu0, clients.cpu()-clientCPU0
 	per := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / float64(b.N) / float64(n) }
 	b.ReportMetric(per(b.Elapsed()), "ns/delivery")
 	b.ReportMetric(per(cpu), "cpu-ns/delivery")
@@ -261,7 +261,7 @@ func TestFanoutBenchClients(t *testing.T) {
 		case len(f) == 1 && f[0] == "ready":
 			answer = "ready"
 		case len(f) == 1 && f[0] == "cpu":
-			answer = strconv.FormatInt(processCPU().Nanoseconds(), 10)
+			answer = strconv.FormatInt(benchserver.SelfCPU().Nanoseconds(), 10)
 		case len(f) == 3 && f[0] == "wait":
 			r := &round{done: make(chan struct{})}
 			r.pos, _ = strconv.ParseInt(f[1], 10, 64)
@@ -285,13 +285,6 @@ func TestFanoutBenchClients(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-}
-
-// processCPU is the CPU time (user and system) this process has used.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // benchWS is a websocket client that reads frames itself, with one buffer.
