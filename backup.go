@@ -220,7 +220,7 @@ func exportTo(ctx context.Context, store *eventstore.Store, w io.Writer, p *prog
 			n++
 		}
 		p.update(n)
-		if len(events) < eventstore.MaxReadLimit {
+		if len(events) == 0 { // a short page is not the end: pages are bounded by bytes too
 			break
 		}
 		after = events[len(events)-1].Position
@@ -526,6 +526,10 @@ func verifyLog(ctx context.Context, store *eventstore.Store, tree *tlog.Tree, p 
 		if err != nil {
 			return events, chain.Streams(), err
 		}
+		if len(page) == 0 { // a short page is not the end: pages are bounded by bytes too
+			p.done(after)
+			return events, chain.Streams(), broken
+		}
 		for i := range page {
 			if page[i].Position != after+1 {
 				if broken == nil {
@@ -544,10 +548,6 @@ func verifyLog(ctx context.Context, store *eventstore.Store, tree *tlog.Tree, p 
 			after = page[i].Position
 		}
 		p.update(after)
-		if len(page) < eventstore.MaxReadLimit {
-			p.done(after)
-			return events, chain.Streams(), broken
-		}
 	}
 }
 

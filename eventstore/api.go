@@ -20,13 +20,26 @@ type ReadAllOptions struct {
 	After        int64    // exclusive position; 0 = from the start
 	Types        []string // only these event types; empty = all
 	StreamPrefix string   // only streams whose id starts with this
-	Limit        int      // 1..MaxReadLimit; 0 means DefaultReadLimit
+	// AnyPrefix keeps only streams whose id starts with one of these (and
+	// with StreamPrefix, if set); empty = all. It is how a reader limited to
+	// several prefixes reads the log in pages as full as anyone's.
+	AnyPrefix []string
+	Limit     int // 1..MaxReadLimit; 0 means DefaultReadLimit
 }
 
 // Read limits.
+//
+// A page holds at most its Limit of events and at most MaxPageBytes of their
+// data and metadata, and always at least one event when any is there. The
+// byte bound is what keeps a page of large events (1,000 of 64 KiB is 64 MiB)
+// from costing the reader, the store's fetch of evicted payloads and whoever
+// encodes the page that much memory at once. So a page shorter than its Limit
+// does not mean the end: read until a page is empty, or compare with the
+// stream's head.
 const (
 	DefaultReadLimit = 100
 	MaxReadLimit     = 1000
+	MaxPageBytes     = MaxAppendBytes // a page always has room for the largest event
 )
 
 // SubscribeOptions selects what a subscription delivers. Every matching

@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -309,6 +310,7 @@ func (im *image) recordedAt(p int64) (time.Time, bool) {
 type filter struct {
 	types  map[string]struct{}
 	prefix string
+	any    []string // one of these prefixes too, when not empty
 	stream string
 }
 
@@ -330,6 +332,9 @@ func (f filter) matches(stream, typ string) bool {
 		return false
 	}
 	if f.prefix != "" && !strings.HasPrefix(stream, f.prefix) {
+		return false
+	}
+	if len(f.any) > 0 && !slices.ContainsFunc(f.any, func(p string) bool { return strings.HasPrefix(stream, p) }) {
 		return false
 	}
 	if f.types != nil {

@@ -23,8 +23,10 @@ import (
 //     range with one cursor, up to the head it saw when it opened it.
 
 // fetchStream reads versions lo..hi of a stream from the store. from is the
-// version at which the commit holding lo starts.
-func (s *Store) fetchStream(ctx context.Context, id string, from, lo, hi int64) ([]Event, error) {
+// version at which the commit holding lo starts. With maxBytes > 0 it stops
+// after the event that takes the data read past maxBytes (a page's bound),
+// and returns versions lo..k.
+func (s *Store) fetchStream(ctx context.Context, id string, from, lo, hi int64, maxBytes int) ([]Event, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.readTimeout)
 	defer cancel()
 	cur, err := s.findCommits(ctx,
@@ -34,8 +36,9 @@ func (s *Store) fetchStream(ctx context.Context, id string, from, lo, hi int64) 
 		return nil, err
 	}
 	defer cur.close(ctx)
-	out := make([]Event, 0, hi-lo+1)
-	for {
+	out := make([]Event, 0, min(hi-lo+1, MaxReadLimit))
+	bytes, full := 0, false
+	for !full {
 		d, err := cur.next(ctx)
 		if err == io.EOF {
 			break
@@ -44,8 +47,10 @@ func (s *Store) fetchStream(ctx context.Context, id string, from, lo, hi int64) 
 			return nil, err
 		}
 		for _, e := range d.events() {
-			if e.Version >= lo && e.Version <= hi {
+			if e.Version >= lo && e.Version <= hi && !full {
 				out = append(out, e)
+				bytes += len(e.Data) + len(e.Metadata)
+				full = maxBytes > 0 && bytes > maxBytes
 			}
 		}
 	}
@@ -54,15 +59,17 @@ func (s *Store) fetchStream(ctx context.Context, id string, from, lo, hi int64) 
 			return nil, incomplete(fmt.Sprintf("versions %d to %d of stream %s", lo, hi, id))
 		}
 	}
-	if int64(len(out)) != hi-lo+1 {
+	if !full && int64(len(out)) != hi-lo+1 {
 		return nil, incomplete(fmt.Sprintf("versions %d to %d of stream %s", lo, hi, id))
 	}
 	return out, nil
 }
 
 // fetchLog reads the events at the positions of want (in position order)
-// from the store, with one range read.
-func (s *Store) fetchLog(ctx context.Context, want []slot) ([]Event, error) {
+// from the store, with one range read. It stops after the event that takes
+// the data read past maxBytes (a page's bound), and then returns the events
+// of a prefix of want.
+func (s *Store) fetchLog(ctx context.Context, want []slot, maxBytes int) ([]Event, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.readTimeout)
 	defer cancel()
 	from, last := want[0].position-int64(want[0].off), want[len(want)-1].position
@@ -74,7 +81,8 @@ func (s *Store) fetchLog(ctx context.Context, want []slot) ([]Event, error) {
 	}
 	defer cur.close(ctx)
 	out := make([]Event, 0, len(want))
-	for len(out) < len(want) {
+	bytes, full := 0, false
+	for len(out) < len(want) && !full {
 		d, err := cur.next(ctx)
 		if err == io.EOF {
 			break
@@ -86,12 +94,14 @@ func (s *Store) fetchLog(ctx context.Context, want []slot) ([]Event, error) {
 			continue
 		}
 		for _, e := range d.events() {
-			if len(out) < len(want) && e.Position == want[len(out)].position {
+			if len(out) < len(want) && e.Position == want[len(out)].position && !full {
 				out = append(out, e)
+				bytes += len(e.Data) + len(e.Metadata)
+				full = bytes > maxBytes
 			}
 		}
 	}
-	if len(out) != len(want) {
+	if !full && len(out) != len(want) {
 		return nil, incomplete(fmt.Sprintf("positions %d to %d", want[0].position, last))
 	}
 	return out, nil

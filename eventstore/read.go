@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"context"
+	"sort"
 	"time"
 )
 
@@ -29,8 +30,10 @@ func limitOf(n int) (int, error) {
 	return n, nil
 }
 
-// ReadStream reads a page of one stream. A stream without events reads as an
-// empty page, not an error; use Head to tell whether a stream exists.
+// ReadStream reads a page of one stream: at most opts.Limit events and
+// MaxPageBytes of their data (see the read limits). A stream without events
+// reads as an empty page, not an error; use Head to tell whether a stream
+// exists.
 //
 // It is served from memory when the page is resident. Otherwise it reads the
 // page from the store (an index range on stream_version) and puts it back
@@ -49,10 +52,16 @@ func (s *Store) ReadStream(ctx context.Context, streamID string, opts ReadStream
 	out, lo, hi, from, ok := s.img.streamPage(streamID, opts, limit)
 	if ok {
 		s.stats.hits.Add(1)
-		return out, nil
+		return out[:pageLen(out)], nil
 	}
 	s.stats.misses.Add(1)
-	out, err = s.fetchStream(ctx, streamID, from, lo, hi)
+	maxBytes := MaxPageBytes
+	if opts.Backward {
+		// The page ends at hi: read only the newest commits that can fit.
+		lo, from = s.img.backwardSpan(streamID, lo, hi, from)
+		maxBytes = 0
+	}
+	out, err = s.fetchStream(ctx, streamID, from, lo, hi, maxBytes)
 	if err != nil {
 		return nil, &Error{Op: "read stream", StreamID: streamID, Err: err}
 	}
@@ -60,13 +69,15 @@ func (s *Store) ReadStream(ctx context.Context, streamID string, opts ReadStream
 	if opts.Backward {
 		reverse(out)
 	}
-	return out, nil
+	return out[:pageLen(out)], nil
 }
 
-// ReadAll reads a page of the global log in position order. The page is
-// found in the image's skeleton; the events whose payloads are evicted are
-// read from the store with one range read on _id, and are not put back into
-// the image (a reader paging through the log would flush it).
+// ReadAll reads a page of the global log in position order: at most
+// opts.Limit matching events and MaxPageBytes of their data (see the read
+// limits). The page is found in the image's skeleton; the events whose
+// payloads are evicted are read from the store with one range read on _id,
+// and are not put back into the image (a reader paging through the log would
+// flush it).
 func (s *Store) ReadAll(ctx context.Context, opts ReadAllOptions) ([]Event, error) {
 	if err := s.checkOpen(); err != nil {
 		return nil, &Error{Op: "read all", Err: err}
@@ -75,17 +86,38 @@ func (s *Store) ReadAll(ctx context.Context, opts ReadAllOptions) ([]Event, erro
 	if err != nil {
 		return nil, &Error{Op: "read all", Err: err}
 	}
-	out, miss, _ := s.img.logPage(opts.After, newFilter(opts.Types, opts.StreamPrefix, ""), limit, nil)
+	f := newFilter(opts.Types, opts.StreamPrefix, "")
+	f.any = opts.AnyPrefix
+	out, miss, _ := s.img.logPage(opts.After, f, limit, nil)
 	if len(miss) == 0 {
 		s.stats.hits.Add(1)
-		return out, nil
+		return out[:pageLen(out)], nil
 	}
 	s.stats.misses.Add(1)
-	got, err := s.fetchLog(ctx, miss)
+	got, err := s.fetchLog(ctx, miss, MaxPageBytes)
 	if err != nil {
 		return nil, &Error{Op: "read all", Err: err}
 	}
-	return mergeByPosition(out, got), nil
+	if len(got) < len(miss) {
+		// The fetch stopped at the byte bound: the page ends before the
+		// first event it did not read.
+		end := miss[len(got)].position
+		out = out[:sort.Search(len(out), func(i int) bool { return out[i].Position >= end })]
+	}
+	page := mergeByPosition(out, got)
+	return page[:pageLen(page)], nil
+}
+
+// pageLen is how many of events, in order, one page holds: as many as fit in
+// MaxPageBytes of data and metadata, and at least one.
+func pageLen(events []Event) int {
+	total := 0
+	for i := range events {
+		if total += len(events[i].Data) + len(events[i].Metadata); total > MaxPageBytes && i > 0 {
+			return i
+		}
+	}
+	return len(events)
 }
 
 // ResolveVersion returns the version a stream had at a point: the last

@@ -131,6 +131,35 @@ func (im *image) takeStreamCommits(st *streamEntry, from, to int64, take func(by
 	return max(to, from-1)
 }
 
+// backwardSpan narrows versions lo..hi of stream id, which a backward page
+// reads from the store, to the newest ones whose commits fit in MaxPageBytes
+// by the sizes the image knows (a small commit counts as smallCommitBytes),
+// but at least the commit holding hi: a backward page keeps its newest events,
+// so the read cannot simply stop at the bound as a forward one does. It
+// returns the new lo and the version at which the commit holding it starts
+// (from is that of lo).
+func (im *image) backwardSpan(id string, lo, hi, from int64) (int64, int64) {
+	im.mu.RLock()
+	defer im.mu.RUnlock()
+	st := im.streams[id]
+	if st == nil || hi > st.version {
+		return lo, from
+	}
+	newLo, from, total := hi, hi, int64(0)
+	for v := hi; v >= lo; {
+		sl := im.versionSlot(st, v)
+		start := v - int64(sl.off)
+		size := im.sizeAt(sl.position - int64(sl.off))
+		if total > 0 && total+size > MaxPageBytes {
+			break
+		}
+		total += size
+		newLo, from = max(lo, start), start
+		v = start - 1
+	}
+	return newLo, from
+}
+
 // sizeAt bounds the size of the commit starting at position p. Callers hold
 // the lock.
 func (im *image) sizeAt(p int64) int64 {

@@ -195,13 +195,14 @@ func allowAllOrders(ctx context.Context) error {
 }
 
 // logScope is how a read of the global log is narrowed to the caller's
-// streams: prefix goes down to the store (one prefix is filtered there), and
-// keep, when not nil, filters what comes back (several prefixes). none means
-// no stream can match.
+// streams: prefix, and when the caller holds several, any of prefixes, which
+// the store filters (keep does the same for a subscription). none means no
+// stream can match.
 type logScope struct {
-	prefix string
-	keep   func(*eventstore.Event) bool
-	none   bool
+	prefix   string
+	prefixes []string
+	keep     func(*eventstore.Event) bool
+	none     bool
 }
 
 // scopeLog narrows a read of the global log that asked for streams starting
@@ -221,49 +222,21 @@ func scopeLog(ctx context.Context, want string) (logScope, error) {
 		return logScope{prefix: prefixes[0]}, nil
 	}
 	scoped := &auth.Principal{Prefixes: prefixes}
-	return logScope{prefix: want, keep: func(e *eventstore.Event) bool { return scoped.Allows(e.StreamID) }}, nil
+	return logScope{prefix: want, prefixes: prefixes, keep: func(e *eventstore.Event) bool { return scoped.Allows(e.StreamID) }}, nil
 }
 
-// readAll reads a page of opts.Limit events of the global log that keep
-// accepts (nil = all), and whether more follow. With a filter it reads the
-// log in pages of MaxReadLimit, from memory, until the page is full or the
-// log ends: the cost grows with the events skipped, which is the price of
-// several prefixes that the store cannot filter in one read.
-func (r *Resolver) readAll(ctx context.Context, opts eventstore.ReadAllOptions, keep func(*eventstore.Event) bool) ([]eventstore.Event, bool, error) {
-	n := opts.Limit
-	if keep == nil {
-		events, err := r.Store.ReadAll(ctx, opts)
-		if err != nil || len(events) < n {
-			return events, false, err
-		}
-		// One more matching event after this page? Served from memory.
-		opts.After, opts.Limit = events[n-1].Position, 1
-		more, err := r.Store.ReadAll(ctx, opts)
-		return events, len(more) > 0, err
+// readAll reads a page of the global log (at most opts.Limit events and
+// eventstore.MaxPageBytes of data, all from memory but evicted payloads), and
+// whether more matching events follow it: one more read of one event, since
+// a page that is short because of its bytes is not the end.
+func (r *Resolver) readAll(ctx context.Context, opts eventstore.ReadAllOptions) ([]eventstore.Event, bool, error) {
+	events, err := r.Store.ReadAll(ctx, opts)
+	if err != nil || len(events) == 0 {
+		return events, false, err
 	}
-	var out []eventstore.Event
-	opts.Limit = eventstore.MaxReadLimit
-	for {
-		if err := ctx.Err(); err != nil {
-			return nil, false, err
-		}
-		events, err := r.Store.ReadAll(ctx, opts)
-		if err != nil {
-			return nil, false, err
-		}
-		for i := range events {
-			if keep(&events[i]) {
-				if len(out) == n {
-					return out, true, nil
-				}
-				out = append(out, events[i])
-			}
-		}
-		if len(events) < opts.Limit {
-			return out, false, nil
-		}
-		opts.After = events[len(events)-1].Position
-	}
+	opts.After, opts.Limit = events[len(events)-1].Position, 1
+	more, err := r.Store.ReadAll(ctx, opts)
+	return events, len(more) > 0, err
 }
 
 // scopedSubscription drops the events keep rejects.

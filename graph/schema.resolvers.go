@@ -114,8 +114,8 @@ func (r *queryResolver) Events(ctx context.Context, afterPosition *int64, types 
 	if err != nil || scope.none {
 		return eventConnection(nil, false, positionCursor), err
 	}
-	opts := eventstore.ReadAllOptions{After: from, Types: types, StreamPrefix: scope.prefix, Limit: n}
-	events, hasNext, err := r.readAll(ctx, opts, scope.keep)
+	opts := eventstore.ReadAllOptions{After: from, Types: types, StreamPrefix: scope.prefix, AnyPrefix: scope.prefixes, Limit: n}
+	events, hasNext, err := r.readAll(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -226,14 +226,15 @@ func (r *streamResolver) Events(ctx context.Context, obj *eventstore.StreamHead,
 	if err != nil {
 		return nil, err
 	}
-	last := int64(0)
-	if len(events) > 0 {
-		last = events[len(events)-1].Version
+	if len(events) == 0 {
+		return eventConnection(nil, false, versionCursor), nil
 	}
 	// Forward there is more while the stream has versions after the last one;
-	// backward while the last one is not version 1.
-	hasNext := len(events) == n && last > 1
-	if len(events) == n && !opts.Backward {
+	// backward while the last one is not version 1. (A page may be short
+	// because of its bytes, so its length does not say.)
+	last := events[len(events)-1].Version
+	hasNext := last > 1
+	if !opts.Backward {
 		head, err := r.Store.Head(ctx, obj.StreamID)
 		if err != nil {
 			return nil, err

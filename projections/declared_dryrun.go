@@ -57,7 +57,7 @@ func (d *Declarative) recentMatching(ctx context.Context, prog *program) ([]even
 		if len(recent) > DryRunEvents {
 			recent = append(recent[:0], recent[len(recent)-DryRunEvents:]...)
 		}
-		if len(page) < opts.Limit {
+		if len(page) == 0 { // a short page is not the end: pages are bounded by bytes too
 			return recent, nil
 		}
 		opts.After = page[len(page)-1].Position

@@ -156,10 +156,10 @@ func readLog(t testing.TB, store *eventstore.Store) []eventstore.Event {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, page...)
-		if len(page) < eventstore.MaxReadLimit {
+		if len(page) == 0 {
 			return out
 		}
+		out = append(out, page...)
 		after = page[len(page)-1].Position
 	}
 }
