@@ -1820,8 +1820,10 @@ type Stream {
   updatedAt: Time!
   """
   The stream's events. afterVersion is exclusive; with backward the events come
-  newest first and afterVersion means "older than". first runs from 1 to 1000.
-  after is a cursor from a previous page and takes precedence over afterVersion.
+  newest first and afterVersion means "older than". first runs from 1 to 1000;
+  a page also stops at 4 MiB of event data, so it may hold fewer: page on while
+  hasNextPage. after is a cursor from a previous page and takes precedence over
+  afterVersion.
   """
   events(afterVersion: Int, backward: Boolean = false, first: Int = 100, after: String): EventConnection!
   "RFC 7386 JSON merge patch of each event's data, in version order; null before the first event."
@@ -1906,7 +1908,8 @@ type Query {
   """
   The global log, in position order. afterPosition is exclusive, so "0" starts
   at the beginning. after is a cursor from a previous page and takes precedence
-  over afterPosition. first runs from 1 to 1000. types keeps only events of
+  over afterPosition. first runs from 1 to 1000; a page also stops at 4 MiB of
+  event data, so it may hold fewer: page on while hasNextPage. types keeps only events of
   these types and streamPrefix only streams whose id starts with it; null or
   empty means all.
   """
