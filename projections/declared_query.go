@@ -119,9 +119,16 @@ func (d *Declarative) Partitions(ctx context.Context, q ListPartitions) (Partiti
 	defer match.cancel()
 	r.mu.RLock()
 	found, total, hasNext := r.parts.listAt(pos, match.keep, after, q.First, q.Count)
+	bytes := 0
 	for i := range found {
 		if match.err == nil && found[i].state == nil { // evicted
 			found[i].state, match.err = r.stateAt(ctx, found[i].tl, found[i].index)
+		}
+		// A page stops at eventstore.MaxPageBytes of states, as a page of
+		// events does: 1,000 states at the 64 KiB default limit are 64 MiB.
+		if bytes += len(found[i].state); bytes > eventstore.MaxPageBytes && i > 0 {
+			found, hasNext = found[:i], true
+			break
 		}
 	}
 	r.mu.RUnlock()

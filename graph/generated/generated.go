@@ -2158,7 +2158,9 @@ extend type Query {
   projectionState(name: String!, key: String!, at: PointInTime): ProjectionPartition
   """
   The partitions as they were at a point, in the order they were created.
-  filter is jq over the state; a partition is kept when it gives true.
+  filter is jq over the state; a partition is kept when it gives true. A page
+  also stops at 4 MiB of states, so it may hold fewer than first: page on while
+  hasNextPage.
   """
   projectionPartitions(name: String!, at: PointInTime, filter: String, first: Int = 50, after: String): ProjectionPartitionConnection!
   "How many partitions existed at a point (and pass the filter)."
