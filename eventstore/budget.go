@@ -209,6 +209,14 @@ func (im *image) unpin(st *streamEntry) {
 	im.mu.Lock()
 	defer im.mu.Unlock()
 	st.pins--
+	if st.pins == 0 && im.skelBytes < im.budget-im.budget/10 {
+		// A pass that found this stream pinned may have stopped above the
+		// budget and put the next one off by a tenth of it (evict); now
+		// that the stream can go, the image can get back under the budget,
+		// so let the next check run a pass at once instead of letting the
+		// image grow that tenth first.
+		im.nextPass = 0
+	}
 	im.dropIfEmpty(st)
 	im.enforce()
 }
@@ -224,7 +232,7 @@ func (s *Store) pinHistory(ctx context.Context, id string) (func(), error) {
 		return unpin, nil
 	}
 	s.stats.misses.Add(1)
-	evs, err := s.fetchStream(ctx, id, 1, 1, upTo)
+	evs, err := s.fetchStream(ctx, id, 1, 1, upTo, 0)
 	if err != nil {
 		unpin()
 		return nil, err

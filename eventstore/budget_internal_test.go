@@ -141,3 +141,32 @@ func BenchmarkImageBytes(b *testing.B) {
 		})
 	}
 }
+
+// TestUnpinReturnsUnderBudget: a stream pinned by an append with client ids
+// cannot be evicted, so a pass that meets it stops above the budget and puts
+// the next pass off by a tenth of the budget. Once the pin is released the
+// image must go back under its budget at once, not stay over it until it has
+// grown by that tenth (TestMemoryBudgetConcurrent saw 72,480 bytes against a
+// budget of 65,536).
+func TestUnpinReturnsUnderBudget(t *testing.T) {
+	im := newImage()
+	im.budget = 64 << 10
+	st, _ := im.pin("pinned")
+	data := json.RawMessage(`"` + strings.Repeat("x", 4<<10) + `"`)
+	for v := int64(1); v <= 20; v++ {
+		im.apply([]Event{{ID: fmt.Sprint(v), StreamID: "pinned", Version: v, Position: v, Type: "T", Data: data,
+			RecordedAt: time.Unix(v, 0)}}, true)
+	}
+	im.mu.RLock()
+	pinned := im.size()
+	im.mu.RUnlock()
+	if pinned <= im.budget {
+		t.Fatalf("the pinned stream holds %d bytes, under the budget %d: the test proves nothing", pinned, im.budget)
+	}
+	im.unpin(st)
+	im.mu.RLock()
+	defer im.mu.RUnlock()
+	if im.size() > im.budget {
+		t.Fatalf("after the unpin the image holds %d bytes, over its budget %d", im.size(), im.budget)
+	}
+}
