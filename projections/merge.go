@@ -1,7 +1,6 @@
 package projections
 
 import (
-	"bytes"
 	"encoding/json"
 
 	"github.com/hindsight-dev/hindsight/eventstore"
@@ -30,13 +29,26 @@ func (MergeProjection) Initial() any       { return nil }
 
 // Apply merges the event's data into the state. Data that is not valid JSON
 // (the store never holds such) leaves the state unchanged.
-func (MergeProjection) Apply(state any, e eventstore.Event) any {
+func (p MergeProjection) Apply(state any, e eventstore.Event) any {
+	out, _ := p.applySized(state, jsonSize{}, e)
+	return out
+}
+
+// applySized is Apply that also keeps the state's size (the engine's
+// sizedProjection): given the state's size, it returns the new state's. It
+// walks only the patch and what the patch removes, never the rest of the
+// state, so it costs what decoding the event costs.
+func (MergeProjection) applySized(state any, size jsonSize, e eventstore.Event) (any, jsonSize) {
 	patch, err := decodeJSON(e.Data)
 	if err != nil {
-		return state
+		return state, size
 	}
-	return mergePatch(state, patch)
+	out, d := mergeDelta(state, patch)
+	return out, size.plus(d)
 }
+
+// stateSize measures a state (one read from a snapshot).
+func (MergeProjection) stateSize(state any) jsonSize { return sizeOf(state) }
 
 // EncodeState writes the state as JSON, numbers exactly as they came.
 func (MergeProjection) EncodeState(s any) (json.RawMessage, error) { return json.Marshal(s) }
@@ -45,34 +57,71 @@ func (MergeProjection) EncodeState(s any) (json.RawMessage, error) { return json
 // integers survive a snapshot unchanged.
 func (MergeProjection) DecodeState(b json.RawMessage) (any, error) { return decodeJSON(b) }
 
+// decodeJSON decodes as encoding/json's Decoder with UseNumber does, with
+// jsontext (decodeFast): that Decoder copied the whole input into a buffer
+// it grew by doubling, three times the data allocated per event, and
+// encoding/json's Unmarshal, which does not copy, has no way to keep numbers
+// as json.Number. Inputs jsontext refuses go to encoding/json, so the two
+// agree on everything the store can hold.
 func decodeJSON(b []byte) (any, error) {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	var v any
-	if err := d.Decode(&v); err != nil {
-		return nil, err
+	if v, err := decodeFast(b, jsonNumber); err == nil {
+		return v, nil
 	}
-	return v, nil
+	return decodeJQSlow(b)
 }
+
+func jsonNumber(lit string) any { return json.Number(lit) }
 
 // mergePatch implements the MergePatch function of RFC 7386, section 2,
 // without modifying target or patch.
 func mergePatch(target, patch any) any {
+	out, _ := mergeDelta(target, patch)
+	return out
+}
+
+// mergeDelta is mergePatch that also returns how the size changed: the
+// result's size less the target's. It measures the patch and what the
+// patch removes from the target, never what it keeps, so the size of a
+// state is known at every event for what the events cost.
+//
+// The target is never modified: the objects on the patched paths are
+// copied and the rest is shared.
+func mergeDelta(target, patch any) (any, jsonSize) {
 	p, ok := patch.(map[string]any)
 	if !ok {
-		return patch
+		return patch, sizeOf(patch).minus(sizeOf(target))
 	}
-	t, _ := target.(map[string]any)
+	t, ok := target.(map[string]any)
+	if !ok {
+		// An object patch on anything else patches an empty object.
+		out, d := mergeDelta(map[string]any{}, p)
+		return out, sizeOf(map[string]any{}).plus(d).minus(sizeOf(target))
+	}
 	out := make(map[string]any, len(t)+len(p))
 	for k, v := range t {
 		out[k] = v
 	}
+	var d jsonSize
 	for k, v := range p {
-		if v == nil {
-			delete(out, k)
-			continue
+		old, had := out[k]
+		switch {
+		case v == nil:
+			if had {
+				delete(out, k)
+				d = d.minus(memberSize(k, old))
+			}
+		case had:
+			nv, dv := mergeDelta(old, v)
+			out[k] = nv
+			d = d.plus(dv)
+		default:
+			// A new member: what the patch makes of nothing (null).
+			nv, dv := mergeDelta(nil, v)
+			out[k] = nv
+			d = d.plus(dv).plus(sizeOf(nil))
+			d.text += quotedLen(k) + len(":")
 		}
-		out[k] = mergePatch(out[k], v)
 	}
-	return out
+	d.text += commas(len(out)) - commas(len(t))
+	return out, d
 }
