@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/hindsight-dev/hindsight/eventstore"
 )
@@ -61,7 +62,7 @@ type engine[S any] struct {
 // JSON (the merge projection). The engine then refuses a state over
 // MaxStreamStateBytes, and the state cache counts what it holds exactly.
 type sizedProjection[S any] interface {
-	applySized(state S, size jsonSize, e eventstore.Event) (S, jsonSize)
+	applySized(state S, size jsonSize, e eventstore.Event, own *ownedObjects) (S, jsonSize)
 	stateSize(S) jsonSize
 }
 
@@ -81,10 +82,10 @@ func (e *engine[S]) initial() folded[S] {
 
 // apply folds one event into f. Without a sizedProjection the size is an
 // estimate: the state grows by at most about its events' data.
-func (e *engine[S]) apply(f folded[S], ev eventstore.Event) folded[S] {
+func (e *engine[S]) apply(f folded[S], ev eventstore.Event, own *ownedObjects) folded[S] {
 	out := folded[S]{version: ev.Version, unsnapped: f.unsnapped + len(ev.Data)}
 	if e.sized != nil {
-		out.state, out.size = e.sized.applySized(f.state, f.size, ev)
+		out.state, out.size = e.sized.applySized(f.state, f.size, ev, own)
 	} else {
 		out.state = e.proj.Apply(f.state, ev)
 		out.size = f.size.plus(jsonSize{text: len(ev.Data), values: 1})
@@ -141,6 +142,12 @@ func (e *engine[S]) snapshot(ctx context.Context, streamID string, version int64
 func (e *engine[S]) fold(ctx context.Context, streamID string, start folded[S], version int64, visit func(eventstore.Event, S)) (folded[S], error) {
 	cur, n := start, 0
 	defer func() { e.stats.eventsFolded.Add(uint64(n)) }()
+	// The states between start and the result are the fold's own unless a
+	// visitor or the snapshot writer is given them (see ownedObjects).
+	var own *ownedObjects
+	if visit == nil {
+		own = &ownedObjects{m: map[unsafe.Pointer]struct{}{}}
+	}
 	for cur.version < version {
 		page, err := e.store.ReadStream(ctx, streamID, eventstore.ReadStreamOptions{
 			From: cur.version, Limit: int(min(version-cur.version, eventstore.MaxReadLimit))})
@@ -151,7 +158,7 @@ func (e *engine[S]) fold(ctx context.Context, streamID string, start folded[S], 
 			break // the stream is shorter than version; cannot happen for resolved versions
 		}
 		for _, ev := range page {
-			cur = e.apply(cur, ev)
+			cur = e.apply(cur, ev, own)
 			n++
 			if e.sized != nil && cur.size.text > MaxStreamStateBytes {
 				return folded[S]{}, &StateTooLargeError{StreamID: streamID, Version: ev.Version,
@@ -162,6 +169,7 @@ func (e *engine[S]) fold(ctx context.Context, streamID string, start folded[S], 
 			}
 			if ev.Version%e.every == 0 || cur.unsnapped >= snapshotEveryBytes {
 				e.offerSnapshot(ctx, ev, cur.state)
+				own.share()
 				cur.unsnapped = 0
 			}
 		}

@@ -2,6 +2,8 @@ package projections
 
 import (
 	"encoding/json"
+	"reflect"
+	"unsafe"
 
 	"github.com/hindsight-dev/hindsight/eventstore"
 )
@@ -30,20 +32,21 @@ func (MergeProjection) Initial() any       { return nil }
 // Apply merges the event's data into the state. Data that is not valid JSON
 // (the store never holds such) leaves the state unchanged.
 func (p MergeProjection) Apply(state any, e eventstore.Event) any {
-	out, _ := p.applySized(state, jsonSize{}, e)
+	out, _ := p.applySized(state, jsonSize{}, e, nil)
 	return out
 }
 
 // applySized is Apply that also keeps the state's size (the engine's
 // sizedProjection): given the state's size, it returns the new state's. It
 // walks only the patch and what the patch removes, never the rest of the
-// state, so it costs what decoding the event costs.
-func (MergeProjection) applySized(state any, size jsonSize, e eventstore.Event) (any, jsonSize) {
+// state, so it costs what decoding the event costs. The objects in own (nil:
+// none) are the fold's own: they are changed in place instead of copied.
+func (MergeProjection) applySized(state any, size jsonSize, e eventstore.Event, own *ownedObjects) (any, jsonSize) {
 	patch, err := decodeJSON(e.Data)
 	if err != nil {
 		return state, size
 	}
-	out, d := mergeDelta(state, patch)
+	out, d := mergeDelta(state, patch, own)
 	return out, size.plus(d)
 }
 
@@ -75,7 +78,7 @@ func jsonNumber(lit string) any { return json.Number(lit) }
 // mergePatch implements the MergePatch function of RFC 7386, section 2,
 // without modifying target or patch.
 func mergePatch(target, patch any) any {
-	out, _ := mergeDelta(target, patch)
+	out, _ := mergeDelta(target, patch, nil)
 	return out
 }
 
@@ -84,9 +87,10 @@ func mergePatch(target, patch any) any {
 // patch removes from the target, never what it keeps, so the size of a
 // state is known at every event for what the events cost.
 //
-// The target is never modified: the objects on the patched paths are
-// copied and the rest is shared.
-func mergeDelta(target, patch any) (any, jsonSize) {
+// The target is never modified, except for the objects in own: the objects
+// on the patched paths are copied (and the copies added to own) and the rest
+// is shared.
+func mergeDelta(target, patch any, own *ownedObjects) (any, jsonSize) {
 	p, ok := patch.(map[string]any)
 	if !ok {
 		return patch, sizeOf(patch).minus(sizeOf(target))
@@ -94,12 +98,19 @@ func mergeDelta(target, patch any) (any, jsonSize) {
 	t, ok := target.(map[string]any)
 	if !ok {
 		// An object patch on anything else patches an empty object.
-		out, d := mergeDelta(map[string]any{}, p)
+		empty := map[string]any{}
+		own.add(empty)
+		out, d := mergeDelta(empty, p, own)
 		return out, sizeOf(map[string]any{}).plus(d).minus(sizeOf(target))
 	}
-	out := make(map[string]any, len(t)+len(p))
-	for k, v := range t {
-		out[k] = v
+	before := len(t)
+	out := t
+	if !own.has(t) {
+		out = make(map[string]any, len(t)+len(p))
+		for k, v := range t {
+			out[k] = v
+		}
+		own.add(out)
 	}
 	var d jsonSize
 	for k, v := range p {
@@ -111,17 +122,46 @@ func mergeDelta(target, patch any) (any, jsonSize) {
 				d = d.minus(memberSize(k, old))
 			}
 		case had:
-			nv, dv := mergeDelta(old, v)
+			nv, dv := mergeDelta(old, v, own)
 			out[k] = nv
 			d = d.plus(dv)
 		default:
 			// A new member: what the patch makes of nothing (null).
-			nv, dv := mergeDelta(nil, v)
+			nv, dv := mergeDelta(nil, v, own)
 			out[k] = nv
 			d = d.plus(dv).plus(sizeOf(nil))
 			d.text += quotedLen(k) + len(":")
 		}
 	}
-	d.text += commas(len(out)) - commas(len(t))
+	d.text += commas(len(out)) - commas(before)
 	return out, d
+}
+
+// ownedObjects are the objects a fold made since its state was last shared
+// (offered to the snapshot writer, or at its start): no other state holds
+// them, so the fold's next events may change them in place. Without it every
+// event copied each object on its path: 99 small patches of an object of
+// 300,000 members copied it 99 times, 2 GB for one read. A nil
+// *ownedObjects owns nothing.
+type ownedObjects struct{ m map[unsafe.Pointer]struct{} }
+
+func (o *ownedObjects) has(obj map[string]any) bool {
+	if o == nil {
+		return false
+	}
+	_, ok := o.m[reflect.ValueOf(obj).UnsafePointer()]
+	return ok
+}
+
+func (o *ownedObjects) add(obj map[string]any) {
+	if o != nil {
+		o.m[reflect.ValueOf(obj).UnsafePointer()] = struct{}{}
+	}
+}
+
+// share gives up every object: the state now has another holder.
+func (o *ownedObjects) share() {
+	if o != nil {
+		clear(o.m)
+	}
 }

@@ -17,19 +17,6 @@ func bigEvent(key string, n int, fill byte) eventstore.NewEvent {
 		Data: json.RawMessage(`{"` + key + `":"` + strings.Repeat(string(fill), pad) + `"}`)}
 }
 
-// appendBig appends n events of size bytes each, one per append (an append
-// holds at most 4 MiB), whose keys are key(i).
-func appendBig(tb testing.TB, store *eventstore.Store, stream string, n, size int, key func(i int) string) {
-	tb.Helper()
-	ctx := ctxT(tb)
-	for i := range n {
-		fill := byte('a' + i%26)
-		if _, err := store.Append(ctx, stream, eventstore.Exact(int64(i)), bigEvent(key(i), size, fill)); err != nil {
-			tb.Fatalf("append %s #%d: %v", stream, i+1, err)
-		}
-	}
-}
-
 // maxEventData is the largest event data one append takes, less room for
 // the rest of the event.
 const maxEventData = eventstore.MaxAppendBytes - 1<<10
@@ -45,27 +32,51 @@ const maxEventData = eventstore.MaxAppendBytes - 1<<10
 //     error, which must be cheap too);
 //   - 12x4MiB-1key: {"k": 4 MiB}, a state just under the limit at every
 //     version;
-//   - 100x64KiB: {"k<i%3>": 64 KiB}, a state of 192 KiB.
+//   - 100x64KiB: {"k<i%3>": 64 KiB}, a state of 192 KiB;
+//   - manykeys+99small: an object of ~300,000 members, then 99 small
+//     patches of it.
 //
 // Run: go test ./projections -run '^$' -bench BenchmarkStreamStateLarge -benchtime 10x
 func BenchmarkStreamStateLarge(b *testing.B) {
 	store, _, _ := openStore(b)
 	svc := openService(b, store, projections.Options{})
 	ctx := ctxT(b)
+	big := func(key func(int) string) func(int) eventstore.NewEvent {
+		return func(i int) eventstore.NewEvent { return bigEvent(key(i), maxEventData, byte('a'+i%26)) }
+	}
 	threeKeys := func(i int) string { return fmt.Sprintf("k%d", i%3) }
 	streams := []struct {
 		id     string
 		n      int
-		size   int
-		key    func(int) string
+		event  func(i int) eventstore.NewEvent
 		points []int64
 	}{
-		{"25x4MiB-3keys", 25, maxEventData, threeKeys, []int64{24, 13}},
-		{"12x4MiB-1key", 12, maxEventData, func(int) string { return "k" }, []int64{11, 6}},
-		{"100x64KiB-3keys", 100, 64 << 10, threeKeys, []int64{99, 50}},
+		{"25x4MiB-3keys", 25, big(threeKeys), []int64{24, 13}},
+		{"12x4MiB-1key", 12, big(func(int) string { return "k" }), []int64{11, 6}},
+		{"100x64KiB-3keys", 100, func(i int) eventstore.NewEvent {
+			return bigEvent(threeKeys(i), 64<<10, byte('a'+i%26))
+		}, []int64{99, 50}},
+		// A first event of ~300,000 small members, then small patches:
+		// each patch copies the object it changes.
+		{"manykeys+99small", 100, func(i int) eventstore.NewEvent {
+			if i > 0 {
+				return eventstore.NewEvent{Type: "Small", Data: json.RawMessage(fmt.Sprintf(`{"x":%d}`, i))}
+			}
+			var b strings.Builder
+			b.WriteString(`{"k0":0`)
+			for k := 1; b.Len() < maxEventData-32; k++ {
+				fmt.Fprintf(&b, `,"k%d":0`, k)
+			}
+			b.WriteString("}")
+			return eventstore.NewEvent{Type: "Many", Data: json.RawMessage(b.String())}
+		}, []int64{99, 50}},
 	}
 	for _, s := range streams {
-		appendBig(b, store, s.id, s.n, s.size, s.key)
+		for i := range s.n {
+			if _, err := store.Append(ctx, s.id, eventstore.Exact(int64(i)), s.event(i)); err != nil {
+				b.Fatalf("append %s #%d: %v", s.id, i+1, err)
+			}
+		}
 		// The first read folds the stream from its start and offers its
 		// snapshots; wait until the writer has handled them all.
 		_, _, _ = svc.StreamState(ctx, s.id, eventstore.AtVersion(int64(s.n)))

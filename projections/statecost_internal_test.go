@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/hindsight-dev/hindsight/eventstore"
 )
@@ -64,8 +65,9 @@ func countValues(v any) int {
 }
 
 // TestMergeDeltaKeepsTheSize folds random patches and checks after each
-// that the size kept by applySized is the state's measured size, and that
-// the state is what mergePatch of the same patches gives.
+// that the size kept by applySized is the state's measured size, that the
+// state is what mergePatch of the same patches gives, and that changing the
+// fold's own objects in place never changes a state it shared.
 func TestMergeDeltaKeepsTheSize(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	keys := []string{"a", "b", "<c>", "é"}
@@ -90,9 +92,17 @@ func TestMergeDeltaKeepsTheSize(t *testing.T) {
 		return strings.Repeat("<\n", r.IntN(5))
 	}
 	p := MergeProjection{}
+	type shared struct {
+		state any
+		json  string
+	}
 	for run := range 50 {
 		state, size := p.Initial(), sizeOf(p.Initial())
 		var plain any
+		// As a fold does: objects it made are changed in place until the
+		// state is shared, which must leave every shared state as it was.
+		own := &ownedObjects{m: map[unsafe.Pointer]struct{}{}}
+		var kept []shared
 		for i := range 30 {
 			patch := gen(0)
 			if r.IntN(4) > 0 { // mostly objects, the common case
@@ -103,12 +113,21 @@ func TestMergeDeltaKeepsTheSize(t *testing.T) {
 				t.Fatal(err)
 			}
 			ev := eventstore.Event{Version: int64(i + 1), Data: data}
-			state, size = p.applySized(state, size, ev)
+			state, size = p.applySized(state, size, ev, own)
 			plain = mergePatch(plain, mustDecodeT(t, data))
 			if got, want := encode(t, state), encode(t, plain); got != want {
 				t.Fatalf("run %d event %d: state %s, mergePatch gives %s", run, i+1, got, want)
 			}
 			assertSize(t, state, size)
+			if r.IntN(4) == 0 {
+				kept = append(kept, shared{state, encode(t, state)})
+				own.share()
+			}
+		}
+		for i, k := range kept {
+			if got := encode(t, k.state); got != k.json {
+				t.Fatalf("run %d: shared state %d changed from %s to %s", run, i, k.json, got)
+			}
 		}
 	}
 }
