@@ -64,11 +64,20 @@ type engine[S any] struct {
 type sizedProjection[S any] interface {
 	applySized(state S, size jsonSize, e eventstore.Event, own *ownedObjects) (S, jsonSize)
 	stateSize(S) jsonSize
+	encodeSized(S, jsonSize) (json.RawMessage, error) // EncodeState, knowing the size
 }
 
 func newEngine[S any](store *eventstore.Store, p Projection[S], every int, snaps *snapshotter, stats *engineStats, log *slog.Logger) *engine[S] {
 	sized, _ := p.(sizedProjection[S])
 	return &engine[S]{store: store, proj: p, codec: codecOf(p), sized: sized, every: int64(every), snaps: snaps, stats: stats, log: log}
+}
+
+// encode writes f's state as JSON, as a snapshot holds it.
+func (e *engine[S]) encode(f folded[S]) (json.RawMessage, error) {
+	if e.sized != nil {
+		return e.sized.encodeSized(f.state, f.size)
+	}
+	return e.codec.EncodeState(f.state)
 }
 
 // initial is the state before a stream's first event.
@@ -168,7 +177,7 @@ func (e *engine[S]) fold(ctx context.Context, streamID string, start folded[S], 
 				visit(ev, cur.state)
 			}
 			if ev.Version%e.every == 0 || cur.unsnapped >= snapshotEveryBytes {
-				e.offerSnapshot(ctx, ev, cur.state)
+				e.offerFolded(ctx, ev, cur)
 				own.share()
 				cur.unsnapped = 0
 			}
@@ -179,6 +188,12 @@ func (e *engine[S]) fold(ctx context.Context, streamID string, start folded[S], 
 
 // offerSnapshot queues a snapshot of state after ev unless one exists.
 func (e *engine[S]) offerSnapshot(ctx context.Context, ev eventstore.Event, state S) {
+	e.offerFolded(ctx, ev, folded[S]{state: state, version: ev.Version})
+}
+
+// offerFolded is offerSnapshot of a state whose size a sizedProjection
+// knows (it then writes the snapshot into a buffer of that size).
+func (e *engine[S]) offerFolded(ctx context.Context, ev eventstore.Event, f folded[S]) {
 	name, schema := e.proj.Name(), e.proj.SchemaVersion()
 	have, err := e.store.LoadSnapshot(ctx, eventstore.SnapshotQuery{StreamID: ev.StreamID, Projection: name,
 		SchemaVersion: schema, At: eventstore.AtVersion(ev.Version)})
@@ -189,6 +204,6 @@ func (e *engine[S]) offerSnapshot(ctx context.Context, ev eventstore.Event, stat
 		key: snapshotKey(ev.StreamID, name, schema, ev.Version),
 		meta: eventstore.Snapshot{StreamID: ev.StreamID, Projection: name, SchemaVersion: schema,
 			Version: ev.Version, Position: ev.Position, RecordedAt: ev.RecordedAt},
-		encode: func() (json.RawMessage, error) { return e.codec.EncodeState(state) },
+		encode: func() (json.RawMessage, error) { return e.encode(f) },
 	})
 }

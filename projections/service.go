@@ -332,7 +332,7 @@ func (s *Service) StreamState(ctx context.Context, streamID string, at eventstor
 	if err != nil {
 		return nil, 0, err
 	}
-	b, err := s.merge.codec.EncodeState(f.state)
+	b, err := s.merge.encode(f)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -242,3 +242,24 @@ func TestDecodeJSONAgreesWithEncodingJSON(t *testing.T) {
 		})
 	}
 }
+
+// TestAppendJSONIsWhatEncodingJSONWrites compares appendJSON with
+// json.Marshal on decoded values and on every byte in a string.
+func TestAppendJSONIsWhatEncodingJSONWrites(t *testing.T) {
+	values := []any{nil, true, false, "", json.Number(""), json.Number("-1.5e3"), json.Number("12345678901234567890"),
+		map[string]any{}, []any{}, map[string]any{"b": 1.5, "a": []any{nil, "x", map[string]any{"<": "&"}}, "é": "\u2028\u2029"},
+		"bad \xff utf-8 \xed\xa0\x80", map[string]any{"\xff": "k"}, 42}
+	for b := range 256 {
+		values = append(values, "a"+string([]byte{byte(b)})+"z")
+	}
+	for _, v := range values {
+		want, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := appendJSON(nil, v)
+		if err != nil || string(got) != string(want) {
+			t.Fatalf("%#v: appendJSON %q, %v; json.Marshal %q", v, got, err, want)
+		}
+	}
+}
