@@ -25,7 +25,7 @@ type engineStats struct {
 // (4 MiB at most) of data past a snapshot. With K alone, 100 events at the
 // 4 MiB append limit were 400 MiB to fold for one read.
 //
-// The trade: a smaller value bounds a read's fold lower (about 2 ms of CPU
+// The trade: a smaller value bounds a read's fold lower (about 1.5 ms of CPU
 // and its data in allocations per MiB, measured by
 // BenchmarkStreamStateLarge) but stores more snapshots; a snapshot holds
 // the whole state (at most MaxStreamStateBytes), so the snapshots of a
