@@ -41,6 +41,7 @@ const (
 	CodeRateLimited          = "RATE_LIMITED"
 	CodeShuttingDown         = "SHUTTING_DOWN"
 	CodeProjectionFaulted    = "PROJECTION_FAULTED" // a declarative projection's reducer failed
+	CodeStateTooLarge        = "STATE_TOO_LARGE"    // Stream.state over projections.MaxStreamStateBytes
 	CodeParseFailed          = errcode.ParseFailed
 	CodeValidationFailed     = errcode.ValidationFailed
 )
@@ -131,6 +132,7 @@ func classify(err error) (code, msg string, ext map[string]any) {
 		sc    *scalar.Error
 		rule  *projections.RuleError
 		fault *projections.FaultError
+		large *projections.StateTooLargeError
 		coded *codedError
 	)
 	switch {
@@ -161,6 +163,10 @@ func classify(err error) (code, msg string, ext map[string]any) {
 		return CodeInvalidState, after(err, nil), nil
 	case errors.Is(err, eventstore.ErrStreamNotFound), errors.Is(err, projections.ErrNotFound):
 		return CodeNotFound, after(err, nil), nil
+	case errors.As(err, &large):
+		return CodeStateTooLarge, fmt.Sprintf("the stream's state is %d bytes as JSON at version %d, over the limit of %d bytes; "+
+				"its state is not served at or after that version: read the stream's events instead", large.Bytes, large.Version, large.Limit),
+			map[string]any{"version": large.Version, "stateBytes": large.Bytes, "limitBytes": large.Limit}
 	case errors.Is(err, projections.ErrProjectionLagging):
 		return CodeProjectionLagging, "the read model has not reached the requested point yet; retry shortly", nil
 	case errors.Is(err, eventstore.ErrSubscriberTooSlow):

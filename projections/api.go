@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/hindsight-dev/hindsight/eventstore"
@@ -21,7 +22,30 @@ var (
 	// ErrProjectionLagging: the read model did not reach the requested
 	// position within the wait (5 s by default).
 	ErrProjectionLagging = errors.New("projection lagging")
+	// ErrStateTooLarge: a stream's merged state is over
+	// MaxStreamStateBytes as JSON at the point asked for or before it. The
+	// error is a *StateTooLargeError.
+	ErrStateTooLarge = errors.New("state too large")
 )
+
+// StateTooLargeError refuses a stream's merged state (Stream.state) at and
+// after the version at which it passed MaxStreamStateBytes as JSON: no
+// snapshot can hold such a state, so each of those reads would fold the
+// stream from before it. The stream's events can still be read.
+// Is(ErrStateTooLarge) holds.
+type StateTooLargeError struct {
+	StreamID string
+	Version  int64 // the first version at which the state is over the limit
+	Bytes    int   // the state's size as JSON at that version
+	Limit    int   // MaxStreamStateBytes
+}
+
+func (e *StateTooLargeError) Error() string {
+	return fmt.Sprintf("projections: the state of stream %q is %d bytes as JSON at version %d, over the limit of %d bytes; "+
+		"its state is not served at or after that version: read the stream's events instead", e.StreamID, e.Bytes, e.Version, e.Limit)
+}
+
+func (e *StateTooLargeError) Is(target error) bool { return target == ErrStateTooLarge }
 
 // RuleError is a violated business rule; Is(ErrInvalidState) holds.
 type RuleError struct{ Msg string }

@@ -73,7 +73,12 @@ type jqDecoder struct {
 	dec jsontext.Decoder
 }
 
-func decodeJQ(b []byte) (any, error) {
+func decodeJQ(b []byte) (any, error) { return decodeFast(b, jqNumber) }
+
+// decodeFast decodes JSON with jsontext as encoding/json would (see
+// jqDecode), each number what number makes of its literal. It refuses some
+// inputs encoding/json takes; callers then decode those with encoding/json.
+func decodeFast(b []byte, number func(lit string) any) (any, error) {
 	d := jqDecoders.Get().(*jqDecoder)
 	defer func() {
 		d.in = bytes.Buffer{} // let go of b
@@ -82,7 +87,7 @@ func decodeJQ(b []byte) (any, error) {
 	}()
 	d.in = *bytes.NewBuffer(b)
 	d.dec.Reset(&d.in, jqOptions...)
-	v, err := jsonvalue.Decode(&d.dec, jqNumber)
+	v, err := jsonvalue.Decode(&d.dec, number)
 	if err != nil {
 		return nil, err
 	}

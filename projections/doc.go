@@ -100,7 +100,7 @@
 // an old version, a history) is therefore served by the eventstore from an
 // indexed store read, and so is the projector's first pass over the log
 // when the budget is smaller than the log. Snapshots keep such folds short:
-// no fold reads more than SnapshotEvery events.
+// no fold reads more than SnapshotEvery events or about 8 MiB of data.
 //
 // # Time travel: snapshots plus a bounded fold
 //
@@ -113,15 +113,28 @@
 // (Options.SnapshotEvery, default 100) and no snapshot exists there, one is
 // queued. A bounded queue drained by one goroutine writes them, so a command
 // never waits for a snapshot, and a full queue drops them (they are an
-// optimization; the next fold offers them again). Hence reading any version
-// folds fewer than K events once a stream's snapshots are written: version
+// optimization; the next fold offers them again). A fold also offers one
+// whenever it has folded 8 MiB of event data since the last such point
+// (snapshotEveryBytes), because K events at the 4 MiB append limit are 400
+// MiB. Hence reading any version folds fewer than K events and at most 8 MiB
+// plus one event of data once a stream's snapshots are written: version
 // 9,999 of a 10,000-event stream costs what version 99 of a 100-event stream
 // costs.
 //
+// A merged state (Stream.state) is limited to MaxStreamStateBytes (4 MiB) as
+// JSON, the most a snapshot holds: a larger one could not be snapshotted, so
+// every read past it would refold the stream from before it. The merge
+// projection keeps each state's exact size as it folds (measuring only each
+// patch and what it removes), and the fold ends with a *StateTooLargeError
+// at the first event that passes the limit; every later version of that
+// stream is refused the same way, since each would fold through it.
+//
 // # The current-state cache
 //
-// Current order states (and merge states) sit in an LRU (Options.CacheSize).
-// It needs no invalidation: events are immutable and streams only grow, so a
+// Current order states (and merge states) sit in an LRU bounded by a count
+// (Options.CacheSize) and by an estimate of their memory (Options.CacheBytes,
+// 64 MiB per cache: the state's JSON plus 64 bytes per value). It needs no
+// invalidation: events are immutable and streams only grow, so a
 // state cached at version v is right for version v forever. A reader compares
 // it with the stream's head in the memory image, which writes of other
 // instances reach through the eventstore's tailer, and folds only the events

@@ -18,6 +18,7 @@ const (
 	DefaultSnapshotEvery      = 100
 	DefaultLagWait            = 5 * time.Second
 	DefaultCacheSize          = 10000
+	DefaultCacheBytes         = 64 << 20
 	DefaultMaxCommandAttempts = 50
 	// Declarative projections: each reducer call (one event) and each
 	// filter call (one partition) gets this long, and a state this big.
@@ -30,8 +31,12 @@ const (
 type Options struct {
 	SnapshotEvery int           // snapshot every K events per stream; 0 = 100
 	LagWait       time.Duration // how long at:{position} waits for the read model; 0 = 5s
-	CacheSize     int           // LRU of current order states; 0 = 10000
-	Logger        *slog.Logger  // nil = slog.Default()
+	CacheSize     int           // LRU of current states, per cache (orders, merged streams); 0 = 10000
+	// CacheBytes bounds the memory of each of those two caches, as
+	// estimated from their states' JSON (text plus 64 bytes per value);
+	// 0 = 64 MiB. A state estimated over it is not cached.
+	CacheBytes int64
+	Logger     *slog.Logger // nil = slog.Default()
 
 	// Registry supplies the projections the service uses: "order"
 	// (Projection[Order]) and "merge" (Projection[any]). nil means
@@ -71,6 +76,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("projections: LagWait must not be negative, got %v", o.LagWait)
 	case o.CacheSize < 0:
 		return o, fmt.Errorf("projections: CacheSize must not be negative, got %d", o.CacheSize)
+	case o.CacheBytes < 0:
+		return o, fmt.Errorf("projections: CacheBytes must not be negative, got %d", o.CacheBytes)
 	case o.ReducerTimeout < 0 || o.MaxStateBytes < 0:
 		return o, fmt.Errorf("projections: ReducerTimeout and MaxStateBytes must not be negative")
 	case o.MaxCommandAttempts < 0:
@@ -84,6 +91,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.CacheSize == 0 {
 		o.CacheSize = DefaultCacheSize
+	}
+	if o.CacheBytes == 0 {
+		o.CacheBytes = DefaultCacheBytes
 	}
 	if o.MaxCommandAttempts == 0 {
 		o.MaxCommandAttempts = DefaultMaxCommandAttempts
@@ -158,8 +168,8 @@ func New(store *eventstore.Store, opts Options) (*Service, error) {
 	s.snaps = newSnapshotter(store, s.log)
 	s.orders = newEngine(store, orderProj, o.SnapshotEvery, s.snaps, &s.stats, s.log)
 	s.merge = newEngine(store, mergeProj, o.SnapshotEvery, s.snaps, &s.stats, s.log)
-	s.orderCache = newStateCache[Order](o.CacheSize)
-	s.mergeCache = newStateCache[any](o.CacheSize)
+	s.orderCache = newStateCache[Order](o.CacheSize, o.CacheBytes)
+	s.mergeCache = newStateCache[any](o.CacheSize, o.CacheBytes)
 	return s, nil
 }
 
@@ -266,6 +276,7 @@ type Stats struct {
 	CacheHits        uint64 // current order states served from the LRU as they were
 	CacheMisses      uint64 // ... that needed events folded (or were not cached)
 	CachedOrders     int
+	CachedBytes      int64 // what the two state caches count for what they hold
 	ReadModelOrders  int   // orders in the temporal read model
 	ReadModelStates  int   // order states it holds
 	Checkpoint       int64 // read model checkpoint
@@ -286,6 +297,7 @@ func (s *Service) Stats() Stats {
 		CacheHits:        s.cacheHits.Load(),
 		CacheMisses:      s.cacheMiss.Load(),
 		CachedOrders:     s.orderCache.len(),
+		CachedBytes:      s.orderCache.held() + s.mergeCache.held(),
 		ReadModelOrders:  orders,
 		ReadModelStates:  states,
 		Checkpoint:       s.rm.checkpoint.Load(),
@@ -296,7 +308,9 @@ func (s *Service) Stats() Stats {
 
 // StreamState implements StateEngine: the stream's events folded as JSON
 // merge patches up to the point, from the nearest snapshot. A stream without
-// events at that point is (nil, 0, nil).
+// events at that point is (nil, 0, nil). A state over MaxStreamStateBytes as
+// JSON, at the point or at any version before it, is a *StateTooLargeError
+// (ErrStateTooLarge).
 func (s *Service) StreamState(ctx context.Context, streamID string, at eventstore.At) (json.RawMessage, int64, error) {
 	if err := eventstore.ValidateStreamID(streamID); err != nil {
 		return nil, 0, invalidInput("%s", trimSentinel(err))
@@ -318,7 +332,7 @@ func (s *Service) StreamState(ctx context.Context, streamID string, at eventstor
 	if err != nil {
 		return nil, 0, err
 	}
-	b, err := s.merge.codec.EncodeState(f.state)
+	b, err := s.merge.encode(f)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -367,7 +381,7 @@ func (s *Service) waitStore(ctx, wctx context.Context, p int64) error {
 func current[S any](ctx context.Context, s *Service, e *engine[S], cache *stateCache[S], streamID string) (folded[S], error) {
 	head, err := s.store.Head(ctx, streamID)
 	if errors.Is(err, eventstore.ErrStreamNotFound) {
-		return folded[S]{state: e.proj.Initial()}, nil
+		return e.initial(), nil
 	}
 	if err != nil {
 		return folded[S]{}, err

@@ -1826,7 +1826,13 @@ type Stream {
   afterVersion.
   """
   events(afterVersion: Int, backward: Boolean = false, first: Int = 100, after: String): EventConnection!
-  "RFC 7386 JSON merge patch of each event's data, in version order; null before the first event."
+  """
+  RFC 7386 JSON merge patch of each event's data, in version order; null before
+  the first event. A state is at most 4 MiB (4,194,304 bytes) as JSON: from the
+  first version at which it is larger on, even if a later event shrinks it,
+  state is null with a STATE_TOO_LARGE error (extensions: version, stateBytes,
+  limitBytes); read the stream's events instead.
+  """
   state(at: PointInTime): JSON
   verify: Verification!
 }
