@@ -163,6 +163,10 @@ func classify(err error) (code, msg string, ext map[string]any) {
 		return CodeInvalidState, after(err, nil), nil
 	case errors.Is(err, eventstore.ErrStreamNotFound), errors.Is(err, projections.ErrNotFound):
 		return CodeNotFound, after(err, nil), nil
+	case errors.As(err, &large) && large.Values > 0:
+		return CodeStateTooLarge, fmt.Sprintf("the stream's state holds %d JSON values at version %d, over the limit of %d; "+
+				"its state is not served at or after that version: read the stream's events instead", large.Values, large.Version, projections.MaxStreamStateValues),
+			map[string]any{"version": large.Version, "stateValues": large.Values, "limitValues": projections.MaxStreamStateValues}
 	case errors.As(err, &large):
 		return CodeStateTooLarge, fmt.Sprintf("the stream's state is %d bytes as JSON at version %d, over the limit of %d bytes; "+
 				"its state is not served at or after that version: read the stream's events instead", large.Bytes, large.Version, large.Limit),

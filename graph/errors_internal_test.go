@@ -36,6 +36,9 @@ func TestClassify(t *testing.T) {
 		{"state too large", fmt.Errorf("state: %w", &projections.StateTooLargeError{StreamID: "s", Version: 2, Bytes: 8388608, Limit: 4194304}),
 			CodeStateTooLarge, "the stream's state is 8388608 bytes as JSON at version 2, over the limit of 4194304 bytes; " +
 				"its state is not served at or after that version: read the stream's events instead"},
+		{"state of too many values", fmt.Errorf("state: %w", &projections.StateTooLargeError{StreamID: "s", Version: 3, Bytes: 200000, Limit: 4194304, Values: 70000}),
+			CodeStateTooLarge, "the stream's state holds 70000 JSON values at version 3, over the limit of 65536; " +
+				"its state is not served at or after that version: read the stream's events instead"},
 		{"subscriber too slow", eventstore.ErrSubscriberTooSlow, CodeSubscriberTooSlow, ""},
 		{"store unavailable", &eventstore.Error{Op: "append", Err: fmt.Errorf("%w: server selection error: 10.0.0.7:27017", eventstore.ErrStoreUnavailable)},
 			CodeStoreUnavailable, "the event store is unavailable; retry later"},

@@ -38,9 +38,16 @@ type StateTooLargeError struct {
 	Version  int64 // the first version at which the state is over the limit
 	Bytes    int   // the state's size as JSON at that version
 	Limit    int   // MaxStreamStateBytes
+	// Values is the JSON values the state holds there when they, not its
+	// bytes, are over the limit (MaxStreamStateValues); else 0.
+	Values int
 }
 
 func (e *StateTooLargeError) Error() string {
+	if e.Values > 0 {
+		return fmt.Sprintf("projections: the state of stream %q holds %d JSON values at version %d, over the limit of %d; "+
+			"its state is not served at or after that version: read the stream's events instead", e.StreamID, e.Values, e.Version, MaxStreamStateValues)
+	}
 	return fmt.Sprintf("projections: the state of stream %q is %d bytes as JSON at version %d, over the limit of %d bytes; "+
 		"its state is not served at or after that version: read the stream's events instead", e.StreamID, e.Bytes, e.Version, e.Limit)
 }

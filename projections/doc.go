@@ -123,7 +123,9 @@
 //
 // A merged state (Stream.state) is limited to MaxStreamStateBytes (4 MiB) as
 // JSON, the most a snapshot holds: a larger one could not be snapshotted, so
-// every read past it would refold the stream from before it. The merge
+// every read past it would refold the stream from before it. It is limited
+// to MaxStreamStateValues (65,536) JSON values too, since each read decodes
+// and writes every value of the state. The merge
 // projection keeps each state's exact size as it folds (measuring only each
 // patch and what it removes), and the fold ends with a *StateTooLargeError
 // at the first event that passes the limit; every later version of that

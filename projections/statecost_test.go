@@ -104,17 +104,22 @@ func TestStreamStateOverTheLimitIsRefused(t *testing.T) {
 	}
 	big := func(key string) string { return string(bigEvent(key, maxEventData, 'x').Data) }
 	tests := []struct {
-		name      string
-		events    []string
-		tooLarge  int64 // first refused version; 0 = none
-		wantBytes int   // the state's size there
+		name       string
+		events     []string
+		tooLarge   int64 // first refused version; 0 = none
+		wantBytes  int   // the state's size there
+		wantValues int   // its values, when they are what is over the limit
 	}{
-		{"exactly at the limit is served", twoHalves(0), 0, 0},
-		{"one byte over", twoHalves(1), 2, projections.MaxStreamStateBytes + 1},
-		{"three 4 MiB members", []string{big("k0"), big("k1"), big("k2")}, 2, 2*maxEventData - 1},
+		{"exactly at the limit is served", twoHalves(0), 0, 0, 0},
+		{"one byte over", twoHalves(1), 2, projections.MaxStreamStateBytes + 1, 0},
+		{"three 4 MiB members", []string{big("k0"), big("k1"), big("k2")}, 2, 2*maxEventData - 1, 0},
 		// 700 KiB of '<' are 4.1 MiB as JSON: encoding/json writes \u003c.
-		{"escaping grows past the limit", []string{`{"s":"` + strings.Repeat("<", 700<<10) + `"}`}, 1, 700<<10*6 + len(`{"s":""}`)},
-		{"refused after it shrinks", []string{big("k0"), big("k1"), `{"k0":null,"k1":null}`}, 2, 2*maxEventData - 1},
+		{"escaping grows past the limit", []string{`{"s":"` + strings.Repeat("<", 700<<10) + `"}`}, 1, 700<<10*6 + len(`{"s":""}`), 0},
+		{"refused after it shrinks", []string{big("k0"), big("k1"), `{"k0":null,"k1":null}`}, 2, 2*maxEventData - 1, 0},
+		// {"a":[0,...]}: the object, the array and its elements.
+		{"exactly at the value limit is served", []string{zeros(projections.MaxStreamStateValues - 2)}, 0, 0, 0},
+		{"one value over", []string{`{"b":1}`, zeros(projections.MaxStreamStateValues - 2)}, 2,
+			len(`{"b":1,"a":[]}`) + 2*(projections.MaxStreamStateValues-2) - 1, projections.MaxStreamStateValues + 1},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -140,7 +145,8 @@ func TestStreamStateOverTheLimitIsRefused(t *testing.T) {
 					if !errors.As(err, &tl) || !stateTooLarge(err) || state != nil {
 						t.Fatalf("state at %d: %d bytes, %v; want a StateTooLargeError", v, len(state), err)
 					}
-					want := projections.StateTooLargeError{StreamID: stream, Version: tc.tooLarge, Bytes: tc.wantBytes, Limit: projections.MaxStreamStateBytes}
+					want := projections.StateTooLargeError{StreamID: stream, Version: tc.tooLarge, Bytes: tc.wantBytes,
+						Limit: projections.MaxStreamStateBytes, Values: tc.wantValues}
 					if *tl != want {
 						t.Fatalf("state at %d: %+v, want %+v", v, *tl, want)
 					}
@@ -171,3 +177,6 @@ func TestStreamStateOverTheLimitIsRefused(t *testing.T) {
 		t.Fatalf("small stream: %s, %v", state, err)
 	}
 }
+
+// zeros is {"a":[0,0,...]} with n zeros: n+2 JSON values.
+func zeros(n int) string { return `{"a":[` + strings.TrimSuffix(strings.Repeat("0,", n), ",") + `]}` }

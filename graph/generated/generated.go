@@ -1828,10 +1828,11 @@ type Stream {
   events(afterVersion: Int, backward: Boolean = false, first: Int = 100, after: String): EventConnection!
   """
   RFC 7386 JSON merge patch of each event's data, in version order; null before
-  the first event. A state is at most 4 MiB (4,194,304 bytes) as JSON: from the
-  first version at which it is larger on, even if a later event shrinks it,
-  state is null with a STATE_TOO_LARGE error (extensions: version, stateBytes,
-  limitBytes); read the stream's events instead.
+  the first event. A state is at most 4 MiB (4,194,304 bytes) as JSON and holds
+  at most 65,536 JSON values: from the first version at which it is larger on,
+  even if a later event shrinks it, state is null with a STATE_TOO_LARGE error
+  (extensions: version, and stateBytes and limitBytes, or stateValues and
+  limitValues); read the stream's events instead.
   """
   state(at: PointInTime): JSON
   verify: Verification!
