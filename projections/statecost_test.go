@@ -155,6 +155,19 @@ func TestStreamStateOverTheLimitIsRefused(t *testing.T) {
 			if _, _, err := svc.StreamState(ctx, stream, eventstore.Now()); (err != nil) != (tc.tooLarge != 0) {
 				t.Fatalf("current state: %v", err)
 			}
+			if tc.tooLarge != 0 {
+				// A refusal is remembered: the log does not change, so no
+				// later read at or after it folds again.
+				folded := svc.Stats().EventsFolded
+				for v := tc.tooLarge; v <= head; v++ {
+					if _, _, err := svc.StreamState(ctx, stream, eventstore.AtVersion(v)); !stateTooLarge(err) {
+						t.Fatalf("state at %d: %v, want a StateTooLargeError", v, err)
+					}
+				}
+				if n := svc.Stats().EventsFolded - folded; n != 0 {
+					t.Fatalf("refusing again folded %d events", n)
+				}
+			}
 			settleSnapshots(t, svc)
 			if h, err := store.Head(ctx, stream); err != nil || h.Version != head {
 				t.Fatalf("head %d, %v; want %d", h.Version, err, head)
