@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 )
 
 // Event ids are unique in the whole log, and the store enforces it (see
@@ -46,6 +46,24 @@ type idDoc struct {
 	Sum     string    `bson:"sum"` // digest of the event's type, data and metadata
 	At      time.Time `bson:"at"`  // when it was made, by its writer's clock
 }
+
+// appendBSON appends d as an element named key, encoded as the driver
+// encodes the struct (TestIDDocBSON holds them equal).
+func (d idDoc) appendBSON(dst []byte, key string) []byte {
+	idx, dst := bsoncore.AppendDocumentElementStart(dst, key)
+	dst = bsoncore.AppendStringElement(dst, "_id", d.ID)
+	dst = bsoncore.AppendStringElement(dst, "stream", d.Stream)
+	dst = bsoncore.AppendInt64Element(dst, "version", d.Version)
+	dst = bsoncore.AppendStringElement(dst, "sum", d.Sum)
+	dst = bsoncore.AppendDateTimeElement(dst, "at", d.At.UnixMilli())
+	dst, _ = bsoncore.AppendDocumentEnd(dst, idx)
+	return dst
+}
+
+// bsonSize is appendBSON's size with a key of up to 8 bytes, or a little
+// more: 7 for the element and its document besides the key, 62 for the
+// five elements besides their strings.
+func (d idDoc) bsonSize() int { return 80 + len(d.ID) + len(d.Stream) + len(d.Sum) }
 
 // held is a reservation this writer made for an event it has not yet
 // written, in the current group commit.
@@ -83,7 +101,7 @@ func reservationOf(e *Event, gen int) idDoc {
 // elsewhere). mine holds the reservations made earlier in the same group
 // commit, whose commits are known not to be written.
 func (s *Store) reserve(writes []planned, mine map[string]held) ([]planned, error) {
-	var docs []any
+	var docs []idDoc
 	var evs []*Event
 	for _, w := range writes {
 		for i := range w.events {
@@ -107,25 +125,22 @@ func (s *Store) reserve(writes []planned, mine map[string]held) ([]planned, erro
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.opTimeout)
 	defer cancel()
-	_, err := s.ids.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
-	conflicts := map[int]bool{}
+	failed, err := insertUnordered(ctx, s.db, EventIDsCollection, s.wc, docs) // insertcmd.go
 	if err != nil {
-		var bwe mongo.BulkWriteException
-		if !errors.As(err, &bwe) || bwe.WriteConcernError != nil {
-			return nil, classify(err)
+		return nil, classify(err)
+	}
+	conflicts := map[int]bool{}
+	for _, we := range failed {
+		if !mongo.IsDuplicateKeyError(we) {
+			return nil, fmt.Errorf("store rejected an event id reservation: %w", we)
 		}
-		for _, we := range bwe.WriteErrors {
-			if !mongo.IsDuplicateKeyError(we) {
-				return nil, fmt.Errorf("store rejected an event id reservation: %w", err)
-			}
-			conflicts[we.Index] = true
-		}
+		conflicts[we.Index] = true
 	}
 	rctx, rcancel := context.WithTimeout(context.Background(), s.readTimeout)
 	defer rcancel()
 	refused := map[string]error{}
 	for i, e := range evs {
-		d := docs[i].(idDoc)
+		d := docs[i]
 		if !conflicts[i] {
 			mine[e.ID] = held{gen: genOf(d.ID), stream: d.Stream, version: d.Version, sum: d.Sum}
 			continue
