@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/hindsight-dev/hindsight/internal/jsonvalue"
 )
@@ -60,7 +62,12 @@ func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request) bool {
 	}
 	var buf bytes.Buffer
 	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength) + bytes.MinRead) // room to see EOF without growing
+		need := int(r.ContentLength) + bytes.MinRead // room to see EOF without growing
+		if b := e.bodyBufs.get(need); b != nil {
+			buf = *bytes.NewBuffer(b)
+		} else {
+			buf.Grow(need)
+		}
 	}
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, e.cfg.MaxBodyBytes))
 	if err != nil {
@@ -82,6 +89,75 @@ func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request) bool {
 	}
 	r.Body = readBytes{bytes.NewReader(buf.Bytes()), buf.Bytes()}
 	return true
+}
+
+// releaseBody gives the buffer readBody read body into to the next large
+// body, once the request has ended: its handler has returned, so nothing
+// reads the body any more (the values that outlive it are copies, see
+// viewFields). A body that is not readBody's is left alone.
+func (e *Endpoint) releaseBody(body io.ReadCloser) {
+	if rb, ok := body.(readBytes); ok {
+		e.bodyBufs.put(rb.b)
+	}
+}
+
+// keepBodyBuffers is how many buffers of large bodies bodyBuffers keeps:
+// at most 2 × (MaxBodyBytes + 512) bytes while the server is idle.
+const keepBodyBuffers = 2
+
+// bodyBuffers keeps the buffers of the last large bodies (over largeBody)
+// for the next ones to be read into: a body at the limits is the largest
+// allocation a request makes (an append of 4 MiB read its body into 4 MiB
+// of its own, a fifth of what the request allocated; cmd/abusebench). It is
+// a bounded free list rather than a sync.Pool, which the garbage collector
+// empties, and a large body's request allocates enough to run it.
+type bodyBuffers struct {
+	mu   sync.Mutex
+	free [][]byte
+}
+
+// get returns the smallest kept buffer of at least n bytes, empty, or nil.
+func (f *bodyBuffers) get(n int) []byte {
+	if n <= largeBody {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	best := -1
+	for i, b := range f.free {
+		if cap(b) >= n && (best < 0 || cap(b) < cap(f.free[best])) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return nil
+	}
+	b := f.free[best]
+	f.free = append(f.free[:best], f.free[best+1:]...)
+	return b[:0]
+}
+
+// put keeps b for a later body, in place of the smallest kept buffer when
+// keepBodyBuffers are kept already.
+func (f *bodyBuffers) put(b []byte) {
+	if cap(b) <= largeBody {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.free) < keepBodyBuffers {
+		f.free = append(f.free, b[:0])
+		return
+	}
+	small := 0
+	for i := range f.free {
+		if cap(f.free[i]) < cap(f.free[small]) {
+			small = i
+		}
+	}
+	if cap(b) > cap(f.free[small]) {
+		f.free[small] = b[:0]
+	}
 }
 
 func (e *Endpoint) tooLargeMessage() string {
