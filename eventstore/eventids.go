@@ -75,13 +75,23 @@ type held struct {
 }
 
 func contentSum(e *Event) string {
-	h := sha256.New()
-	h.Write([]byte(e.Type))
-	h.Write([]byte{0})
-	h.Write(e.Data)
-	h.Write([]byte{0})
-	h.Write(e.Metadata)
-	return hex.EncodeToString(h.Sum(nil)[:12])
+	var c chainHasher
+	return c.contentSum(e)
+}
+
+// contentSum is the digest a reservation binds e's content by, with c's
+// digest and buffers: reserve sums every event of a group commit with one.
+func (c *chainHasher) contentSum(e *Event) string {
+	if c.h == nil {
+		c.h = sha256.New()
+	}
+	c.h.Reset()
+	c.text = append(append(c.text[:0], e.Type...), 0)
+	c.h.Write(c.text)
+	c.h.Write(e.Data)
+	c.h.Write([]byte{0})
+	c.h.Write(e.Metadata)
+	return hex.EncodeToString(c.h.Sum(c.scratch[:0])[:12])
 }
 
 func genID(id string, gen int) string {
@@ -91,8 +101,8 @@ func genID(id string, gen int) string {
 	return id + "/" + strconv.Itoa(gen)
 }
 
-func reservationOf(e *Event, gen int) idDoc {
-	return idDoc{ID: genID(e.ID, gen), Stream: e.StreamID, Version: e.Version, Sum: contentSum(e), At: time.Now().UTC()}
+func reservationOf(e *Event, gen int, sum string) idDoc {
+	return idDoc{ID: genID(e.ID, gen), Stream: e.StreamID, Version: e.Version, Sum: sum, At: time.Now().UTC()}
 }
 
 // reserve reserves the ids of every event of writes, each for its place.
@@ -101,21 +111,27 @@ func reservationOf(e *Event, gen int) idDoc {
 // elsewhere). mine holds the reservations made earlier in the same group
 // commit, whose commits are known not to be written.
 func (s *Store) reserve(writes []planned, mine map[string]held) ([]planned, error) {
-	var docs []idDoc
-	var evs []*Event
+	n := 0
+	for _, w := range writes {
+		n += len(w.events)
+	}
+	docs := make([]idDoc, 0, n)
+	evs := make([]*Event, 0, n)
+	var hasher chainHasher
 	for _, w := range writes {
 		for i := range w.events {
 			e := &w.events[i]
+			sum := hasher.contentSum(e)
 			h, ok := mine[e.ID]
 			switch {
-			case ok && h.stream == e.StreamID && h.version == e.Version && h.sum == contentSum(e):
+			case ok && h.stream == e.StreamID && h.version == e.Version && h.sum == sum:
 				continue // still ours, for the same place
 			case ok:
 				// Ours, and its commit was not written: take it over for
 				// the new place.
-				docs = append(docs, reservationOf(e, h.gen+1))
+				docs = append(docs, reservationOf(e, h.gen+1, sum))
 			default:
-				docs = append(docs, reservationOf(e, 0))
+				docs = append(docs, reservationOf(e, 0, sum))
 			}
 			evs = append(evs, e)
 		}
@@ -212,7 +228,7 @@ func (s *Store) takeReservation(ctx context.Context, e *Event) (held, error) {
 				ErrStoreUnavailable, e.ID, r.Stream)
 		}
 		// Stale: its place holds another event, or stayed empty too long.
-		d := reservationOf(e, gen+1)
+		d := reservationOf(e, gen+1, sum)
 		if _, err := s.ids.InsertOne(ctx, d); err != nil {
 			if mongo.IsDuplicateKeyError(err) {
 				continue // another writer took it over first: look again
