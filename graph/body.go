@@ -60,15 +60,18 @@ func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request) bool {
 		e.refuse(w, r, http.StatusRequestEntityTooLarge, CodeBadUserInput, "BODY_TOO_LARGE", e.tooLargeMessage())
 		return false
 	}
-	var buf bytes.Buffer
+	buf := new(bytes.Buffer)
 	if r.ContentLength > 0 {
 		need := int(r.ContentLength) + bytes.MinRead // room to see EOF without growing
-		if b := e.bodyBufs.get(need); b != nil {
-			buf = *bytes.NewBuffer(b)
-		} else {
-			buf.Grow(need)
-		}
+		buf = bytes.NewBuffer(e.bodyBufs.get(need))  // nil when no kept buffer fits
+		buf.Grow(need)
 	}
+	ok := false
+	defer func() {
+		if !ok {
+			e.keepBody(buf.Bytes()) // refused: nothing views the body
+		}
+	}()
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, e.cfg.MaxBodyBytes))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
@@ -88,6 +91,7 @@ func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	r.Body = readBytes{bytes.NewReader(buf.Bytes()), buf.Bytes()}
+	ok = true
 	return true
 }
 
@@ -97,12 +101,21 @@ func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request) bool {
 // viewFields). A body that is not readBody's is left alone.
 func (e *Endpoint) releaseBody(body io.ReadCloser) {
 	if rb, ok := body.(readBytes); ok {
-		e.bodyBufs.put(rb.b)
+		e.keepBody(rb.b)
+	}
+}
+
+// keepBody keeps b's buffer for a later body unless it is well over what a
+// body at the limit needs (a chunked body grows it by doubling; the
+// allocator rounds a large one up to its pages).
+func (e *Endpoint) keepBody(b []byte) {
+	if int64(cap(b)) <= e.cfg.MaxBodyBytes+e.cfg.MaxBodyBytes/8 {
+		e.bodyBufs.put(b)
 	}
 }
 
 // keepBodyBuffers is how many buffers of large bodies bodyBuffers keeps:
-// at most 2 × (MaxBodyBytes + 512) bytes while the server is idle.
+// at most 2 × 9/8 × MaxBodyBytes bytes (keepBody) while the server is idle.
 const keepBodyBuffers = 2
 
 // bodyBuffers keeps the buffers of the last large bodies (over largeBody)
