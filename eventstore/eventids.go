@@ -91,7 +91,8 @@ func (c *chainHasher) contentSum(e *Event) string {
 	c.h.Write(e.Data)
 	c.h.Write([]byte{0})
 	c.h.Write(e.Metadata)
-	return hex.EncodeToString(c.h.Sum(c.scratch[:0])[:12])
+	c.scratch = c.h.Sum(c.scratch[:0])
+	return hex.EncodeToString(c.scratch[:12])
 }
 
 func genID(id string, gen int) string {

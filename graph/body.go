@@ -122,8 +122,9 @@ const keepBodyBuffers = 2
 // for the next ones to be read into: a body at the limits is the largest
 // allocation a request makes (an append of 4 MiB read its body into 4 MiB
 // of its own, a fifth of what the request allocated; cmd/abusebench). It is
-// a bounded free list rather than a sync.Pool, which the garbage collector
-// empties, and a large body's request allocates enough to run it.
+// a bounded free list rather than a sync.Pool, which every garbage
+// collection empties, and a request with a large body allocates enough to
+// start one.
 type bodyBuffers struct {
 	mu   sync.Mutex
 	free [][]byte
