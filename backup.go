@@ -97,8 +97,9 @@ func openStore(ctx context.Context, cfg *config, log *slog.Logger) (store *event
 		closers = append(closers, srv.Close)
 		uri = srv.URI()
 	}
-	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetAppName("hindsight-backup").
-		SetServerSelectionTimeout(10 * time.Second))
+	clientOpts := options.Client().ApplyURI(uri).SetAppName("hindsight-backup").
+		SetServerSelectionTimeout(10 * time.Second)
+	client, err := mongo.Connect(clientOpts)
 	if err != nil {
 		return nil, close, fmt.Errorf("mongodb client: %w", err)
 	}
@@ -106,7 +107,7 @@ func openStore(ctx context.Context, cfg *config, log *slog.Logger) (store *event
 	// A command must end: after a few failed attempts to read the log it
 	// exits non-zero with the cause, instead of retrying as a server does.
 	store, err = eventstore.Open(ctx, client, cfg.Database, eventstore.WithLogger(log.With("component", "eventstore")),
-		eventstore.WithBuildAttempts(backupBuildAttempts))
+		eventstore.WithBuildAttempts(backupBuildAttempts), eventstore.WithWriteConcern(clientOpts.WriteConcern))
 	if err != nil {
 		return nil, close, fmt.Errorf("open event store: %w", err)
 	}

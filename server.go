@@ -363,10 +363,11 @@ func (a *app) open(ctx context.Context) ([]closer, error) {
 
 	// Short timeouts, so that an outage fails requests fast with
 	// STORE_UNAVAILABLE while the process keeps running and reconnects.
-	client, err := mongo.Connect(options.Client().ApplyURI(uri).
+	clientOpts := options.Client().ApplyURI(uri).
 		SetAppName("hindsight").
 		SetServerSelectionTimeout(2 * time.Second).
-		SetConnectTimeout(2 * time.Second))
+		SetConnectTimeout(2 * time.Second)
+	client, err := mongo.Connect(clientOpts)
 	if err != nil {
 		return closers, fmt.Errorf("mongodb client: %w", err)
 	}
@@ -382,7 +383,8 @@ func (a *app) open(ctx context.Context) ([]closer, error) {
 	var store *eventstore.Store
 	for attempt := 1; ; attempt++ {
 		store, err = eventstore.Open(ctx, client, cfg.Database, append(tlogOpts, eventstore.WithLogger(log.With("component", "eventstore")),
-			eventstore.WithBatchObserver(a.m.observeBatch), eventstore.WithMemoryBudget(cfg.MemoryBudget))...)
+			eventstore.WithBatchObserver(a.m.observeBatch), eventstore.WithMemoryBudget(cfg.MemoryBudget),
+			eventstore.WithWriteConcern(clientOpts.WriteConcern))...)
 		if err == nil {
 			break
 		}

@@ -49,8 +49,9 @@
 // commit documents would be the natural tool, and MongoDB honours one across
 // documents, but FerretDB v1.24 accepts the index and does not enforce it
 // (TestEventIDIndexProbe). So the writer reserves every id before it writes
-// the commit that holds it, with one unordered insertMany per group commit
-// into the "eventids" collection: { _id: <event id>, stream, version, sum:
+// the commit that holds it, with one unordered insert command per group
+// commit (split past 8 MiB; encoded by the store, see insertcmd.go) into the
+// "eventids" collection: { _id: <event id>, stream, version, sum:
 // <digest of type, data and metadata>, at }. The unique _id makes two
 // reservations of one id conflict on any store, without transactions.
 //

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 )
 
 // Event ids are unique in the whole log, and the store enforces it (see
@@ -47,6 +47,24 @@ type idDoc struct {
 	At      time.Time `bson:"at"`  // when it was made, by its writer's clock
 }
 
+// appendBSON appends d as an element named key, encoded as the driver
+// encodes the struct (TestIDDocBSON holds them equal).
+func (d idDoc) appendBSON(dst []byte, key string) []byte {
+	idx, dst := bsoncore.AppendDocumentElementStart(dst, key)
+	dst = bsoncore.AppendStringElement(dst, "_id", d.ID)
+	dst = bsoncore.AppendStringElement(dst, "stream", d.Stream)
+	dst = bsoncore.AppendInt64Element(dst, "version", d.Version)
+	dst = bsoncore.AppendStringElement(dst, "sum", d.Sum)
+	dst = bsoncore.AppendDateTimeElement(dst, "at", d.At.UnixMilli())
+	dst, _ = bsoncore.AppendDocumentEnd(dst, idx)
+	return dst
+}
+
+// bsonSize is appendBSON's size with a key of up to 8 bytes, or a little
+// more: 7 for the element and its document besides the key, 62 for the
+// five elements besides their strings.
+func (d idDoc) bsonSize() int { return 80 + len(d.ID) + len(d.Stream) + len(d.Sum) }
+
 // held is a reservation this writer made for an event it has not yet
 // written, in the current group commit.
 type held struct {
@@ -57,13 +75,24 @@ type held struct {
 }
 
 func contentSum(e *Event) string {
-	h := sha256.New()
-	h.Write([]byte(e.Type))
-	h.Write([]byte{0})
-	h.Write(e.Data)
-	h.Write([]byte{0})
-	h.Write(e.Metadata)
-	return hex.EncodeToString(h.Sum(nil)[:12])
+	var c chainHasher
+	return c.contentSum(e)
+}
+
+// contentSum is the digest a reservation binds e's content by, with c's
+// digest and buffers: reserve sums every event of a group commit with one.
+func (c *chainHasher) contentSum(e *Event) string {
+	if c.h == nil {
+		c.h = sha256.New()
+	}
+	c.h.Reset()
+	c.text = append(append(c.text[:0], e.Type...), 0)
+	c.h.Write(c.text)
+	c.h.Write(e.Data)
+	c.h.Write([]byte{0})
+	c.h.Write(e.Metadata)
+	c.scratch = c.h.Sum(c.scratch[:0])
+	return hex.EncodeToString(c.scratch[:12])
 }
 
 func genID(id string, gen int) string {
@@ -73,8 +102,8 @@ func genID(id string, gen int) string {
 	return id + "/" + strconv.Itoa(gen)
 }
 
-func reservationOf(e *Event, gen int) idDoc {
-	return idDoc{ID: genID(e.ID, gen), Stream: e.StreamID, Version: e.Version, Sum: contentSum(e), At: time.Now().UTC()}
+func reservationOf(e *Event, gen int, sum string) idDoc {
+	return idDoc{ID: genID(e.ID, gen), Stream: e.StreamID, Version: e.Version, Sum: sum, At: time.Now().UTC()}
 }
 
 // reserve reserves the ids of every event of writes, each for its place.
@@ -83,21 +112,27 @@ func reservationOf(e *Event, gen int) idDoc {
 // elsewhere). mine holds the reservations made earlier in the same group
 // commit, whose commits are known not to be written.
 func (s *Store) reserve(writes []planned, mine map[string]held) ([]planned, error) {
-	var docs []any
-	var evs []*Event
+	n := 0
+	for _, w := range writes {
+		n += len(w.events)
+	}
+	docs := make([]idDoc, 0, n)
+	evs := make([]*Event, 0, n)
+	var hasher chainHasher
 	for _, w := range writes {
 		for i := range w.events {
 			e := &w.events[i]
+			sum := hasher.contentSum(e)
 			h, ok := mine[e.ID]
 			switch {
-			case ok && h.stream == e.StreamID && h.version == e.Version && h.sum == contentSum(e):
+			case ok && h.stream == e.StreamID && h.version == e.Version && h.sum == sum:
 				continue // still ours, for the same place
 			case ok:
 				// Ours, and its commit was not written: take it over for
 				// the new place.
-				docs = append(docs, reservationOf(e, h.gen+1))
+				docs = append(docs, reservationOf(e, h.gen+1, sum))
 			default:
-				docs = append(docs, reservationOf(e, 0))
+				docs = append(docs, reservationOf(e, 0, sum))
 			}
 			evs = append(evs, e)
 		}
@@ -107,25 +142,22 @@ func (s *Store) reserve(writes []planned, mine map[string]held) ([]planned, erro
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.opTimeout)
 	defer cancel()
-	_, err := s.ids.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
-	conflicts := map[int]bool{}
+	failed, err := insertUnordered(ctx, s.db, EventIDsCollection, s.wc, docs) // insertcmd.go
 	if err != nil {
-		var bwe mongo.BulkWriteException
-		if !errors.As(err, &bwe) || bwe.WriteConcernError != nil {
-			return nil, classify(err)
+		return nil, classify(err)
+	}
+	conflicts := map[int]bool{}
+	for _, we := range failed {
+		if !mongo.IsDuplicateKeyError(we) {
+			return nil, fmt.Errorf("store rejected an event id reservation: %w", we)
 		}
-		for _, we := range bwe.WriteErrors {
-			if !mongo.IsDuplicateKeyError(we) {
-				return nil, fmt.Errorf("store rejected an event id reservation: %w", err)
-			}
-			conflicts[we.Index] = true
-		}
+		conflicts[we.Index] = true
 	}
 	rctx, rcancel := context.WithTimeout(context.Background(), s.readTimeout)
 	defer rcancel()
 	refused := map[string]error{}
 	for i, e := range evs {
-		d := docs[i].(idDoc)
+		d := docs[i]
 		if !conflicts[i] {
 			mine[e.ID] = held{gen: genOf(d.ID), stream: d.Stream, version: d.Version, sum: d.Sum}
 			continue
@@ -197,7 +229,7 @@ func (s *Store) takeReservation(ctx context.Context, e *Event) (held, error) {
 				ErrStoreUnavailable, e.ID, r.Stream)
 		}
 		// Stale: its place holds another event, or stayed empty too long.
-		d := reservationOf(e, gen+1)
+		d := reservationOf(e, gen+1, sum)
 		if _, err := s.ids.InsertOne(ctx, d); err != nil {
 			if mongo.IsDuplicateKeyError(err) {
 				continue // another writer took it over first: look again

@@ -153,7 +153,7 @@ func (s *Store) importDocs(head int64, events []Event) ([]*commitDoc, error) {
 func (s *Store) importIDs(ctx context.Context, events []Event) error {
 	docs := make([]any, len(events))
 	for i := range events {
-		docs[i] = reservationOf(&events[i], 0)
+		docs[i] = reservationOf(&events[i], 0, contentSum(&events[i]))
 	}
 	_, err := s.ids.InsertMany(ctx, docs, options.InsertMany().SetOrdered(true))
 	var bwe mongo.BulkWriteException

@@ -14,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 )
 
 // Collection names.
@@ -70,6 +71,7 @@ type Store struct {
 	loadErr        atomic.Pointer[error]
 	readyCh        chan struct{}
 	health         health
+	wc             *writeconcern.WriteConcern // WithWriteConcern; nil: the client's
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -93,6 +95,28 @@ func WithLogger(l *slog.Logger) Option {
 			return errors.New("nil logger")
 		}
 		s.log = l
+		return nil
+	}
+}
+
+// WithWriteConcern sets the write concern of every write of the store. Set
+// it to the client's (options.ClientOptions.WriteConcern, e.g. from the
+// URI's w=majority): the store cannot read it back from a *mongo.Client, and
+// the event id reservations go as an insert command of its own
+// (insertcmd.go), to which the driver adds none. Without it the
+// collections inherit the client's write concern and the reservations get
+// the server's default one (w:majority on a MongoDB 5.0+ replica set). An
+// unacknowledged write concern is refused: a write the store cannot see
+// fail could not keep event ids unique.
+func WithWriteConcern(wc *writeconcern.WriteConcern) Option {
+	return func(s *Store) error {
+		if wc == nil {
+			return nil
+		}
+		if !wc.Acknowledged() || !wc.IsValid() {
+			return errors.New("the write concern must be valid and acknowledged")
+		}
+		s.wc = wc
 		return nil
 	}
 }
@@ -217,6 +241,9 @@ func Open(ctx context.Context, client *mongo.Client, database string, opts ...Op
 		if err := o(s); err != nil {
 			return nil, fmt.Errorf("eventstore: option: %w", err)
 		}
+	}
+	if s.wc != nil {
+		s.db = client.Database(database, options.Database().SetWriteConcern(s.wc))
 	}
 	s.commits = s.db.Collection(CommitsCollection)
 	s.snaps = s.db.Collection(SnapshotsCollection)

@@ -163,7 +163,7 @@ type planned struct {
 type streamCursor struct {
 	version int64
 	hash    string
-	planned []Event
+	planned [][]Event // the appends planned earlier, as planned (not copied)
 }
 
 // commitBatch writes one batch and replies to every request in it. It
@@ -172,8 +172,12 @@ type streamCursor struct {
 func (s *Store) commitBatch(batch []*appendReq, dirty bool) bool {
 	start := time.Now()
 	pending := batch
-	conflict := false         // the last round lost a position or version to another writer
-	mine := map[string]held{} // event ids reserved in this group commit, not yet written
+	conflict := false // the last round lost a position or version to another writer
+	total := 0
+	for _, r := range batch {
+		total += len(r.events)
+	}
+	mine := make(map[string]held, total) // event ids reserved in this group commit, not yet written
 	defer s.stopContending()
 	for attempt := 0; len(pending) > 0; attempt++ {
 		if attempt >= minAttempts && time.Since(start) > s.opTimeout {
@@ -329,6 +333,7 @@ func (s *Store) plan(reqs []*appendReq) (out []planned, deferred []*appendReq) {
 		now = s.img.headTime
 	}
 	cursors := map[string]*streamCursor{}
+	var hasher chainHasher // one for the batch: hashed each on its own, 1,000 events allocated 0.5 MB
 	for _, r := range reqs {
 		if r.ctx.Err() != nil {
 			r.reply(AppendResult{}, r.ctx.Err())
@@ -368,12 +373,12 @@ func (s *Store) plan(reqs []*appendReq) (out []planned, deferred []*appendReq) {
 			c.version++
 			e := Event{ID: ne.ID, StreamID: r.stream, Version: c.version, Position: next, Type: ne.Type,
 				Data: ne.Data, Metadata: ne.Metadata, RecordedAt: now}
-			e.Hash = eventHash(c.hash, &e)
+			e.Hash = hasher.eventHash(c.hash, &e)
 			c.hash = e.Hash
 			next++
 			evs[i] = e
 		}
-		c.planned = append(c.planned, evs...)
+		c.planned = append(c.planned, evs)
 		out = append(out, planned{req: r, events: evs})
 	}
 	return out, deferred
@@ -405,9 +410,11 @@ func (s *Store) replay(r *appendReq, c *streamCursor) (AppendResult, error, bool
 		return nil
 	}
 	for _, ne := range r.events {
-		for i := range c.planned {
-			if c.planned[i].ID == ne.ID {
-				return AppendResult{}, errPlannedInBatch, true
+		for _, evs := range c.planned {
+			for i := range evs {
+				if evs[i].ID == ne.ID {
+					return AppendResult{}, errPlannedInBatch, true
+				}
 			}
 		}
 	}

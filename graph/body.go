@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/hindsight-dev/hindsight/internal/jsonvalue"
 )
@@ -58,10 +60,18 @@ func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request) bool {
 		e.refuse(w, r, http.StatusRequestEntityTooLarge, CodeBadUserInput, "BODY_TOO_LARGE", e.tooLargeMessage())
 		return false
 	}
-	var buf bytes.Buffer
+	buf := new(bytes.Buffer)
 	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength) + bytes.MinRead) // room to see EOF without growing
+		need := int(r.ContentLength) + bytes.MinRead // room to see EOF without growing
+		buf = bytes.NewBuffer(e.bodyBufs.get(need))  // nil when no kept buffer fits
+		buf.Grow(need)
 	}
+	ok := false
+	defer func() {
+		if !ok {
+			e.keepBody(buf.Bytes()) // refused: nothing views the body
+		}
+	}()
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, e.cfg.MaxBodyBytes))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
@@ -81,7 +91,87 @@ func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	r.Body = readBytes{bytes.NewReader(buf.Bytes()), buf.Bytes()}
+	ok = true
 	return true
+}
+
+// releaseBody gives the buffer readBody read body into to the next large
+// body, once the request has ended: its handler has returned, so nothing
+// reads the body any more (the values that outlive it are copies, see
+// viewFields). A body that is not readBody's is left alone.
+func (e *Endpoint) releaseBody(body io.ReadCloser) {
+	if rb, ok := body.(readBytes); ok {
+		e.keepBody(rb.b)
+	}
+}
+
+// keepBody keeps b's buffer for a later body unless it is well over what a
+// body at the limit needs (a chunked body grows it by doubling; the
+// allocator rounds a large one up to its pages).
+func (e *Endpoint) keepBody(b []byte) {
+	if int64(cap(b)) <= e.cfg.MaxBodyBytes+e.cfg.MaxBodyBytes/8 {
+		e.bodyBufs.put(b)
+	}
+}
+
+// keepBodyBuffers is how many buffers of large bodies bodyBuffers keeps:
+// at most 2 × 9/8 × MaxBodyBytes bytes (keepBody) while the server is idle.
+const keepBodyBuffers = 2
+
+// bodyBuffers keeps the buffers of the last large bodies (over largeBody)
+// for the next ones to be read into: a body at the limits is the largest
+// allocation a request makes (an append of 4 MiB read its body into 4 MiB
+// of its own, a fifth of what the request allocated; cmd/abusebench). It is
+// a bounded free list rather than a sync.Pool, which every garbage
+// collection empties, and a request with a large body allocates enough to
+// start one.
+type bodyBuffers struct {
+	mu   sync.Mutex
+	free [][]byte
+}
+
+// get returns the smallest kept buffer of at least n bytes, empty, or nil.
+func (f *bodyBuffers) get(n int) []byte {
+	if n <= largeBody {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	best := -1
+	for i, b := range f.free {
+		if cap(b) >= n && (best < 0 || cap(b) < cap(f.free[best])) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return nil
+	}
+	b := f.free[best]
+	f.free = append(f.free[:best], f.free[best+1:]...)
+	return b[:0]
+}
+
+// put keeps b for a later body, in place of the smallest kept buffer when
+// keepBodyBuffers are kept already.
+func (f *bodyBuffers) put(b []byte) {
+	if cap(b) <= largeBody {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.free) < keepBodyBuffers {
+		f.free = append(f.free, b[:0])
+		return
+	}
+	small := 0
+	for i := range f.free {
+		if cap(f.free[i]) < cap(f.free[small]) {
+			small = i
+		}
+	}
+	if cap(b) > cap(f.free[small]) {
+		f.free[small] = b[:0]
+	}
 }
 
 func (e *Endpoint) tooLargeMessage() string {

@@ -141,6 +141,8 @@ type Endpoint struct {
 	present graphql.ErrorPresenterFunc
 	bodies  *semaphore.Weighted // admission of large bodies (admission.go)
 	lane    *heavyLane          // the heavy lane (lane.go)
+
+	bodyBufs bodyBuffers // buffers of large bodies, read into again (body.go)
 }
 
 // NewEndpoint builds the endpoint: gqlgen's handler.New with explicit
@@ -298,7 +300,11 @@ func (e *Endpoint) serveRequest(w http.ResponseWriter, r *http.Request) {
 			return // the client is gone
 		}
 		defer release()
-		if !e.readBody(w, r) || !e.singleOperation(w, r) {
+		if !e.readBody(w, r) {
+			return
+		}
+		defer e.releaseBody(r.Body) // after gqlgen has answered: its buffer is read into again
+		if !e.singleOperation(w, r) {
 			return
 		}
 	default:

@@ -29,14 +29,16 @@ import (
 //   - A value at a JSON scalar's position is not decoded into maps and
 //     encoded again: scalar.UnmarshalJSON gets it as JSON text
 //     (json.RawMessage), the bytes of the body when they are already
-//     canonical (canonicalJSON), as a client's JSON.stringify writes them.
+//     canonical (canonicalJSON), as a client's JSON.stringify writes them,
+//     and are an event's data or metadata (viewFields).
 //
 // jsontext refuses what RFC 7493 (I-JSON) refuses: invalid UTF-8 (which
 // CheckJSONText reports first, more precisely) and an object with the same
 // name twice, which encoding/json took with the last value winning.
 
 // rawVariables are a request's variables as spans of its body, by name.
-// The spans are views of the body, which nobody writes after readBody.
+// The spans are views of the body, which nobody writes until the request
+// has ended (bodyBuffers).
 type rawVariables map[string]jsontext.Value
 
 type rawVariablesKey struct{}
@@ -158,8 +160,8 @@ func decodeAny(dec *jsontext.Decoder) (any, error) {
 // variablesFor decodes the variables the operation declares, each along
 // its declared type (decodeTyped); the others stay undecoded.
 //
-// A JSON value is a view of the body unless copy: then it has its own
-// bytes.
+// A JSON value is a view of the body only where viewFields allows it, and
+// not at all if copy: elsewhere it has its own bytes.
 func (rv rawVariables) variablesFor(schema *ast.Schema, op *ast.OperationDefinition, copy bool) (map[string]any, error) {
 	vars := make(map[string]any, len(op.VariableDefinitions))
 	for _, def := range op.VariableDefinitions {
@@ -173,7 +175,7 @@ func (rv rawVariables) variablesFor(schema *ast.Schema, op *ast.OperationDefinit
 		if schema == nil {
 			v, err = decodeAny(dec)
 		} else {
-			v, err = decodeTyped(schema, dec, raw, def.Type, copy)
+			v, err = decodeTyped(schema, dec, raw, def.Type, typedAt{views: !copy})
 		}
 		if err != nil {
 			return nil, err
@@ -181,6 +183,22 @@ func (rv rawVariables) variablesFor(schema *ast.Schema, op *ast.OperationDefinit
 		vars[def.Variable] = v
 	}
 	return vars, nil
+}
+
+// viewFields are the input fields whose JSON values may stay views of the
+// body: their one consumer, eventstore.Append, copies them before it
+// returns, so they need no copy of their own, and the body's buffer may be
+// read into again once the request has ended (bodyBuffers). A JSON value
+// anywhere else (a projection's initialState, which is kept) gets its own
+// bytes.
+var viewFields = map[string]bool{"NewEvent.data": true, "NewEvent.metadata": true}
+
+// typedAt is where decodeTyped is in a variable: whether the request allows
+// views of its body at all, and the input field ("Type.field") the value
+// belongs to, "" at the top.
+type typedAt struct {
+	views bool
+	field string
 }
 
 // rawScalars are the scalars whose unmarshaler takes JSON text as sent
@@ -192,15 +210,15 @@ var rawScalars = map[string]bool{"JSON": true}
 // a value at a JSON scalar's position stays JSON text; a value whose shape
 // does not fit its type is decoded as it is, for gqlparser's validation of
 // variables to report.
-func decodeTyped(schema *ast.Schema, dec *jsontext.Decoder, src []byte, typ *ast.Type, copy bool) (any, error) {
+func decodeTyped(schema *ast.Schema, dec *jsontext.Decoder, src []byte, typ *ast.Type, at typedAt) (any, error) {
 	kind := dec.PeekKind()
 	if typ.Elem != nil {
 		if kind != '[' {
-			return decodeTyped(schema, dec, src, typ.Elem, copy) // one value stands for a list of one
+			return decodeTyped(schema, dec, src, typ.Elem, at) // one value stands for a list of one
 		}
 		l := []any{}
 		err := jsonvalue.EachItem(dec, func() error {
-			v, err := decodeTyped(schema, dec, src, typ.Elem, copy)
+			v, err := decodeTyped(schema, dec, src, typ.Elem, at)
 			l = append(l, v)
 			return err
 		})
@@ -214,12 +232,12 @@ func decodeTyped(schema *ast.Schema, dec *jsontext.Decoder, src []byte, typ *ast
 		if err != nil {
 			return nil, err
 		}
-		return canonicalJSON(span(dec, src, v), copy)
+		return canonicalJSON(span(dec, src, v), !at.views || !viewFields[at.field])
 	case def.Kind == ast.InputObject && kind == '{':
 		m := map[string]any{}
 		err := jsonvalue.EachMember(dec, func(name string) (err error) {
 			if f := def.Fields.ForName(name); f != nil {
-				m[name], err = decodeTyped(schema, dec, src, f.Type, copy)
+				m[name], err = decodeTyped(schema, dec, src, f.Type, typedAt{views: at.views, field: def.Name + "." + name})
 			} else {
 				m[name], err = decodeAny(dec)
 			}

@@ -82,13 +82,14 @@ func TestVariablesFor(t *testing.T) {
 		"s": ["a", "b"],
 		"e": [{"type":"T","data":{"z":1,"a":[true,null]},"metadata":null}, {"type":"U","data":"\u00e9 x","extra":1.5}],
 		"j": {"k": 1},
+		"c": {"k":1},
 		"undeclared": {"big": "never decoded"}
 	}}`)
 	env, err := decodeEnvelope(body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc, perr := parser.ParseQuery(&ast.Source{Input: `query($n: Int, $s: [String!], $e: [NewEvent!], $j: JSON, $missing: Int) { x }`})
+	doc, perr := parser.ParseQuery(&ast.Source{Input: `query($n: Int, $s: [String!], $e: [NewEvent!], $j: JSON, $c: JSON, $missing: Int) { x }`})
 	if perr != nil {
 		t.Fatal(perr)
 	}
@@ -104,6 +105,7 @@ func TestVariablesFor(t *testing.T) {
 			map[string]any{"type": "U", "data": json.RawMessage(`"é x"`), "extra": json.Number("1.5")},
 		},
 		"j": json.RawMessage(`{"k":1}`),
+		"c": json.RawMessage(`{"k":1}`),
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("variables\n%#v\nwant\n%#v", got, want)
@@ -114,6 +116,12 @@ func TestVariablesFor(t *testing.T) {
 	}
 	if within(got["j"].(json.RawMessage), body) {
 		t.Fatal(`{"k": 1} is not canonical, yet was not written anew`)
+	}
+	// Only an event's data and metadata, which the store copies, view the
+	// body: any other JSON value is kept by whoever takes it, and the
+	// body's buffer is read into again after the request.
+	if within(got["c"].(json.RawMessage), body) {
+		t.Fatal("a JSON value outside NewEvent is a view of the body")
 	}
 
 	// For an operation that outlives its request (an SSE stream), no
