@@ -84,6 +84,15 @@ type catchUpEnv struct {
 
 func newCatchUpEnv(tb testing.TB, n int, budget int64, limits graph.Limits) *catchUpEnv {
 	tb.Helper()
+	store, ep, srv := serveBenchStore(tb, budget, limits)
+	appendPadded(tb, store, "big", n)
+	return &catchUpEnv{n: n, store: store, ep: ep, srv: srv}
+}
+
+// serveBenchStore serves a store on a fresh database, with a memory budget
+// when budget > 0, at /graphql of a test server that logs only errors.
+func serveBenchStore(tb testing.TB, budget int64, limits graph.Limits) (*eventstore.Store, *graph.Endpoint, *httptest.Server) {
+	tb.Helper()
 	mc, db := storetest.Client(tb)
 	var opts []eventstore.Option
 	if budget > 0 {
@@ -92,8 +101,7 @@ func newCatchUpEnv(tb testing.TB, n int, budget int64, limits graph.Limits) *cat
 	store := storetest.Store(tb, mc, db, opts...)
 	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError}))
 	ep, srv := serveEndpoint(tb, graph.EndpointConfig{Resolver: &graph.Resolver{Store: store, Log: log, Limits: limits}, Log: log})
-	appendPadded(tb, store, "big", n)
-	return &catchUpEnv{n: n, store: store, ep: ep, srv: srv}
+	return store, ep, srv
 }
 
 // appendPadded appends n events of about 4 KiB to stream, in commits of 128.

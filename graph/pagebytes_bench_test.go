@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"runtime"
 	"strings"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/hindsight-dev/hindsight/eventstore"
 	"github.com/hindsight-dev/hindsight/graph"
-	"github.com/hindsight-dev/hindsight/internal/storetest"
 )
 
 // BenchmarkPageOfLargeEvents measures what the largest page of events costs
@@ -31,14 +29,7 @@ func BenchmarkPageOfLargeEvents(b *testing.B) {
 		budget int64
 	}{{"image", 0}, {"store", 4 << 20}} {
 		b.Run(src.name, func(b *testing.B) {
-			mc, db := storetest.Client(b)
-			var opts []eventstore.Option
-			if src.budget > 0 {
-				opts = append(opts, eventstore.WithMemoryBudget(src.budget))
-			}
-			store := storetest.Store(b, mc, db, opts...)
-			log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError}))
-			_, srv := serveEndpoint(b, graph.EndpointConfig{Resolver: &graph.Resolver{Store: store, Log: log}, Log: log})
+			store, _, srv := serveBenchStore(b, src.budget, graph.Limits{})
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
 			data := json.RawMessage(`"` + strings.Repeat("x", 64<<10-2) + `"`)
