@@ -97,11 +97,22 @@ func TestReadsBoundedByBytes(t *testing.T) {
 			big = append(big, e)
 		}
 	}
-	page, err := r.ReadStream(ctx, "big", eventstore.ReadStreamOptions{Limit: 1000})
-	if err != nil {
-		t.Fatal(err)
+	// A page holds at most MaxPageBytes of data: here one 4 MiB event.
+	var stream []eventstore.Event
+	for {
+		page, err := r.ReadStream(ctx, "big", eventstore.ReadStreamOptions{From: int64(len(stream)), Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		if len(page) != 1 {
+			t.Fatalf("a page of %d events of 4 MiB, over MaxPageBytes", len(page))
+		}
+		stream = append(stream, page...)
 	}
-	sameEvents(t, "ReadStream", page, big)
+	sameEvents(t, "ReadStream", stream, big)
 	check("ReadStream")
 
 	for _, c := range []struct {
