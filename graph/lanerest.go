@@ -15,10 +15,10 @@ import "time"
 // of them at once, in proportion: at the default share of 0.33, with 8
 // clients looping over the worst requests the limits allow, the server's
 // CPU fell from 1.6 to 0.8 s per 2 s and a `{ headPosition }` client's
-// p99 from 1.30 to 0.74 ms (3.2× to 2.3× idle, medians of 10 runs each,
-// alternating with main; on the machine idle but for the benchmark, 2.24
-// against 0.77 ms, 6.3× against 2.6×; a share of 0.5 measured 0.74 ms
-// against main's 1.43 ms), while the attackers got half as many answers.
+// p99 from 1.91 to 0.63 ms (6.8× to 2.2× idle, 8 of 8 runs within 5×
+// against 1 of 8; medians of runs alternating with main on an otherwise
+// idle machine; a share of 0.5 measured 0.74 ms against main's 1.43 ms in
+// a busier batch), while the attackers got half as many answers.
 //
 // The rest is taken only with company waiting: a heavy query alone, a client
 // paging through the log one page after another, never rests. A place held
