@@ -57,7 +57,8 @@ type heavyLane struct {
 	// running counts the queries and mutations executing, heavy or not.
 	running atomic.Int64
 	// rest is what the lane rests after a place is given up while others
-	// wait (lanerest.go); resting counts the places resting.
+	// wait (lanerest.go); resting counts the places resting (tests observe
+	// it instead of timing the rest).
 	rest    laneRest
 	resting atomic.Int64
 }

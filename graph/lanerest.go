@@ -3,8 +3,8 @@ package graph
 import "time"
 
 // The heavy lane's rest. While operations wait for the lane, a place given
-// up is not handed on at once: the lane rests first, for as long again as
-// the place was held times (1-share)/share, so that heavy work takes at most
+// up is not handed on at once: the lane rests first, for (1-share)/share
+// times as long as the place was held, so that heavy work takes at most
 // share of the lane's time. On these 2 cores, with everything at nice 0 but
 // the heavy executions, what delayed a cheap request under attack was not
 // the lowered execution itself but the work around it that runs at the
