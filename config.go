@@ -61,6 +61,10 @@ type config struct {
 
 	DebugAddr string // net/http/pprof listener; empty = none
 
+	// HeavyShare is the share of the heavy lane's time heavy work may take
+	// while other operations wait for it (graph/lanerest.go).
+	HeavyShare float64
+
 	// The verifiable log (issue 17, package tlog).
 	SigningKeyFile     string // empty: generated in the data directory on the embedded store
 	CheckpointEvery    int
@@ -226,6 +230,14 @@ var serveSettings = []setting{
 		b, err := parseBool(v)
 		c.HeavyLowPriority = b
 		return err
+	}},
+	{"heavy-share", "0.33", "while operations wait for the heavy lane, the share of its time heavy work may take: after each heavy part the lane rests for (1 - share) / share as long, at most 50 ms, so that cheap requests find the cores free; 1 = no rest", func(c *config, v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(f > 0 && f <= 1) {
+			return errors.New("must be a number > 0 and <= 1")
+		}
+		c.HeavyShare = f
+		return nil
 	}},
 	{"introspection", "auto", "GraphQL introspection and field suggestions: auto (on for a loopback address), on or off", func(c *config, v string) error {
 		switch v {

@@ -29,7 +29,8 @@ func TestConfigPrecedence(t *testing.T) {
 			return c.Addr == "127.0.0.1:8080" && c.MongoURI == "" && c.DataDir == "./data" && c.Database == "hindsight" &&
 				c.CORSOrigins == nil && c.MemoryBudget == 1<<30 && c.SubscriberMaxLag == 10000 &&
 				c.MaxSubscriptionsPerConn == 100 && c.MaxConnections == 10000 && c.MaxBodyBytes == 8<<20 &&
-				c.LogLevel == slog.LevelInfo && c.LogFormat == "auto" && c.MaxFields == 300 && c.AllowedHosts == nil
+				c.LogLevel == slog.LevelInfo && c.LogFormat == "auto" && c.MaxFields == 300 && c.AllowedHosts == nil &&
+				c.HeavyShare == 0.33
 		}},
 		{"environment over default", nil, env("HINDSIGHT_ADDR", "0.0.0.0:9000", "HINDSIGHT_MONGODB_URI", "mongodb://a,b/?replicaSet=rs0",
 			"HINDSIGHT_DATABASE", "prod", "HINDSIGHT_CORS_ORIGINS", "https://a.example, https://b.example/",
@@ -75,6 +76,8 @@ func TestConfigErrors(t *testing.T) {
 		{nil, env("HINDSIGHT_ALLOWED_HOSTS", "example.com:8080"), "HINDSIGHT_ALLOWED_HOSTS"},
 		{nil, env("HINDSIGHT_ALLOWED_HOSTS", "https://example.com"), "HINDSIGHT_ALLOWED_HOSTS"},
 		{nil, env("HINDSIGHT_MAX_FIELDS", "0"), "HINDSIGHT_MAX_FIELDS"},
+		{nil, env("HINDSIGHT_HEAVY_SHARE", "0"), "HINDSIGHT_HEAVY_SHARE"},
+		{nil, env("HINDSIGHT_HEAVY_SHARE", "1.5"), "HINDSIGHT_HEAVY_SHARE"},
 		{[]string{"extra"}, env(), "unexpected argument"},
 		{[]string{"--nope"}, env(), "unknown flag"},
 	} {

@@ -437,6 +437,7 @@ func (a *app) open(ctx context.Context) ([]closer, error) {
 		RateLimiter:             rateLimiter(cfg),
 		DisableIntrospection:    !cfg.introspectionOn(),
 		HeavyAtNormalPriority:   !cfg.HeavyLowPriority,
+		HeavyShare:              cfg.HeavyShare,
 	})
 	a.wired.Store(&components{store: store, proj: proj, endpoint: endpoint, tlog: lg})
 	return closers, nil

@@ -76,6 +76,10 @@ type EndpointConfig struct {
 	// wait: by default such a heavy operation runs on a thread at nice 19
 	// (priority.go), so that cheap requests get the cores first.
 	HeavyAtNormalPriority bool
+	// HeavyShare is the share of the heavy lane's time heavy work may take
+	// while other operations wait for it: the lane rests in between
+	// (lanerest.go). 0 means DefaultHeavyShare, 1 no rest.
+	HeavyShare float64
 }
 
 // Defaults of EndpointConfig.
@@ -158,7 +162,11 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 	cfg.Resolver.streams = e.hub.count
 	cfg.Resolver.verifySlot = semaphore.NewWeighted(1)
 	e.bodies = semaphore.NewWeighted(2 * cfg.MaxBodyBytes)
-	e.lane = newHeavyLane()
+	share := cfg.HeavyShare
+	if share == 0 {
+		share = DefaultHeavyShare
+	}
+	e.lane = newHeavyLane(share)
 	if cfg.HeavyAtNormalPriority {
 		e.lane.prio = lowPriority{}
 	}

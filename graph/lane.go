@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
@@ -34,6 +35,10 @@ import (
 // for the lifetime of a subscription: a subscription leaves the lane once its
 // document is validated, and its events never enter it. Only decoding a
 // large body happens before gqlgen, in the transport (enterBodyLane).
+//
+// While operations wait for it, the lane rests between one heavy part and
+// the next (lanerest.go), so that heavy work takes at most a share of the
+// time (HINDSIGHT_HEAVY_SHARE).
 const (
 	heavyBody       = 64 << 10
 	heavyQuery      = 16 << 10
@@ -51,11 +56,16 @@ type heavyLane struct {
 	waiting atomic.Int64
 	// running counts the queries and mutations executing, heavy or not.
 	running atomic.Int64
+	// rest is what the lane rests after a place is given up while others
+	// wait (lanerest.go); resting counts the places resting (tests observe
+	// it instead of timing the rest).
+	rest    laneRest
+	resting atomic.Int64
 }
 
-func newHeavyLane() *heavyLane {
+func newHeavyLane(share float64) *heavyLane {
 	n := int64(max(1, runtime.GOMAXPROCS(0)/2))
-	return &heavyLane{sem: semaphore.NewWeighted(n), size: n, prio: heavyPriority}
+	return &heavyLane{sem: semaphore.NewWeighted(n), size: n, prio: heavyPriority, rest: newLaneRest(share)}
 }
 
 // laneTicket is one operation's (or one body's) place in the lane. It is
@@ -68,7 +78,8 @@ type laneTicket struct {
 
 	mu     sync.Mutex
 	held   bool
-	closed bool // its context ended: it never enters again
+	since  time.Time // when it entered (lanerest.go)
+	closed bool      // its context ended: it never enters again
 	// execute: the operation is a query or mutation whose execution is
 	// heavy (set once it is validated).
 	execute bool
@@ -106,6 +117,7 @@ func (t *laneTicket) enter(ctx context.Context) {
 		return
 	}
 	t.held = true
+	t.since = t.lane.rest.clock()
 }
 
 func (t *laneTicket) isHeld() bool {
@@ -118,7 +130,7 @@ func (t *laneTicket) leave() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.held {
-		t.lane.sem.Release(1)
+		t.lane.release(t.since)
 		t.held = false
 	}
 	if t.done != nil {

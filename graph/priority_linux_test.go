@@ -124,7 +124,7 @@ func TestLaneExecutesHeavyLowered(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			l := newHeavyLane()
+			l := newHeavyLane(1)
 			l.prio = tc.prio
 			ctx = graphql.WithOperationContext(ctx, &graphql.OperationContext{})
 			if tc.heavy {

@@ -344,7 +344,7 @@ type contention struct {
 
 func measureContention(ctx context.Context, t *target, catalogue []attack, o config) (*contention, error) {
 	stopWriter := startWriter(ctx, t.c, o.writes)
-	idle, err := simpleP99(ctx, t.c, o.simple, o)
+	idle, err := simpleP99(ctx, t.c, o.simple, o, "")
 	if err != nil {
 		return nil, errors.Join(err, stopWriter())
 	}
@@ -445,7 +445,11 @@ func underAttack(ctx context.Context, c *benchserver.Client, srv *benchserver.Se
 	if o.trace != "" {
 		traced = startTrace(ctx, o.debugBase, o.trace, 2*time.Second)
 	}
-	p99, err := simpleP99(ctx, c, o.simple, o)
+	var probeLog string
+	if o.trace != "" {
+		probeLog = o.trace + ".probe"
+	}
+	p99, err := simpleP99(ctx, c, o.simple, o, probeLog)
 	attackLoad = loadAverage()
 	if traced != nil {
 		if terr := traced(); err == nil {

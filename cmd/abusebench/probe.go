@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/hindsight-dev/hindsight/internal/benchserver"
 )
 
@@ -24,7 +26,12 @@ import (
 const (
 	probeEnv      = "ABUSEBENCH_PROBE"
 	probeQueryEnv = "ABUSEBENCH_PROBE_QUERY" // -probe-query
-	defaultProbe  = `{ headPosition }`
+	// probeLogEnv names a file the probe writes each request's start (on
+	// the monotonic clock, which a runtime trace's clock snapshots share)
+	// and latency to, in nanoseconds: -trace's FILE.probe, to find the
+	// slowest requests in the server's trace (cmd/abusebench/traceprobe).
+	probeLogEnv  = "ABUSEBENCH_PROBE_LOG"
+	defaultProbe = `{ headPosition }`
 )
 
 // probeMain is main for the probe process: it sends n `{ headPosition }`
@@ -39,7 +46,10 @@ func probeMain(spec string) int {
 	if query == "" {
 		query = defaultProbe
 	}
-	p99, err := inlineP99(context.Background(), benchserver.NewClient(base, 1), n, query)
+	p99, lat, err := probeRequests(context.Background(), benchserver.NewClient(base, 1), n, query)
+	if err == nil {
+		err = writeProbeLog(os.Getenv(probeLogEnv), lat)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "abusebench probe:", err)
 		return 1
@@ -59,7 +69,9 @@ func parseProbe(spec string) (string, int, error) {
 
 // simpleP99 measures the p99 of n of o's probe query (`{ headPosition }`
 // unless -probe-query) from a probe process, or inline when o.probe says so.
-func simpleP99(ctx context.Context, c *benchserver.Client, n int, o config) (time.Duration, error) {
+// A probe process writes its requests to log, unless it is empty
+// (probeLogEnv).
+func simpleP99(ctx context.Context, c *benchserver.Client, n int, o config, log string) (time.Duration, error) {
 	if o.probe == "inline" {
 		return inlineP99(ctx, c, n, o.probeQuery)
 	}
@@ -69,6 +81,9 @@ func simpleP99(ctx context.Context, c *benchserver.Client, n int, o config) (tim
 	}
 	cmd := exec.CommandContext(ctx, exe)
 	cmd.Env = append(os.Environ(), probeEnv+"="+c.Base+" "+strconv.Itoa(n), probeQueryEnv+"="+o.probeQuery)
+	if log != "" {
+		cmd.Env = append(cmd.Env, probeLogEnv+"="+log)
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -85,13 +100,50 @@ func simpleP99(ctx context.Context, c *benchserver.Client, n int, o config) (tim
 // inlineP99 sends n query one after another from this process and returns
 // the p99 latency.
 func inlineP99(ctx context.Context, c *benchserver.Client, n int, query string) (time.Duration, error) {
+	p99, _, err := probeRequests(ctx, c, n, query)
+	return p99, err
+}
+
+// probeRequest is one request of the probe: when it started, on the
+// monotonic clock, and how long it took.
+type probeRequest struct{ start, latency time.Duration }
+
+// probeRequests sends n query one after another and returns the p99
+// latency and every request.
+func probeRequests(ctx context.Context, c *benchserver.Client, n int, query string) (time.Duration, []probeRequest, error) {
+	reqs := make([]probeRequest, n)
 	lat := make([]time.Duration, n)
 	for i := range lat {
+		mono := monotonic()
 		start := time.Now()
 		if err := c.Do(ctx, query, nil, nil); err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		lat[i] = time.Since(start)
+		reqs[i] = probeRequest{mono, lat[i]}
 	}
-	return benchserver.Percentile(lat, 99), nil
+	return benchserver.Percentile(lat, 99), reqs, nil
+}
+
+// monotonic reads CLOCK_MONOTONIC, the clock of a runtime trace's
+// snapshots (Go's own monotonic readings are not exposed).
+func monotonic() time.Duration {
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts) != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
+}
+
+// writeProbeLog writes reqs to path, one "start latency" line each, unless
+// path is empty.
+func writeProbeLog(path string, reqs []probeRequest) error {
+	if path == "" {
+		return nil
+	}
+	var b strings.Builder
+	for _, r := range reqs {
+		fmt.Fprintf(&b, "%d %d\n", r.start, r.latency)
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
 }

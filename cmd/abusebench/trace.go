@@ -31,16 +31,18 @@ func debugEnv() (env, base string, err error) {
 	return "HINDSIGHT_DEBUG_ADDR=" + addr, "http://" + addr, nil
 }
 
-// startTrace starts saving a trace of d to path, and what the server
+// startTrace starts saving a trace of d to path, what the server
 // allocated meanwhile (a delta allocs profile, for go tool pprof
-// -sample_index=alloc_space) to path.allocs; wait returns once both are
-// saved, with a dump of the server's goroutines (path.goroutines).
+// -sample_index=alloc_space) to path.allocs and a CPU profile to path.cpu;
+// wait returns once all are saved, with a dump of the server's goroutines
+// (path.goroutines).
 func startTrace(ctx context.Context, base, path string, d time.Duration) (wait func() error) {
 	secs := max(1, int(d.Seconds()+0.5))
 	trace := save(ctx, fmt.Sprintf("%s/debug/pprof/trace?seconds=%d", base, secs), path)
 	allocs := save(ctx, fmt.Sprintf("%s/debug/pprof/allocs?seconds=%d", base, secs), path+".allocs")
+	cpu := save(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, secs), path+".cpu")
 	return func() error {
-		err := errors.Join(trace(), allocs())
+		err := errors.Join(trace(), allocs(), cpu())
 		// Where every goroutine is once the measurement ended, while the
 		// attackers still run.
 		return errors.Join(err, save(ctx, base+"/debug/pprof/goroutine?debug=1", path+".goroutines")())
