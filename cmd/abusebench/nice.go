@@ -7,13 +7,10 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/hindsight-dev/hindsight/internal/benchserver"
 )
@@ -110,26 +107,6 @@ func niceAttackers(ctx context.Context, s attackSpec) (stop func() (int64, error
 		}
 		return n, nil
 	}, nil
-}
-
-// reniceProcess sets every thread of process pid to niceness. Linux keeps a
-// nice value per thread, and a thread made later inherits its maker's, so
-// setting the ones that exist covers the process from then on.
-func reniceProcess(pid int) error {
-	tasks, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "task"))
-	if err != nil {
-		return err
-	}
-	for _, t := range tasks {
-		tid, err := strconv.Atoi(t.Name())
-		if err != nil {
-			continue
-		}
-		if err := unix.Setpriority(unix.PRIO_PROCESS, tid, niceness); err != nil && !errors.Is(err, unix.ESRCH) {
-			return fmt.Errorf("renice thread %d of %d: %w", tid, pid, err)
-		}
-	}
-	return nil
 }
 
 // attackLoop runs n attackers over loop until ctx ends; it returns how many

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/hindsight-dev/hindsight/internal/benchserver"
 )
 
@@ -123,16 +121,6 @@ func probeRequests(ctx context.Context, c *benchserver.Client, n int, query stri
 		reqs[i] = probeRequest{mono, lat[i]}
 	}
 	return benchserver.Percentile(lat, 99), reqs, nil
-}
-
-// monotonic reads CLOCK_MONOTONIC, the clock of a runtime trace's
-// snapshots (Go's own monotonic readings are not exposed).
-func monotonic() time.Duration {
-	var ts unix.Timespec
-	if unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts) != nil {
-		return 0
-	}
-	return time.Duration(ts.Nano())
 }
 
 // writeProbeLog writes reqs to path, one "start latency" line each, unless
