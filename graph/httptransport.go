@@ -87,7 +87,7 @@ func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 		return
 	}
 	handler, ctx := exec.DispatchOperation(ctx, oc)
-	writeResponse(w, http.StatusOK, handler(ctx))
+	writeResult(w, handler(ctx))
 }
 
 // responseMedia picks the response's media type from Accept: the first of
@@ -268,6 +268,53 @@ func refusal(errs gqlerror.List) any {
 	return struct {
 		Errors gqlerror.List `json:"errors"`
 	}{capErrors(errs)}
+}
+
+// writeResult writes an executed operation's response, its data as gqlgen's
+// executor wrote it. json.Marshal would copy the data twice more (checking
+// it into its buffer, then into the bytes it returns): for two pages of 4
+// MiB of event data, the largest answer the limits allow, the request
+// allocated 28.9 MiB (cmd/abusebench). The data is JSON the executor wrote
+// field by field, so it is written unchanged; the rest is encoded by
+// encoding/json, in the order of graphql.Response's fields. A response of
+// incremental delivery (label, path, hasNext), which plain HTTP does not
+// serve, is left to json.Marshal whole.
+func writeResult(w http.ResponseWriter, resp *graphql.Response) {
+	if resp == nil || resp.Label != "" || resp.Path != nil || resp.HasNext != nil {
+		writeResponse(w, http.StatusOK, resp)
+		return
+	}
+	head := []byte{'{'}
+	if len(resp.Errors) > 0 {
+		b, err := json.Marshal(resp.Errors)
+		if err != nil {
+			writeResponse(w, http.StatusOK, resp) // as before: the encoding error's own answer
+			return
+		}
+		head = append(append(append(head, `"errors":`...), b...), ',')
+	}
+	head = append(head, `"data":`...)
+	data := []byte(resp.Data)
+	if len(data) == 0 {
+		data = []byte("null")
+	}
+	tail := []byte{}
+	if len(resp.Extensions) > 0 {
+		b, err := json.Marshal(resp.Extensions)
+		if err != nil {
+			writeResponse(w, http.StatusOK, resp)
+			return
+		}
+		tail = append(append(tail, `,"extensions":`...), b...)
+	}
+	tail = append(tail, '}')
+	w.Header().Set("X-Content-Type-Options", "nosniff") // event data's < > & are not escaped as \u003c etc.
+	w.WriteHeader(http.StatusOK)
+	for _, b := range [][]byte{head, data, tail} {
+		if _, err := w.Write(b); err != nil {
+			return
+		}
+	}
 }
 
 func writeResponse(w http.ResponseWriter, status int, body any) {

@@ -74,6 +74,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -327,6 +328,17 @@ func startTarget(ctx context.Context, sup *benchserver.Supervisor, bin string, m
 			evs[i] = map[string]any{"type": "Seeded", "data": map[string]any{"n": v + i, "note": "an event of the abuse benchmark"}}
 		}
 		if err := t.c.Do(ctx, `mutation($e: [NewEvent!]!) { appendToStream(streamId: "`+bigStream+`", events: $e) { lastPosition } }`,
+			map[string]any{"e": evs}, nil); err != nil {
+			return nil, fmt.Errorf("seed: %w", err)
+		}
+	}
+	pad := strings.Repeat("x", largeBytes-16)
+	for v := 0; v < largeEvents; v += 60 { // 60 events of 64 KiB: within the 4 MiB of an append
+		evs := make([]any, min(60, largeEvents-v))
+		for i := range evs {
+			evs[i] = map[string]any{"type": "Large", "data": map[string]any{"pad": pad}}
+		}
+		if err := t.c.Do(ctx, `mutation($e: [NewEvent!]!) { appendToStream(streamId: "`+largeStream+`", events: $e) { lastPosition } }`,
 			map[string]any{"e": evs}, nil); err != nil {
 			return nil, fmt.Errorf("seed: %w", err)
 		}

@@ -22,10 +22,15 @@ type attack struct {
 }
 
 // bigStream is the stream seeded with bigEvents events: full pages, and a
-// long hash chain to verify.
+// long hash chain to verify. largeStream holds largeEvents events of 64 KiB
+// (the size of the data set that broke last round): a page of them is
+// bounded by bytes, not by first.
 const (
-	bigStream = "abuse-big"
-	bigEvents = 10000
+	bigStream   = "abuse-big"
+	bigEvents   = 10000
+	largeStream = "abuse-large"
+	largeEvents = 256
+	largeBytes  = 64 << 10
 )
 
 // body renders the request with an operation name unique to n, as an
@@ -86,6 +91,11 @@ func attacks() []attack {
 		gql("{ "+times(2, func(i int) string { return fmt.Sprintf("a%d: events(first:1000){edges{node{id}}}", i) })+" }", nil))
 	add("stream events(first:1000) with data (largest answer)", "ok",
 		gql(`{ stream(id:"`+bigStream+`"){ events(first:1000){edges{node{id type data recordedAt}}} } }`, nil))
+	// Pages of large events stop at 4 MiB of data (eventstore.MaxPageBytes).
+	add("2 × events(first:1000) with data, events of 64 KiB (largest answers)", "ok",
+		gql("{ "+times(2, func(i int) string {
+			return fmt.Sprintf(`a%d: stream(id:"%s"){ events(first:1000){edges{node{id data}}} }`, i, largeStream)
+		})+" }", nil))
 	add("3 × events(first:1000) (refused: complexity)", "BAD_USER_INPUT",
 		gql("{ "+times(3, func(i int) string { return fmt.Sprintf("a%d: events(first:1000){edges{node{id}}}", i) })+" }", nil))
 	// Per-stream work: verify reads the whole stream from the store, so its
