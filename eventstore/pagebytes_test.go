@@ -108,6 +108,27 @@ func TestPagesBoundedByBytes(t *testing.T) {
 	if m := stores[1].store.Stats().Misses; m < uint64(len(cases)) {
 		t.Fatalf("the evicted store read the store %d times: its payloads were not evicted", m)
 	}
+	// Whether more follow is answered from the skeleton, without a read.
+	evicted := stores[1].store
+	misses := evicted.Stats().Misses
+	for _, c := range []struct {
+		opts eventstore.ReadAllOptions
+		want bool
+	}{
+		{eventstore.ReadAllOptions{After: 8}, true},
+		{eventstore.ReadAllOptions{After: 9}, false},
+		{eventstore.ReadAllOptions{After: 7, Types: []string{"Big"}}, true},
+		{eventstore.ReadAllOptions{After: 8, Types: []string{"Big"}}, false},
+		{eventstore.ReadAllOptions{After: 6, AnyPrefix: []string{"nothing", "sm"}}, true},
+		{eventstore.ReadAllOptions{After: 9, AnyPrefix: []string{"sm"}}, false},
+	} {
+		if got := evicted.MoreAfter(c.opts); got != c.want {
+			t.Errorf("MoreAfter(%+v) = %v, want %v", c.opts, got, c.want)
+		}
+	}
+	if m := evicted.Stats().Misses; m != misses {
+		t.Fatalf("MoreAfter read the store %d times", m-misses)
+	}
 }
 
 func position(e eventstore.Event) int64 { return e.Position }

@@ -86,9 +86,7 @@ func (s *Store) ReadAll(ctx context.Context, opts ReadAllOptions) ([]Event, erro
 	if err != nil {
 		return nil, &Error{Op: "read all", Err: err}
 	}
-	f := newFilter(opts.Types, opts.StreamPrefix, "")
-	f.any = opts.AnyPrefix
-	out, miss, _ := s.img.logPage(opts.After, f, limit, nil)
+	out, miss, _ := s.img.logPage(opts.After, opts.filter(), limit, nil)
 	if len(miss) == 0 {
 		s.stats.hits.Add(1)
 		return out[:pageLen(out)], nil
@@ -106,6 +104,21 @@ func (s *Store) ReadAll(ctx context.Context, opts ReadAllOptions) ([]Event, erro
 	}
 	page := mergeByPosition(out, got)
 	return page[:pageLen(page)], nil
+}
+
+// MoreAfter reports whether the log holds an event that opts selects after
+// opts.After (its Limit is ignored). It is answered from the image's
+// skeleton, without reading any payload: a reader that pages by hasNext
+// asks it after every page, and the next event may be evicted.
+func (s *Store) MoreAfter(opts ReadAllOptions) bool {
+	out, miss, _ := s.img.logPage(opts.After, opts.filter(), 1, nil)
+	return len(out)+len(miss) > 0
+}
+
+func (o ReadAllOptions) filter() filter {
+	f := newFilter(o.Types, o.StreamPrefix, "")
+	f.any = o.AnyPrefix
+	return f
 }
 
 // pageLen is how many of events, in order, one page holds: as many as fit in

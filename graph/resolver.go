@@ -227,16 +227,15 @@ func scopeLog(ctx context.Context, want string) (logScope, error) {
 
 // readAll reads a page of the global log (at most opts.Limit events and
 // eventstore.MaxPageBytes of data, all from memory but evicted payloads), and
-// whether more matching events follow it: one more read of one event, since
-// a page that is short because of its bytes is not the end.
+// whether more matching events follow it, from the image's skeleton: a page
+// that is short because of its bytes is not the end.
 func (r *Resolver) readAll(ctx context.Context, opts eventstore.ReadAllOptions) ([]eventstore.Event, bool, error) {
 	events, err := r.Store.ReadAll(ctx, opts)
 	if err != nil || len(events) == 0 {
 		return events, false, err
 	}
-	opts.After, opts.Limit = events[len(events)-1].Position, 1
-	more, err := r.Store.ReadAll(ctx, opts)
-	return events, len(more) > 0, err
+	opts.After = events[len(events)-1].Position
+	return events, r.Store.MoreAfter(opts), nil
 }
 
 // scopedSubscription drops the events keep rejects.
