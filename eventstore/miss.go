@@ -37,7 +37,7 @@ func (s *Store) fetchStream(ctx context.Context, id string, from, lo, hi int64, 
 	}
 	defer cur.close(ctx)
 	out := make([]Event, 0, min(hi-lo+1, MaxReadLimit))
-	bytes, full := 0, false
+	fill, full := pageFill{max: maxBytes}, false
 	for !full {
 		d, err := cur.next(ctx)
 		if err == io.EOF {
@@ -49,8 +49,7 @@ func (s *Store) fetchStream(ctx context.Context, id string, from, lo, hi int64, 
 		for _, e := range d.events() {
 			if e.Version >= lo && e.Version <= hi && !full {
 				out = append(out, e)
-				bytes += len(e.Data) + len(e.Metadata)
-				full = maxBytes > 0 && bytes > maxBytes
+				full = fill.add(&e)
 			}
 		}
 	}
@@ -81,7 +80,7 @@ func (s *Store) fetchLog(ctx context.Context, want []slot, maxBytes int) ([]Even
 	}
 	defer cur.close(ctx)
 	out := make([]Event, 0, len(want))
-	bytes, full := 0, false
+	fill, full := pageFill{max: maxBytes}, false
 	for len(out) < len(want) && !full {
 		d, err := cur.next(ctx)
 		if err == io.EOF {
@@ -96,8 +95,7 @@ func (s *Store) fetchLog(ctx context.Context, want []slot, maxBytes int) ([]Even
 		for _, e := range d.events() {
 			if len(out) < len(want) && e.Position == want[len(out)].position && !full {
 				out = append(out, e)
-				bytes += len(e.Data) + len(e.Metadata)
-				full = bytes > maxBytes
+				full = fill.add(&e)
 			}
 		}
 	}

@@ -124,13 +124,23 @@ func (o ReadAllOptions) filter() filter {
 // pageLen is how many of events, in order, one page holds: as many as fit in
 // MaxPageBytes of data and metadata, and at least one.
 func pageLen(events []Event) int {
-	total := 0
+	fill := pageFill{max: MaxPageBytes}
 	for i := range events {
-		if total += len(events[i].Data) + len(events[i].Metadata); total > MaxPageBytes && i > 0 {
+		if fill.add(&events[i]) && i > 0 {
 			return i
 		}
 	}
 	return len(events)
+}
+
+// pageFill counts the data and metadata of a page's events against max (0:
+// no bound), the measure MaxPageBytes and MaxAppendBytes share.
+type pageFill struct{ max, bytes int }
+
+// add counts e and reports whether the page is now over its bound.
+func (p *pageFill) add(e *Event) bool {
+	p.bytes += len(e.Data) + len(e.Metadata)
+	return p.max > 0 && p.bytes > p.max
 }
 
 // ResolveVersion returns the version a stream had at a point: the last
