@@ -163,14 +163,14 @@ func classify(err error) (code, msg string, ext map[string]any) {
 		return CodeInvalidState, after(err, nil), nil
 	case errors.Is(err, eventstore.ErrStreamNotFound), errors.Is(err, projections.ErrNotFound):
 		return CodeNotFound, after(err, nil), nil
-	case errors.As(err, &large) && large.Values > 0:
-		return CodeStateTooLarge, fmt.Sprintf("the stream's state holds %d JSON values at version %d, over the limit of %d; "+
-				"its state is not served at or after that version: read the stream's events instead", large.Values, large.Version, projections.MaxStreamStateValues),
-			map[string]any{"version": large.Version, "stateValues": large.Values, "limitValues": projections.MaxStreamStateValues}
 	case errors.As(err, &large):
-		return CodeStateTooLarge, fmt.Sprintf("the stream's state is %d bytes as JSON at version %d, over the limit of %d bytes; "+
-				"its state is not served at or after that version: read the stream's events instead", large.Bytes, large.Version, large.Limit),
-			map[string]any{"version": large.Version, "stateBytes": large.Bytes, "limitBytes": large.Limit}
+		what := fmt.Sprintf("is %d bytes as JSON at version %d, over the limit of %d bytes", large.Bytes, large.Version, large.Limit)
+		ext := map[string]any{"version": large.Version, "stateBytes": large.Bytes, "limitBytes": large.Limit}
+		if large.Values > 0 {
+			what = fmt.Sprintf("holds %d JSON values at version %d, over the limit of %d", large.Values, large.Version, projections.MaxStreamStateValues)
+			ext = map[string]any{"version": large.Version, "stateValues": large.Values, "limitValues": projections.MaxStreamStateValues}
+		}
+		return CodeStateTooLarge, "the stream's state " + what + "; its state is not served at or after that version: read the stream's events instead", ext
 	case errors.Is(err, projections.ErrProjectionLagging):
 		return CodeProjectionLagging, "the read model has not reached the requested point yet; retry shortly", nil
 	case errors.Is(err, eventstore.ErrSubscriberTooSlow):

@@ -201,13 +201,10 @@ func (e *engine[S]) fold(ctx context.Context, streamID string, start folded[S], 
 		for _, ev := range page {
 			cur = e.apply(cur, ev, own)
 			n++
-			if e.sized != nil && cur.size.text > MaxStreamStateBytes {
-				return folded[S]{}, &StateTooLargeError{StreamID: streamID, Version: ev.Version,
-					Bytes: cur.size.text, Limit: MaxStreamStateBytes}
-			}
-			if e.sized != nil && cur.size.values > MaxStreamStateValues {
-				return folded[S]{}, &StateTooLargeError{StreamID: streamID, Version: ev.Version,
-					Bytes: cur.size.text, Limit: MaxStreamStateBytes, Values: cur.size.values}
+			if e.sized != nil {
+				if err := stateTooLarge(streamID, ev.Version, cur.size); err != nil {
+					return folded[S]{}, err
+				}
 			}
 			if visit != nil {
 				visit(ev, cur.state)
@@ -220,6 +217,20 @@ func (e *engine[S]) fold(ctx context.Context, streamID string, start folded[S], 
 		}
 	}
 	return cur, nil
+}
+
+// stateTooLarge refuses a merged state of size at version, or is nil when
+// the state is within MaxStreamStateBytes and MaxStreamStateValues. Values is
+// set only when the values, not the bytes, are what is over.
+func stateTooLarge(streamID string, version int64, size jsonSize) *StateTooLargeError {
+	if size.text <= MaxStreamStateBytes && size.values <= MaxStreamStateValues {
+		return nil
+	}
+	err := &StateTooLargeError{StreamID: streamID, Version: version, Bytes: size.text, Limit: MaxStreamStateBytes}
+	if size.text <= MaxStreamStateBytes {
+		err.Values = size.values
+	}
+	return err
 }
 
 // offerSnapshot queues a snapshot of state after ev unless one exists.

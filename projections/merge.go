@@ -164,6 +164,12 @@ func withoutNulls(obj map[string]any, own *ownedObjects) map[string]any {
 // event copied each object on its path: 99 small patches of an object of
 // 300,000 members copied it 99 times, 2 GB for one read. A nil
 // *ownedObjects owns nothing.
+//
+// The set holds our own decoded maps by identity. Go maps are not
+// comparable, so a map's identity is the pointer reflect gives for it (a
+// documented API, used on our values only, nothing of another package's).
+// The keys are unsafe.Pointer, not uintptr, so the set keeps a map it holds
+// alive: its address cannot be reused by another map while the fold runs.
 type ownedObjects struct{ m map[unsafe.Pointer]struct{} }
 
 func (o *ownedObjects) has(obj map[string]any) bool {

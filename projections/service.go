@@ -309,8 +309,8 @@ func (s *Service) Stats() Stats {
 // StreamState implements StateEngine: the stream's events folded as JSON
 // merge patches up to the point, from the nearest snapshot. A stream without
 // events at that point is (nil, 0, nil). A state over MaxStreamStateBytes as
-// JSON, at the point or at any version before it, is a *StateTooLargeError
-// (ErrStateTooLarge).
+// JSON or MaxStreamStateValues values, at the point or at any version before
+// it, is a *StateTooLargeError (ErrStateTooLarge).
 func (s *Service) StreamState(ctx context.Context, streamID string, at eventstore.At) (json.RawMessage, int64, error) {
 	if err := eventstore.ValidateStreamID(streamID); err != nil {
 		return nil, 0, invalidInput("%s", trimSentinel(err))
