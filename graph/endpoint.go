@@ -112,6 +112,9 @@ func (c *EndpointConfig) setDefaults() {
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if c.HeavyShare == 0 {
+		c.HeavyShare = DefaultHeavyShare
+	}
 	def(&c.MaxComplexity, DefaultMaxComplexity)
 	def(&c.MaxTokens, DefaultMaxTokens)
 	def(&c.MaxFields, DefaultMaxFields)
@@ -162,11 +165,7 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 	cfg.Resolver.streams = e.hub.count
 	cfg.Resolver.verifySlot = semaphore.NewWeighted(1)
 	e.bodies = semaphore.NewWeighted(2 * cfg.MaxBodyBytes)
-	share := cfg.HeavyShare
-	if share == 0 {
-		share = DefaultHeavyShare
-	}
-	e.lane = newHeavyLane(share)
+	e.lane = newHeavyLane(cfg.HeavyShare)
 	if cfg.HeavyAtNormalPriority {
 		e.lane.prio = lowPriority{}
 	}
